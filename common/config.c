@@ -1,0 +1,217 @@
+/* config.c - defaults, environment and flags for nova_config. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { OPT_LONG, OPT_BOOL, OPT_STRING } opt_type;
+
+typedef struct option_def {
+    const char *flag; /* without the leading "--" */
+    const char *env;
+    opt_type type;
+    size_t offset;
+    const char *def;
+    long min, max; /* bounds for OPT_LONG */
+    int programs;
+    const char *help;
+} option_def;
+
+#define OFF(field) offsetof(nova_config, field)
+
+static const option_def options[] = {
+    {"db", "NOVA_DB", OPT_STRING, OFF(db_path), "data/nova.db", 0, 0, CFG_ALL,
+     "SQLite database file"},
+    {"synchronous", "NOVA_SYNCHRONOUS", OPT_STRING, OFF(synchronous), "NORMAL", 0, 0, CFG_ALL,
+     "SQLite synchronous mode: NORMAL or FULL"},
+    {"busy-timeout-ms", "NOVA_BUSY_TIMEOUT_MS", OPT_LONG, OFF(busy_timeout_ms), "5000", 1,
+     600000, CFG_ALL, "how long a writer waits for the database lock"},
+    {"pwhash-opslimit", "NOVA_PWHASH_OPSLIMIT", OPT_LONG, OFF(pwhash_opslimit), "2", 1, 64,
+     CFG_API, "argon2id passes (libsodium interactive level: 2)"},
+    {"pwhash-memlimit", "NOVA_PWHASH_MEMLIMIT", OPT_LONG, OFF(pwhash_memlimit), "67108864", 8192,
+     4294967296L, CFG_API, "argon2id memory in bytes (interactive level: 64 MiB)"},
+    {"session-idle", "NOVA_SESSION_IDLE", OPT_LONG, OFF(session_idle), "1209600", 1,
+     315360000L, CFG_ALL, "seconds of inactivity after which a session expires (14 days)"},
+    {"session-max-age", "NOVA_SESSION_MAX_AGE", OPT_LONG, OFF(session_max_age), "7776000", 1,
+     315360000L, CFG_ALL, "absolute lifetime of a session in seconds (90 days)"},
+    {"session-touch", "NOVA_SESSION_TOUCH", OPT_LONG, OFF(session_touch), "60", 0, 86400,
+     CFG_API, "a session's last-seen time is rewritten at most this often (seconds)"},
+    {"cookie-secure", "NOVA_COOKIE_SECURE", OPT_BOOL, OFF(cookie_secure), "0", 0, 1, CFG_API,
+     "add Secure to the session cookie (set it behind https)"},
+    {"cookie-samesite", "NOVA_COOKIE_SAMESITE", OPT_STRING, OFF(cookie_samesite), "Lax", 0, 0,
+     CFG_API, "SameSite attribute of the session cookie: Lax, Strict or None (None needs "
+              "cookie-secure)"},
+    {"cors-origins", "NOVA_CORS_ORIGINS", OPT_STRING, OFF(cors_origins), "", 0, 0,
+     CFG_API | CFG_REALTIME,
+     "comma-separated origins allowed cross-site (CORS and WebSocket Origin); empty: same "
+     "origin only"},
+    {"body-limit", "NOVA_BODY_LIMIT", OPT_LONG, OFF(body_limit), "1048576", 1024, 1073741824L,
+     CFG_API, "largest request body in bytes (larger: 413)"},
+    {"json-max-depth", "NOVA_JSON_MAX_DEPTH", OPT_LONG, OFF(json_max_depth), "32", 1, 1000,
+     CFG_API | CFG_REALTIME, "deepest JSON nesting accepted"},
+    {"socket", "NOVA_API_SOCKET", OPT_STRING, OFF(api_socket), "", 0, 0, CFG_API,
+     "unix socket to listen on with prefork workers; empty: use the FastCGI socket on fd 0 "
+     "(spawn-fcgi)"},
+    {"workers", "NOVA_API_WORKERS", OPT_LONG, OFF(api_workers), "4", 1, 1024, CFG_API,
+     "number of prefork workers (with --socket)"},
+    {"listen", "NOVA_RT_LISTEN", OPT_STRING, OFF(rt_listen), "data/run/realtime.sock", 0, 0,
+     CFG_REALTIME, "unix socket path, or a TCP port on 127.0.0.1, for WebSocket connections"},
+    {"ws-max-frame", "NOVA_WS_MAX_FRAME", OPT_LONG, OFF(ws_max_frame), "131072", 256,
+     67108864L, CFG_REALTIME, "largest client message in bytes (larger: close 1009)"},
+    {"ws-max-queue", "NOVA_WS_MAX_QUEUE", OPT_LONG, OFF(ws_max_queue), "4194304", 4096,
+     1073741824L, CFG_REALTIME,
+     "bytes queued to one socket before it is closed as too slow"},
+    {"ws-ping-interval", "NOVA_WS_PING_INTERVAL", OPT_LONG, OFF(ws_ping_interval), "30", 1,
+     3600, CFG_REALTIME, "seconds of silence before an idle socket is pinged"},
+    {"outbox-poll-ms", "NOVA_OUTBOX_POLL_MS", OPT_LONG, OFF(outbox_poll_ms), "10", 1, 10000,
+     CFG_REALTIME, "how often the outbox is checked for new events (milliseconds)"},
+    {"outbox-batch", "NOVA_OUTBOX_BATCH", OPT_LONG, OFF(outbox_batch), "512", 1, 100000,
+     CFG_REALTIME, "events read from the outbox per query"},
+    {"outbox-retention", "NOVA_OUTBOX_RETENTION", OPT_LONG, OFF(outbox_retention), "86400", 60,
+     315360000L, CFG_REALTIME | CFG_ADMIN, "seconds events are kept for resuming clients"},
+    {"wake-socket", "NOVA_WAKE_SOCKET", OPT_STRING, OFF(wake_socket), "", 0, 0,
+     CFG_API | CFG_REALTIME,
+     "unix datagram socket that writers poke after a commit (lower latency); empty: off"},
+    {"log-level", "NOVA_LOG_LEVEL", OPT_LONG, OFF(log_level), "1", 0, 2, CFG_ALL,
+     "0 errors only, 1 one line per request/event, 2 debug"},
+};
+
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+static int apply(nova_config *cfg, const option_def *o, const char *value, const char *source)
+{
+    char *field = (char *)cfg + o->offset;
+    switch (o->type) {
+    case OPT_STRING: {
+        char *copy = strdup(value);
+        if (!copy) return -1;
+        free(*(char **)field);
+        *(char **)field = copy;
+        return 0;
+    }
+    case OPT_BOOL:
+        if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes")) {
+            *(bool *)field = true;
+            return 0;
+        }
+        if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no") ||
+            !strcmp(value, "")) {
+            *(bool *)field = false;
+            return 0;
+        }
+        fprintf(stderr, "%s: %s wants 0 or 1, got \"%s\"\n", source, o->flag, value);
+        return -1;
+    case OPT_LONG: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || v < o->min || v > o->max) {
+            fprintf(stderr, "%s: %s wants an integer in %ld..%ld, got \"%s\"\n", source, o->flag,
+                    o->min, o->max, value);
+            return -1;
+        }
+        *(long *)field = (long)v;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static int check(const nova_config *cfg)
+{
+    if (strcmp(cfg->synchronous, "NORMAL") && strcmp(cfg->synchronous, "FULL")) {
+        fprintf(stderr, "synchronous must be NORMAL or FULL\n");
+        return -1;
+    }
+    if (strcmp(cfg->cookie_samesite, "Lax") && strcmp(cfg->cookie_samesite, "Strict") &&
+        strcmp(cfg->cookie_samesite, "None")) {
+        fprintf(stderr, "cookie-samesite must be Lax, Strict or None\n");
+        return -1;
+    }
+    if (!strcmp(cfg->cookie_samesite, "None") && !cfg->cookie_secure) {
+        fprintf(stderr, "cookie-samesite None needs cookie-secure (browsers drop the cookie)\n");
+        return -1;
+    }
+    if (!cfg->db_path[0]) {
+        fprintf(stderr, "db must not be empty\n");
+        return -1;
+    }
+    return 0;
+}
+
+int config_load(nova_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (apply(cfg, &options[i], options[i].def, "default")) return -1;
+        const char *env = getenv(options[i].env);
+        if (env && apply(cfg, &options[i], env, options[i].env)) return -1;
+    }
+    return check(cfg);
+}
+
+int config_parse_flag(nova_config *cfg, int argc, char **argv, int *i)
+{
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2)) return 0;
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+    for (size_t k = 0; k < N_OPTIONS; k++) {
+        const option_def *o = &options[k];
+        if (strlen(o->flag) != name_len || strncmp(o->flag, name, name_len)) continue;
+        const char *value;
+        if (eq) {
+            value = eq + 1;
+        } else if (o->type == OPT_BOOL && (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2))) {
+            value = "1";
+        } else if (*i + 1 < argc) {
+            value = argv[++*i];
+        } else {
+            fprintf(stderr, "--%s needs a value\n", o->flag);
+            return -1;
+        }
+        if (apply(cfg, o, value, "command line") || check(cfg)) return -1;
+        return 1;
+    }
+    return 0;
+}
+
+void config_print_help(FILE *out, int programs)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const option_def *o = &options[i];
+        if (!(o->programs & programs)) continue;
+        fprintf(out, "  --%-18s %s\n  %-20s (env %s, default \"%s\")\n", o->flag, o->help, "",
+                o->env, o->def);
+    }
+}
+
+void config_free(nova_config *cfg)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].type != OPT_STRING) continue;
+        char **field = (char **)((char *)cfg + options[i].offset);
+        free(*field);
+        *field = NULL;
+    }
+}
+
+bool config_origin_allowed(const nova_config *cfg, const char *origin)
+{
+    size_t len = strlen(origin);
+    if (!len) return false;
+    const char *p = cfg->cors_origins;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *end = p;
+        while (*end && *end != ',') end++;
+        const char *last = end;
+        while (last > p && last[-1] == ' ') last--;
+        if ((size_t)(last - p) == len && !memcmp(p, origin, len)) return true;
+        p = end;
+    }
+    return false;
+}

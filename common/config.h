@@ -1,0 +1,76 @@
+/* config.h - every tunable of Nova in one struct.
+ *
+ * Each setting has a default, an environment variable (NOVA_*) and a
+ * command-line flag (--name value); flags win over the environment. The
+ * option table in config.c is the single source of truth: it drives
+ * parsing, validation and the --help text of every program. */
+#ifndef NOVA_CONFIG_H
+#define NOVA_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* Which programs an option concerns (for --help). */
+enum {
+    CFG_API = 1,
+    CFG_REALTIME = 2,
+    CFG_ADMIN = 4,
+    CFG_ALL = 7,
+};
+
+typedef struct nova_config {
+    /* storage */
+    char *db_path;
+    char *synchronous; /* "NORMAL" or "FULL" */
+    long busy_timeout_ms;
+
+    /* passwords and sessions */
+    long pwhash_opslimit;
+    long pwhash_memlimit;
+    long session_idle;    /* seconds of inactivity before a session ends */
+    long session_max_age; /* absolute lifetime of a session, seconds */
+    long session_touch;   /* last_seen is rewritten at most this often */
+    bool cookie_secure;
+    char *cookie_samesite; /* "Lax", "Strict" or "None" */
+
+    /* HTTP */
+    char *cors_origins; /* comma-separated allow-list; "" = same origin only */
+    long body_limit;    /* bytes */
+    long json_max_depth;
+    char *api_socket; /* nova-api: listen here (prefork mode) */
+    long api_workers;
+
+    /* realtime */
+    char *rt_listen; /* unix socket path, or a TCP port number */
+    long ws_max_frame;
+    long ws_max_queue; /* bytes queued per socket before it is closed */
+    long ws_ping_interval;
+    long outbox_poll_ms;
+    long outbox_batch;
+    long outbox_retention; /* seconds */
+    char *wake_socket;     /* datagram socket writers poke after commit; "" = off */
+
+    /* logging */
+    long log_level; /* 0 errors, 1 info, 2 debug */
+} nova_config;
+
+/* Fill cfg with defaults, then apply NOVA_* environment variables.
+ * Returns 0, or -1 after printing what is wrong to stderr. */
+int config_load(nova_config *cfg);
+
+/* Apply one command-line flag. *i indexes argv[] at the flag; on success it
+ * is advanced past the value. Returns 1 if the flag was a config option,
+ * 0 if it is not one, -1 on a bad value (reported on stderr). */
+int config_parse_flag(nova_config *cfg, int argc, char **argv, int *i);
+
+/* Print the options of the given programs (CFG_* mask) for --help. */
+void config_print_help(FILE *out, int programs);
+
+/* Release the strings held by cfg. */
+void config_free(nova_config *cfg);
+
+/* True when origin (exact string) is in the configured CORS allow-list. */
+bool config_origin_allowed(const nova_config *cfg, const char *origin);
+
+#endif

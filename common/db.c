@@ -1,0 +1,273 @@
+/* db.c - SQLite connection, statement cache and transactions. */
+#include "db.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct db_stmt_slot {
+    const char *key;
+    sqlite3_stmt *stmt;
+};
+
+double nova_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+nova_db *db_open(const nova_config *cfg, nova_err *err)
+{
+    nova_db *db = calloc(1, sizeof *db);
+    if (!db) {
+        nova_fail(err, 500, "out of memory");
+        return NULL;
+    }
+    db->cfg = cfg;
+    db->wake_fd = -1;
+    int rc = sqlite3_open_v2(cfg->db_path, &db->sql,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        log_error("cannot open database %s: %s", cfg->db_path,
+                  db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
+        nova_fail(err, 503, "database unavailable");
+        db_close(db);
+        return NULL;
+    }
+    sqlite3_extended_result_codes(db->sql, 1);
+    sqlite3_busy_timeout(db->sql, (int)cfg->busy_timeout_ms);
+    /* journal_mode=WAL needs a write lock the first time; the busy timeout
+     * above covers concurrent openers. */
+    const char *pragmas = !strcmp(cfg->synchronous, "FULL")
+                              ? "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; "
+                                "PRAGMA synchronous=FULL;"
+                              : "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; "
+                                "PRAGMA synchronous=NORMAL;";
+    if (db_exec_script(db, pragmas, err)) {
+        db_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+void db_close(nova_db *db)
+{
+    if (!db) return;
+    for (size_t i = 0; i < db->cache_cap; i++)
+        if (db->cache[i].stmt) sqlite3_finalize(db->cache[i].stmt);
+    free(db->cache);
+    if (db->sql) sqlite3_close(db->sql);
+    if (db->wake_fd >= 0) close(db->wake_fd);
+    free(db);
+}
+
+static size_t slot_of(const char *key, size_t cap)
+{
+    uintptr_t h = (uintptr_t)key;
+    h ^= h >> 17;
+    h *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 7) & (cap - 1);
+}
+
+static int cache_grow(nova_db *db)
+{
+    size_t cap = db->cache_cap ? db->cache_cap * 2 : 256;
+    struct db_stmt_slot *slots = calloc(cap, sizeof *slots);
+    if (!slots) return -1;
+    for (size_t i = 0; i < db->cache_cap; i++) {
+        if (!db->cache[i].key) continue;
+        size_t j = slot_of(db->cache[i].key, cap);
+        while (slots[j].key) j = (j + 1) & (cap - 1);
+        slots[j] = db->cache[i];
+    }
+    free(db->cache);
+    db->cache = slots;
+    db->cache_cap = cap;
+    return 0;
+}
+
+sqlite3_stmt *db_prepare(nova_db *db, const char *sql)
+{
+    if (db->cache_count * 2 >= db->cache_cap && cache_grow(db)) return NULL;
+    size_t j = slot_of(sql, db->cache_cap);
+    while (db->cache[j].key && db->cache[j].key != sql) j = (j + 1) & (db->cache_cap - 1);
+    if (db->cache[j].key) {
+        sqlite3_stmt *st = db->cache[j].stmt;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return st;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(db->sql, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("prepare failed: %s", sqlite3_errmsg(db->sql));
+        return NULL;
+    }
+    db->cache[j].key = sql;
+    db->cache[j].stmt = st;
+    db->cache_count++;
+    return st;
+}
+
+void db_done(sqlite3_stmt *st)
+{
+    if (st) sqlite3_reset(st);
+}
+
+int db_fail(nova_db *db, nova_err *err)
+{
+    int code = sqlite3_extended_errcode(db->sql);
+    log_error("database error %d: %s", code, sqlite3_errmsg(db->sql));
+    switch (code & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_PROTOCOL:
+        return nova_fail(err, 503, "storage temporarily unavailable, try again");
+    default:
+        return nova_fail(err, 500, "internal error");
+    }
+}
+
+int db_exec_script(nova_db *db, const char *sql, nova_err *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db->sql, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        sqlite3_free(msg);
+        return db_fail(db, err);
+    }
+    return 0;
+}
+
+int db_exec_done(nova_db *db, sqlite3_stmt *st, nova_err *err)
+{
+    if (!st) return nova_fail(err, 500, "internal error");
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return db_fail(db, err);
+    return 0;
+}
+
+static const char SQL_BEGIN_IMMEDIATE[] = "BEGIN IMMEDIATE";
+static const char SQL_BEGIN_DEFERRED[] = "BEGIN DEFERRED";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_ROLLBACK[] = "ROLLBACK";
+
+int db_begin(nova_db *db, nova_err *err)
+{
+    /* The busy timeout makes BEGIN IMMEDIATE wait for the lock; a few
+     * extra tries cover the rare BUSY that bypasses the handler. */
+    for (int attempt = 0;; attempt++) {
+        sqlite3_stmt *st = db_prepare(db, SQL_BEGIN_IMMEDIATE);
+        if (!st) return nova_fail(err, 500, "internal error");
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE) break;
+        if ((rc & 0xff) != SQLITE_BUSY || attempt >= 3) return db_fail(db, err);
+        usleep(1000u << attempt);
+    }
+    db->in_write = true;
+    db->emitted = false;
+    return 0;
+}
+
+int db_begin_read(nova_db *db, nova_err *err)
+{
+    return db_exec_done(db, db_prepare(db, SQL_BEGIN_DEFERRED), err);
+}
+
+/* Poke the realtime daemon after a commit that emitted events, so it need
+ * not wait for its next poll. Best effort: delivery never depends on it. */
+static void db_wake(nova_db *db)
+{
+    const char *path = db->cfg->wake_socket;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (!path[0] || strlen(path) >= sizeof sa.sun_path) return;
+    if (db->wake_fd < 0) db->wake_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (db->wake_fd < 0) return;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    ssize_t n = sendto(db->wake_fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
+    (void)n;
+}
+
+int db_commit(nova_db *db, nova_err *err)
+{
+    int rc = db_exec_done(db, db_prepare(db, SQL_COMMIT), err);
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    db->in_write = false;
+    if (db->emitted) db_wake(db);
+    db->emitted = false;
+    return 0;
+}
+
+void db_rollback(nova_db *db)
+{
+    if (!sqlite3_get_autocommit(db->sql)) {
+        sqlite3_stmt *st = db_prepare(db, SQL_ROLLBACK);
+        if (st) {
+            sqlite3_step(st);
+            sqlite3_reset(st);
+        }
+    }
+    db->in_write = false;
+    db->emitted = false;
+}
+
+int db_bind_text(sqlite3_stmt *st, int idx, const char *s)
+{
+    return sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
+}
+
+int idlist_push(idlist *l, int64_t id)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        int64_t *v = realloc(l->v, cap * sizeof *v);
+        if (!v) return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = id;
+    return 0;
+}
+
+bool idlist_contains(const idlist *l, int64_t id)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i] == id) return true;
+    return false;
+}
+
+void idlist_free(idlist *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
+
+int db_collect_ids(nova_db *db, sqlite3_stmt *st, idlist *out, nova_err *err)
+{
+    if (!st) return nova_fail(err, 500, "internal error");
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (idlist_push(out, sqlite3_column_int64(st, 0))) {
+            sqlite3_reset(st);
+            return nova_fail(err, 500, "internal error");
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(db, err);
+}

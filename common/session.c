@@ -1,0 +1,157 @@
+/* session.c - sessions stored by token hash. */
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "outbox.h"
+
+static const char SQL_SESSION_BY_HASH[] =
+    "SELECT id, user_id, token_hash, last_seen, expires_at FROM sessions WHERE token_hash = ?";
+static const char SQL_SESSION_TOUCH[] = "UPDATE sessions SET last_seen = ? WHERE id = ?";
+static const char SQL_SESSION_INSERT[] =
+    "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at) "
+    "VALUES (?, ?, ?, ?, ?)";
+static const char SQL_SESSION_ROTATE[] = "UPDATE sessions SET token_hash = ?, last_seen = ? "
+                                         "WHERE id = ?";
+static const char SQL_SESSION_DELETE[] = "DELETE FROM sessions WHERE id = ? AND user_id = ?";
+static const char SQL_SESSIONS_OF_USER[] = "SELECT id FROM sessions WHERE user_id = ? AND id <> ?";
+
+int session_token_from_cookie(const char *header, char out[TOKEN_LEN + 1])
+{
+    static const char name[] = "sessionid=";
+    const char *p = header;
+    while (p && *p) {
+        while (*p == ' ' || *p == ';') p++;
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > sizeof name - 1 && !strncmp(p, name, sizeof name - 1)) {
+            const char *v = p + sizeof name - 1;
+            size_t vlen = len - (sizeof name - 1);
+            while (vlen && v[vlen - 1] == ' ') vlen--;
+            if (token_well_formed(v, vlen)) {
+                memcpy(out, v, vlen);
+                out[vlen] = '\0';
+                return 0;
+            }
+        }
+        p = end;
+    }
+    return -1;
+}
+
+int session_lookup(nova_db *db, const char *token, session *out, nova_err *err)
+{
+    unsigned char hash[TOKEN_HASH_LEN];
+    token_hash(token, strlen(token), hash);
+    sqlite3_stmt *st = db_prepare(db, SQL_SESSION_BY_HASH);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        db_done(st);
+        return rc == SQLITE_DONE ? nova_fail(err, 403, "Invalid Session") : db_fail(db, err);
+    }
+    session s = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1)};
+    const void *stored = sqlite3_column_blob(st, 2);
+    bool match = sqlite3_column_bytes(st, 2) == TOKEN_HASH_LEN &&
+                 sodium_memcmp(stored, hash, TOKEN_HASH_LEN) == 0;
+    double last_seen = sqlite3_column_double(st, 3), expires_at = sqlite3_column_double(st, 4);
+    db_done(st);
+    if (!match) return nova_fail(err, 403, "Invalid Session");
+
+    const nova_config *cfg = db->cfg;
+    double now = nova_now();
+    if (now > last_seen + (double)cfg->session_idle || now > expires_at) {
+        nova_err ignored;
+        if (!db_begin(db, &ignored)) {
+            if (session_end(db, s.user_id, s.id, &ignored) || db_commit(db, &ignored))
+                db_rollback(db);
+        }
+        return nova_fail(err, 403, "Invalid Session");
+    }
+    if (now - last_seen >= (double)cfg->session_touch) {
+        /* Best effort: a busy database must not fail the request. */
+        sqlite3_stmt *t = db_prepare(db, SQL_SESSION_TOUCH);
+        if (t) {
+            sqlite3_bind_double(t, 1, now);
+            sqlite3_bind_int64(t, 2, s.id);
+            sqlite3_step(t);
+            db_done(t);
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+int session_create(nova_db *db, int64_t user_id, char token_out[TOKEN_LEN + 1],
+                   int64_t *session_id, nova_err *err)
+{
+    unsigned char hash[TOKEN_HASH_LEN];
+    token_new(token_out);
+    token_hash(token_out, TOKEN_LEN, hash);
+    double now = nova_now();
+    sqlite3_stmt *st = db_prepare(db, SQL_SESSION_INSERT);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, user_id);
+    sqlite3_bind_double(st, 3, now);
+    sqlite3_bind_double(st, 4, now);
+    sqlite3_bind_double(st, 5, now + (double)db->cfg->session_max_age);
+    int rc = db_exec_done(db, st, err);
+    if (!rc && session_id) *session_id = sqlite3_last_insert_rowid(db->sql);
+    return rc;
+}
+
+int session_rotate(nova_db *db, int64_t session_id, char token_out[TOKEN_LEN + 1],
+                   nova_err *err)
+{
+    unsigned char hash[TOKEN_HASH_LEN];
+    token_new(token_out);
+    token_hash(token_out, TOKEN_LEN, hash);
+    sqlite3_stmt *st = db_prepare(db, SQL_SESSION_ROTATE);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 2, nova_now());
+    sqlite3_bind_int64(st, 3, session_id);
+    return db_exec_done(db, st, err);
+}
+
+int session_end(nova_db *db, int64_t user_id, int64_t session_id, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_SESSION_DELETE);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, session_id);
+    sqlite3_bind_int64(st, 2, user_id);
+    int rc = db_exec_done(db, st, err);
+    if (rc) return rc;
+    if (sqlite3_changes(db->sql) == 0) return 0; /* already ended */
+    return outbox_emit_session(db, "logout", NULL, user_id, session_id, err);
+}
+
+int session_end_all(nova_db *db, int64_t user_id, int64_t keep_id, nova_err *err)
+{
+    /* Collect first: session_end runs other statements. */
+    idlist ids = {0};
+    sqlite3_stmt *st = db_prepare(db, SQL_SESSIONS_OF_USER);
+    if (st) {
+        sqlite3_bind_int64(st, 1, user_id);
+        sqlite3_bind_int64(st, 2, keep_id);
+    }
+    int rc = db_collect_ids(db, st, &ids, err);
+    for (size_t i = 0; i < ids.n && !rc; i++) rc = session_end(db, user_id, ids.v[i], err);
+    idlist_free(&ids);
+    return rc;
+}
+
+void session_cookie(const nova_config *cfg, const char *token, char *out, size_t size)
+{
+    if (token)
+        snprintf(out, size, "sessionid=%s; Path=/; Max-Age=%ld; HttpOnly; SameSite=%s%s", token,
+                 cfg->session_max_age, cfg->cookie_samesite, cfg->cookie_secure ? "; Secure" : "");
+    else
+        snprintf(out, size, "sessionid=; Path=/; Max-Age=0; HttpOnly; SameSite=%s%s",
+                 cfg->cookie_samesite, cfg->cookie_secure ? "; Secure" : "");
+}

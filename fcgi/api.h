@@ -1,0 +1,63 @@
+/* api.h - nova-api's request pipeline (API.md §1) and its handlers.
+ *
+ * api_handle runs: route (404) → method (405 + Allow) → OPTIONS → session
+ * (403) → body checks (400/413) → handler → envelope. Handlers translate
+ * the request into domain calls (common/) and the result into a view; they
+ * never open transactions of their own making beyond begin/commit around
+ * one domain operation. */
+#ifndef NOVA_API_H
+#define NOVA_API_H
+
+#include <json-c/json.h>
+
+#include "../common/db.h"
+#include "../common/session.h"
+#include "http.h"
+#include "router.h"
+
+typedef struct api_call {
+    nova_db *db;
+    const nova_config *cfg;
+    const http_request *req;
+    http_response *resp;
+    session session;  /* the caller's session (routes that need one) */
+    int64_t ids[ROUTE_MAX_IDS];
+    json_object *body; /* parsed body; NULL for an empty body or JSON null */
+    json_object *data; /* handler result, put in the envelope (NULL: null) */
+} api_call;
+
+/* A handler returns 0 and sets c->data, or a failure status with err. */
+typedef int (*api_handler)(api_call *c, nova_err *err);
+
+typedef struct api_route {
+    unsigned method;
+    const char *pattern;
+    api_handler handler;
+    int needs_session;
+} api_route;
+
+extern const api_route api_routes[];
+extern const size_t api_route_count;
+
+/* Answer one request. resp must be initialised by the caller. */
+void api_handle(nova_db *db, const http_request *req, http_response *resp);
+
+/* Handlers: user.c */
+int h_user_register(api_call *c, nova_err *err);
+int h_user_login(api_call *c, nova_err *err);
+int h_user_logout(api_call *c, nova_err *err);
+int h_user_get(api_call *c, nova_err *err);
+int h_user_patch(api_call *c, nova_err *err);
+int h_user_delete(api_call *c, nova_err *err);
+int h_user_by_id(api_call *c, nova_err *err);
+
+/* Routes whose handler is still to be written answer 501. */
+int h_not_implemented(api_call *c, nova_err *err);
+
+/* Helpers shared by handlers. */
+/* Set the session cookie (token) or clear it (NULL). */
+void api_set_cookie(api_call *c, const char *token);
+/* The session the request carried, if valid: 0 and *s, else nonzero. */
+int api_optional_session(api_call *c, session *s);
+
+#endif

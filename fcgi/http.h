@@ -1,0 +1,38 @@
+/* http.h - the request and response nova-api's pipeline works on.
+ *
+ * The FastCGI adapter (main.c) fills an http_request from the FastCGI
+ * parameters and body, and writes the http_response back; everything in
+ * between (api.c) is plain C with no I/O, so tests and fuzzers can drive
+ * it in-process. */
+#ifndef NOVA_HTTP_H
+#define NOVA_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct http_request {
+    const char *method;       /* "GET", "POST", ... */
+    const char *path;         /* PATH_INFO, e.g. "/chat/3/messages" */
+    const char *query;        /* QUERY_STRING without '?', or "" */
+    const char *content_type; /* NULL when absent */
+    const char *cookie;       /* Cookie header, or NULL */
+    const char *origin;       /* Origin header, or NULL */
+    const char *body;
+    size_t body_len;
+    bool body_too_large; /* the adapter stopped reading at the limit */
+} http_request;
+
+typedef struct http_response {
+    int status;
+    char headers[2048]; /* "Name: value\r\n" lines */
+    size_t headers_len;
+    char *body; /* malloc'd */
+    size_t body_len;
+} http_response;
+
+void http_response_init(http_response *r);
+void http_response_free(http_response *r);
+void http_add_header(http_response *r, const char *name, const char *value);
+const char *http_reason(int status);
+
+#endif

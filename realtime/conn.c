@@ -1,0 +1,167 @@
+/* conn.c - the user registry and per-socket send queues. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/json_util.h"
+#include "../common/log.h"
+#include "rt.h"
+
+int rt_registry_init(rt *r, size_t buckets)
+{
+    r->buckets = calloc(buckets, sizeof *r->buckets);
+    r->n_buckets = buckets;
+    return r->buckets ? 0 : -1;
+}
+
+void rt_registry_free(rt *r)
+{
+    free(r->buckets);
+    r->buckets = NULL;
+}
+
+static size_t bucket_of(const rt *r, int64_t user_id)
+{
+    uint64_t h = (uint64_t)user_id * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32) % r->n_buckets;
+}
+
+void rt_register(rt *r, conn *c)
+{
+    size_t b = bucket_of(r, c->user_id);
+    c->next_in_bucket = r->buckets[b];
+    r->buckets[b] = c;
+    c->registered = true;
+    r->n_conns++;
+}
+
+void rt_unregister(rt *r, conn *c)
+{
+    if (!c->registered) return;
+    for (conn **p = &r->buckets[bucket_of(r, c->user_id)]; *p; p = &(*p)->next_in_bucket) {
+        if (*p == c) {
+            *p = c->next_in_bucket;
+            break;
+        }
+    }
+    c->registered = false;
+    r->n_conns--;
+}
+
+conn *rt_first_conn_of(rt *r, int64_t user_id)
+{
+    conn *c = r->buckets[bucket_of(r, user_id)];
+    while (c && c->user_id != user_id) c = c->next_in_bucket;
+    return c;
+}
+
+conn *rt_next_conn_of(conn *c, int64_t user_id)
+{
+    for (c = c->next_in_bucket; c && c->user_id != user_id; c = c->next_in_bucket) {
+    }
+    return c;
+}
+
+packet *packet_new(const char *text, size_t len)
+{
+    packet *p = malloc(sizeof *p + LWS_PRE + len);
+    if (!p) return NULL;
+    p->refs = 1;
+    p->len = len;
+    memcpy(p->bytes + LWS_PRE, text, len);
+    return p;
+}
+
+void packet_unref(packet *p)
+{
+    if (p && --p->refs == 0) free(p);
+}
+
+void conn_close_after_drain(conn *c, int code, const char *reason)
+{
+    if (c->close_when_drained) return;
+    c->close_when_drained = true;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    lws_callback_on_writable(c->wsi);
+}
+
+void conn_free_queue(conn *c)
+{
+    while (c->head) {
+        queued *q = c->head;
+        c->head = q->next;
+        packet_unref(q->pkt);
+        free(q);
+    }
+    c->tail = NULL;
+    c->queued_bytes = 0;
+}
+
+void conn_send(rt *r, conn *c, packet *p)
+{
+    if (!p || c->close_when_drained) return;
+    if (c->queued_bytes + p->len > (size_t)r->cfg->ws_max_queue) {
+        /* A client that cannot keep up is dropped rather than allowed to
+         * hold memory or slow the others; it resumes with last_event_id. */
+        log_info("socket %llu of user %lld is too slow (%zu bytes queued): closing",
+                 (unsigned long long)c->id, (long long)c->user_id, c->queued_bytes);
+        conn_free_queue(c);
+        conn_close_after_drain(c, 1008, "too slow: send queue limit exceeded, reconnect");
+        return;
+    }
+    queued *q = malloc(sizeof *q);
+    if (!q) return;
+    p->refs++;
+    q->pkt = p;
+    q->next = NULL;
+    if (c->tail)
+        c->tail->next = q;
+    else
+        c->head = q;
+    c->tail = q;
+    c->queued_bytes += p->len;
+    lws_callback_on_writable(c->wsi);
+}
+
+void conn_send_text(rt *r, conn *c, const char *text, size_t len)
+{
+    packet *p = packet_new(text, len);
+    conn_send(r, c, p);
+    packet_unref(p);
+}
+
+void conn_send_error(rt *r, conn *c, int64_t request_id, int code, const char *msg)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "action", json_str("error"));
+    json_object_object_add(o, "request_id", json_i64(request_id));
+    json_object_object_add(o, "ok", json_object_new_boolean(0));
+    json_object_object_add(o, "code", json_i64(code));
+    json_object_object_add(o, "error", json_str(msg));
+    size_t len;
+    const char *text = json_text(o, &len);
+    conn_send_text(r, c, text, len);
+    json_object_put(o);
+}
+
+int conn_write_next(rt *r, conn *c)
+{
+    (void)r;
+    queued *q = c->head;
+    if (!q) {
+        if (!c->close_when_drained) return 0;
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    c->head = q->next;
+    if (!c->head) c->tail = NULL;
+    c->queued_bytes -= q->pkt->len;
+    int n = lws_write(c->wsi, q->pkt->bytes + LWS_PRE, q->pkt->len, LWS_WRITE_TEXT);
+    packet_unref(q->pkt);
+    free(q);
+    if (n < 0) return -1;
+    if (c->head || c->close_when_drained) lws_callback_on_writable(c->wsi);
+    return 0;
+}

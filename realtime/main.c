@@ -1,0 +1,261 @@
+/* main.c - nova-realtime: the libwebsockets server behind nginx at /ws/.
+ *
+ * Authenticates each socket by its sessionid cookie, refuses cross-site
+ * upgrades (Origin), reassembles and bounds client messages, runs the
+ * socket actions, and delivers outbox events (tail.c). SIGTERM/SIGINT stop
+ * it cleanly. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "../common/crypto.h"
+#include "../common/json_util.h"
+#include "../common/log.h"
+#include "../common/migrate.h"
+#include "../common/session.h"
+#include "rt.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* Is the upgrade's Origin acceptable? Absent (non-browser clients), the
+ * page's own origin (scheme://Host as nginx forwarded them), or listed. */
+static bool origin_allowed(rt *r, struct lws *wsi)
+{
+    char origin[256], host[256], proto[16] = "http";
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n <= 0) return true;
+    if (n >= (int)sizeof origin || lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0)
+        return false;
+    if (config_origin_allowed(r->cfg, origin)) return true;
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) return false;
+    if (lws_hdr_custom_copy(wsi, proto, sizeof proto, "x-forwarded-proto:", 18) <= 0)
+        strcpy(proto, "http");
+    char self[300];
+    snprintf(self, sizeof self, "%s://%s", proto, host);
+    return !strcasecmp(origin, self);
+}
+
+/* Bind the socket to its session, or answer 403 and close. */
+static void authenticate(rt *r, conn *c, struct lws *wsi)
+{
+    char cookie[4096], token[TOKEN_LEN + 1];
+    session s;
+    nova_err err;
+    int n = lws_hdr_copy(wsi, cookie, sizeof cookie, WSI_TOKEN_HTTP_COOKIE);
+    if (n > 0 && !session_token_from_cookie(cookie, token) &&
+        !session_lookup(r->db, token, &s, &err)) {
+        c->user_id = s.user_id;
+        c->session_id = s.id;
+        rt_register(r, c);
+        log_info("socket %llu open for user %lld", (unsigned long long)c->id,
+                 (long long)c->user_id);
+    } else {
+        conn_send_error(r, c, 0, 403, "Invalid Session");
+        conn_close_after_drain(c, 1008, "invalid session");
+    }
+    sodium_memzero(token, sizeof token);
+    sodium_memzero(cookie, sizeof cookie);
+}
+
+/* Collect a message's fragments; act on it once complete. */
+static int receive(rt *r, conn *c, struct lws *wsi, const void *in, size_t len)
+{
+    size_t max = (size_t)r->cfg->ws_max_frame;
+    if (lws_is_first_fragment(wsi)) c->rx_len = 0;
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    if (c->rx_len + len + remaining > max) {
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_len = 0;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)"message too big", 15);
+        return -1;
+    }
+    char *grown = realloc(c->rx, c->rx_len + len + remaining + 1);
+    if (!grown) return -1;
+    c->rx = grown;
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (!lws_is_final_fragment(wsi) || remaining) return 0;
+    if (c->registered) actions_handle(r, c, c->rx, c->rx_len, lws_frame_is_binary(wsi));
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_len = 0;
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    rt *r = lws_context_user(lws_get_context(wsi));
+    conn *c = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (!origin_allowed(r, wsi)) {
+            log_info("refused a WebSocket upgrade from a foreign Origin");
+            lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+            return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED:
+        memset(c, 0, sizeof *c);
+        c->wsi = wsi;
+        c->id = ++r->next_conn_id;
+        authenticate(r, c, wsi);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return receive(r, c, wsi, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return conn_write_next(r, c);
+    case LWS_CALLBACK_CLOSED:
+        rt_unregister(r, c);
+        conn_free_queue(c);
+        free(c->rx);
+        c->rx = NULL;
+        log_info("socket %llu closed", (unsigned long long)c->id);
+        return 0;
+    case LWS_CALLBACK_HTTP:
+        /* Plain HTTP to the socket endpoint: not a WebSocket upgrade. */
+        lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "WebSocket upgrade required");
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"nova", callback, sizeof(conn), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void lws_log_to_ours(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n') n--;
+    log_msg(level == LLL_ERR ? LOG_ERROR : LOG_INFO, "lws: %.*s", (int)n, line);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: nova-realtime [options]\n"
+            "\n"
+            "Nova's WebSocket daemon, behind nginx at /ws/. Authenticates sockets by\n"
+            "the sessionid cookie, runs the socket actions (ping, send_message,\n"
+            "recall_message, messages_read) and delivers the outbox's events to the\n"
+            "sockets they are addressed to. The database must be migrated first.\n"
+            "\n"
+            "options (each also read from its environment variable):\n");
+    config_print_help(out, CFG_REALTIME);
+    fprintf(out, "  --help               show this text\n");
+}
+
+static int run(nova_config *cfg)
+{
+    nova_err err;
+    rt r = {.cfg = cfg, .started_at = nova_now()};
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    snprintf(r.name, sizeof r.name, "%s:%d", host, (int)getpid());
+
+    r.db = db_open(cfg, &err);
+    if (!r.db) return 1;
+    if (migrate_check(r.db, &err)) {
+        log_error("%s", err.msg);
+        db_close(r.db);
+        return 1;
+    }
+    if (rt_registry_init(&r, 16384)) {
+        db_close(r.db);
+        return 1;
+    }
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
+    static lws_retry_bo_t retry;
+    retry.secs_since_valid_ping = (uint16_t)cfg->ws_ping_interval;
+    retry.secs_since_valid_hangup = (uint16_t)(cfg->ws_ping_interval * 2 + 10);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.protocols = protocols;
+    info.user = &r;
+    info.retry_and_idle_policy = &retry;
+    info.timeout_secs = 10;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    char *end;
+    long port = strtol(cfg->rt_listen, &end, 10);
+    if (*cfg->rt_listen && !*end && port > 0 && port < 65536) {
+        info.port = (int)port;
+        info.iface = "127.0.0.1";
+    } else {
+        unlink(cfg->rt_listen);
+        info.options |= LWS_SERVER_OPTION_UNIX_SOCK;
+        info.iface = cfg->rt_listen;
+        info.port = 0; /* with UNIX_SOCK, port 0 selects the path in iface */
+    }
+    r.ctx = lws_create_context(&info);
+    if (!r.ctx) {
+        log_error("cannot listen on %s", cfg->rt_listen);
+        rt_registry_free(&r);
+        db_close(r.db);
+        return 1;
+    }
+    tail_start(&r);
+    log_info("listening on %s as %s", cfg->rt_listen, r.name);
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    while (!stop_requested && lws_service(r.ctx, 0) >= 0) {
+    }
+    log_info("stopping with %zu sockets open", r.n_conns);
+    lws_context_destroy(r.ctx);
+    static const char SQL_STATUS_DELETE[] = "DELETE FROM realtime_daemons WHERE name = ?";
+    sqlite3_stmt *st = db_prepare(r.db, SQL_STATUS_DELETE);
+    if (st) {
+        db_bind_text(st, 1, r.name);
+        db_exec_done(r.db, st, &err);
+    }
+    if (info.options & LWS_SERVER_OPTION_UNIX_SOCK) unlink(cfg->rt_listen);
+    rt_registry_free(&r);
+    db_close(r.db);
+    log_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    nova_config cfg;
+    if (config_load(&cfg)) return 2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            config_free(&cfg);
+            return 0;
+        }
+        int n = config_parse_flag(&cfg, argc, argv, &i);
+        if (n == 1) continue;
+        if (n == 0) fprintf(stderr, "nova-realtime: unknown argument %s (see --help)\n", argv[i]);
+        config_free(&cfg);
+        return 2;
+    }
+    log_init("nova-realtime", (int)cfg.log_level);
+    if (crypto_init()) return 1;
+    json_util_init();
+    int rc = run(&cfg);
+    config_free(&cfg);
+    return rc;
+}

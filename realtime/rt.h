@@ -1,0 +1,94 @@
+/* rt.h - nova-realtime's state: connections, their queues, the outbox tail.
+ *
+ * One libwebsockets event loop serves every socket. Each socket is a conn
+ * (lws per-session data) tied to one session of one user; the registry
+ * finds a user's conns by user id. Events read from the outbox are turned
+ * into packets once and shared by every recipient's queue. */
+#ifndef NOVA_RT_H
+#define NOVA_RT_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/db.h"
+
+/* A packet, shared by reference between the queues it sits in. The LWS_PRE
+ * bytes before the payload are scratch space for lws_write. */
+typedef struct packet {
+    int refs;
+    size_t len;
+    unsigned char bytes[]; /* LWS_PRE + len */
+} packet;
+
+typedef struct queued {
+    struct queued *next;
+    packet *pkt;
+} queued;
+
+typedef struct conn {
+    struct lws *wsi;
+    uint64_t id;
+    int64_t user_id;
+    int64_t session_id;
+    bool registered;       /* in the user registry */
+    bool close_when_drained;
+    int close_code;
+    char close_reason[96];
+    struct conn *next_in_bucket;
+    /* send queue */
+    queued *head, *tail;
+    size_t queued_bytes;
+    /* message being reassembled from fragments */
+    char *rx;
+    size_t rx_len;
+} conn;
+
+typedef struct rt {
+    const nova_config *cfg;
+    nova_db *db;
+    struct lws_context *ctx;
+    char name[96]; /* this daemon, for origin tags and status rows */
+    conn **buckets;
+    size_t n_buckets;
+    size_t n_conns;
+    uint64_t next_conn_id;
+    int64_t last_id; /* newest outbox id delivered */
+    int64_t data_version;
+    double started_at;
+    lws_sorted_usec_list_t tail_timer;
+    lws_sorted_usec_list_t status_timer;
+} rt;
+
+/* conn.c: registry, queues, packets */
+int rt_registry_init(rt *r, size_t buckets);
+void rt_registry_free(rt *r);
+void rt_register(rt *r, conn *c);
+void rt_unregister(rt *r, conn *c);
+conn *rt_first_conn_of(rt *r, int64_t user_id);
+conn *rt_next_conn_of(conn *c, int64_t user_id);
+
+packet *packet_new(const char *text, size_t len);
+void packet_unref(packet *p);
+
+/* Queue p (takes a reference) and ask for a writable callback. A socket
+ * whose queue would exceed the limit is marked to be closed instead. */
+void conn_send(rt *r, conn *c, packet *p);
+void conn_send_text(rt *r, conn *c, const char *text, size_t len);
+/* Send an error packet {"action":"error",...}. */
+void conn_send_error(rt *r, conn *c, int64_t request_id, int code, const char *msg);
+/* Close after the queue has been written. */
+void conn_close_after_drain(conn *c, int code, const char *reason);
+/* Write the next queued packet (SERVER_WRITEABLE); -1 to close. */
+int conn_write_next(rt *r, conn *c);
+void conn_free_queue(conn *c);
+
+/* tail.c: reading the outbox */
+void tail_start(rt *r);
+/* Deliver every committed event not yet delivered. */
+void tail_run(rt *r);
+
+/* actions.c: a complete client message */
+void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary);
+
+#endif

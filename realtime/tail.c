@@ -1,0 +1,164 @@
+/* tail.c - follow the outbox and deliver each event to its sockets.
+ *
+ * A short timer checks PRAGMA data_version (a cheap "did another
+ * connection commit?") and only then reads `id > last_id` in batches.
+ * This daemon's own commits (socket actions) do not move data_version,
+ * so actions call tail_run() right after they commit. Statements are
+ * reset after every batch so that no read transaction stays open (which
+ * would stop WAL checkpoints). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "rt.h"
+
+static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
+static const char SQL_OUTBOX_NEWEST[] = "SELECT coalesce(max(id), 0) FROM outbox";
+static const char SQL_OUTBOX_AFTER[] =
+    "SELECT id, action, data, recipients, session_id, origin, request_id FROM outbox "
+    "WHERE id > ? ORDER BY id LIMIT ?";
+static const char SQL_STATUS_UPSERT[] =
+    "INSERT INTO realtime_daemons (name, pid, started_at, delivered_id, sockets, updated_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO UPDATE SET pid = ?2, "
+    "delivered_id = ?4, sockets = ?5, updated_at = ?6";
+
+/* Did this socket cause the event? origin is "<daemon name>#<conn id>". */
+static bool is_origin(const rt *r, const conn *c, const char *origin)
+{
+    size_t n = strlen(r->name);
+    return origin && !strncmp(origin, r->name, n) && origin[n] == '#' &&
+           strtoull(origin + n + 1, NULL, 10) == c->id;
+}
+
+static packet *make_packet(int64_t id, const char *action, const char *data, int64_t request_id)
+{
+    size_t cap = strlen(action) + strlen(data) + 128;
+    char *text = malloc(cap);
+    if (!text) return NULL;
+    int len = snprintf(text, cap,
+                       "{\"action\":\"%s\",\"request_id\":%lld,\"ok\":true,\"event_id\":%lld,"
+                       "\"data\":%s}",
+                       action, (long long)request_id, (long long)id, data);
+    packet *p = len > 0 ? packet_new(text, (size_t)len) : NULL;
+    free(text);
+    return p;
+}
+
+/* Deliver the event in the current row of st. */
+static void deliver(rt *r, sqlite3_stmt *st)
+{
+    int64_t id = sqlite3_column_int64(st, 0);
+    const char *action = (const char *)sqlite3_column_text(st, 1);
+    const char *data = (const char *)sqlite3_column_text(st, 2);
+    const char *recipients = (const char *)sqlite3_column_text(st, 3);
+    int64_t session_id = sqlite3_column_int64(st, 4);
+    const char *origin = (const char *)sqlite3_column_text(st, 5);
+    int64_t request_id = sqlite3_column_int64(st, 6);
+    if (!action || !data || !recipients) return;
+    bool closes = !strcmp(action, "logout");
+
+    packet *plain = NULL, *own = NULL;
+    const char *p = recipients;
+    while (*p) {
+        if (*p < '0' || *p > '9') {
+            p++;
+            continue;
+        }
+        char *end;
+        int64_t user_id = strtoll(p, &end, 10);
+        p = end;
+        for (conn *c = rt_first_conn_of(r, user_id); c; c = rt_next_conn_of(c, user_id)) {
+            if (session_id && c->session_id != session_id) continue;
+            packet *pkt;
+            if (request_id && is_origin(r, c, origin)) {
+                if (!own) own = make_packet(id, action, data, request_id);
+                pkt = own;
+            } else {
+                if (!plain) plain = make_packet(id, action, data, 0);
+                pkt = plain;
+            }
+            conn_send(r, c, pkt);
+            if (closes) conn_close_after_drain(c, 1000, "logged out");
+        }
+    }
+    packet_unref(plain);
+    packet_unref(own);
+    log_debug("event %lld %s delivered", (long long)id, action);
+}
+
+void tail_run(rt *r)
+{
+    for (;;) {
+        sqlite3_stmt *st = db_prepare(r->db, SQL_OUTBOX_AFTER);
+        if (!st) return;
+        sqlite3_bind_int64(st, 1, r->last_id);
+        sqlite3_bind_int64(st, 2, r->cfg->outbox_batch);
+        long n = 0;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            deliver(r, st);
+            r->last_id = sqlite3_column_int64(st, 0);
+            n++;
+        }
+        db_done(st);
+        if (rc != SQLITE_DONE) {
+            log_error("reading the outbox failed: %s", sqlite3_errmsg(r->db->sql));
+            return;
+        }
+        if (n < r->cfg->outbox_batch) return;
+    }
+}
+
+static int64_t data_version(rt *r)
+{
+    sqlite3_stmt *st = db_prepare(r->db, SQL_DATA_VERSION);
+    int64_t v = -1;
+    if (st && sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    db_done(st);
+    return v;
+}
+
+static void tail_tick(lws_sorted_usec_list_t *sul)
+{
+    rt *r = lws_container_of(sul, rt, tail_timer);
+    int64_t v = data_version(r);
+    if (v != r->data_version) {
+        r->data_version = v;
+        tail_run(r);
+    }
+    lws_sul_schedule(r->ctx, 0, &r->tail_timer, tail_tick,
+                     (lws_usec_t)r->cfg->outbox_poll_ms * LWS_US_PER_MS);
+}
+
+/* Record this daemon's position for operators (nova-admin outbox stats). */
+static void status_tick(lws_sorted_usec_list_t *sul)
+{
+    rt *r = lws_container_of(sul, rt, status_timer);
+    sqlite3_stmt *st = db_prepare(r->db, SQL_STATUS_UPSERT);
+    if (st) {
+        db_bind_text(st, 1, r->name);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)getpid());
+        sqlite3_bind_double(st, 3, r->started_at);
+        sqlite3_bind_int64(st, 4, r->last_id);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)r->n_conns);
+        sqlite3_bind_double(st, 6, nova_now());
+        if (sqlite3_step(st) != SQLITE_DONE)
+            log_debug("status update failed: %s", sqlite3_errmsg(r->db->sql));
+        db_done(st);
+    }
+    lws_sul_schedule(r->ctx, 0, &r->status_timer, status_tick, LWS_US_PER_SEC);
+}
+
+void tail_start(rt *r)
+{
+    /* Start at the newest event: older ones are for resuming clients.
+     * data_version first, so a commit in between is seen as a change. */
+    r->data_version = data_version(r);
+    sqlite3_stmt *st = db_prepare(r->db, SQL_OUTBOX_NEWEST);
+    if (st && sqlite3_step(st) == SQLITE_ROW) r->last_id = sqlite3_column_int64(st, 0);
+    db_done(st);
+    lws_sul_schedule(r->ctx, 0, &r->tail_timer, tail_tick,
+                     (lws_usec_t)r->cfg->outbox_poll_ms * LWS_US_PER_MS);
+    lws_sul_schedule(r->ctx, 0, &r->status_timer, status_tick, 1);
+}
