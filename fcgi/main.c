@@ -156,7 +156,7 @@ static pid_t spawn_worker(const nova_config *cfg, int listen_fd)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() == 1) _exit(0);
         log_init("nova-api", (int)cfg->log_level);
-        _exit(worker(cfg, listen_fd));
+        exit(worker(cfg, listen_fd)); /* exit, not _exit: lets LeakSanitizer check workers */
     }
     if (pid < 0) log_error("fork failed: %s", strerror(errno));
     return pid;

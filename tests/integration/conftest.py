@@ -1,0 +1,376 @@
+"""Integration harness: a real nginx, nova-api workers and nova-realtime.
+
+Each Stack runs on a free loopback port with its own temporary directory
+(database, unix sockets, nginx prefix, logs). The binaries come from
+NOVA_BUILD_DIR (default: build-asan, the sanitizer build); when a stack
+stops, its logs are searched for sanitizer reports and the test fails if
+any is found.
+
+Tests talk to the stack like the browser does: HTTP through nginx with a
+cookie jar per client (Client), and WebSocket through nginx at /ws/ (Socket).
+"""
+
+import glob
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+import requests
+import websocket
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BUILD = pathlib.Path(os.environ.get("NOVA_BUILD_DIR", ROOT / "build-asan"))
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+PASSWORD = "secret1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    """nginx + nova-api + nova-realtime on a free port with a fresh database."""
+
+    def __init__(self, env=None, workers=2):
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="nova-test-"))
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
+        self.db_path = self.dir / "nova.db"
+        self.api_sock = self.dir / "api.sock"
+        self.rt_sock = self.dir / "rt.sock"
+        self.workers = workers
+        self.env = dict(os.environ)
+        self.env.update(
+            NOVA_DB=str(self.db_path),
+            # Tests may lower the argon2id cost (API.md allows it).
+            NOVA_PWHASH_OPSLIMIT="1",
+            NOVA_PWHASH_MEMLIMIT="8192",
+            NOVA_LOG_LEVEL="1",
+            NOVA_WAKE_SOCKET=str(self.dir / "wake.sock"),
+            ASAN_OPTIONS=f"log_path={self.dir}/asan:detect_leaks=1:halt_on_error=1",
+            UBSAN_OPTIONS=f"log_path={self.dir}/ubsan:print_stacktrace=1:halt_on_error=1",
+        )
+        self.env.update(env or {})
+        self.procs = {}
+        self.logs = {}
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _spawn(self, name, argv):
+        log = open(self.dir / f"{name}.log", "ab")
+        self.logs[name] = self.dir / f"{name}.log"
+        self.procs[name] = subprocess.Popen(
+            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir
+        )
+        log.close()
+
+    def admin(self, *args, check=True):
+        return subprocess.run(
+            [str(BUILD / "nova-admin"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+        )
+
+    def start(self):
+        self.admin("migrate")
+        self.start_api()
+        self.start_realtime()
+        prefix = self.dir / "nginx"
+        subprocess.run(
+            [
+                str(ROOT / "scripts/lib/render-nginx"),
+                str(prefix),
+                f"127.0.0.1:{self.port}",
+                str(self.api_sock),
+                str(self.rt_sock),
+            ],
+            env=self.env,
+            check=True,
+        )
+        self._spawn(
+            "nginx",
+            [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
+             "-e", str(prefix / "error.log"), "-g", "daemon off;"],
+        )
+        self.wait_ready()
+        return self
+
+    def start_api(self):
+        self._spawn(
+            "api",
+            [str(BUILD / "nova-api"), "--socket", str(self.api_sock),
+             "--workers", str(self.workers)],
+        )
+        self._wait_for(self.api_sock)
+
+    def start_realtime(self, name="realtime", listen=None):
+        listen = listen or self.rt_sock
+        self._spawn(name, [str(BUILD / "nova-realtime"), "--listen", str(listen)])
+        self._wait_for(listen)
+
+    def _wait_for(self, path, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(path):
+                return
+            for name, p in self.procs.items():
+                if p.poll() is not None:
+                    raise RuntimeError(f"{name} exited early:\n{self.log_text(name)}")
+            time.sleep(0.05)
+        raise RuntimeError(f"{path} did not appear")
+
+    def wait_ready(self, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                r = requests.get(self.base + "/api/user", timeout=2)
+                if r.status_code == 403:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("stack not ready:\n" + self.log_text("api"))
+
+    def stop_proc(self, name, sig=signal.SIGTERM, timeout=15):
+        p = self.procs.get(name)
+        if not p or p.poll() is not None:
+            return p.returncode if p else None
+        p.send_signal(sig)
+        try:
+            return p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise AssertionError(f"{name} did not stop on {sig!r}")
+
+    def stop(self):
+        codes = {}
+        for name in list(self.procs):
+            if name != "nginx":
+                codes[name] = self.stop_proc(name)
+        self.stop_proc("nginx", signal.SIGQUIT)
+        return codes
+
+    def log_text(self, name):
+        path = self.logs.get(name)
+        return path.read_text(errors="replace") if path and path.exists() else ""
+
+    def all_logs(self):
+        return "\n".join(self.log_text(n) for n in self.logs)
+
+    def sanitizer_reports(self):
+        reports = []
+        for path in glob.glob(str(self.dir / "asan*")) + glob.glob(str(self.dir / "ubsan*")):
+            reports.append(pathlib.Path(path).read_text(errors="replace"))
+        for name in self.logs:
+            text = self.log_text(name)
+            if "runtime error:" in text or "AddressSanitizer" in text:
+                reports.append(text)
+        return reports
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- helpers -----------------------------------------------------------
+
+    def client(self):
+        return Client(self)
+
+    def sql(self, query, *params):
+        """Read the database directly (sqlite3 module, read-only)."""
+        import sqlite3
+
+        con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            return con.execute(query, params).fetchall()
+        finally:
+            con.close()
+
+
+def unique_name(prefix="u"):
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+class Client:
+    """One browser: a cookie jar and helpers for the REST API."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.http = requests.Session()
+        self.user = None
+        self.password = PASSWORD
+
+    def request(self, method, path, body=None, raw=None, headers=None, **kw):
+        h = dict(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        return self.http.request(
+            method, self.stack.base + "/api" + path, data=data, headers=h, timeout=30, **kw
+        )
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path, body=None, **kw):
+        return self.request("DELETE", path, body, **kw)
+
+    def ok(self, method, path, body=None, **kw):
+        """Call and insist on 200 + ok envelope; return data."""
+        r = self.request(method, path, body, **kw)
+        assert r.status_code == 200, (method, path, r.status_code, r.text)
+        env = r.json()
+        assert env["ok"] is True and "data" in env, env
+        return env["data"]
+
+    def register(self, name=None, password=PASSWORD):
+        name = name or unique_name()
+        self.user = self.ok("POST", "/user/register", {"user_name": name, "password": password})
+        self.password = password
+        return self.user
+
+    def login(self, name=None, password=None):
+        name = name or self.user["user_name"]
+        self.user = self.ok(
+            "POST", "/user/login", {"user_name": name, "password": password or self.password}
+        )
+        return self.user
+
+    @property
+    def token(self):
+        return self.http.cookies.get("sessionid")
+
+    def socket(self, **kw):
+        return Socket(self.stack, self.token, **kw)
+
+
+def fail(r, status):
+    """Assert a failure envelope with the given status; return its error."""
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["Content-Type"].startswith("application/json"), r.headers
+    env = r.json()
+    assert env["ok"] is False and isinstance(env["error"], str) and env["error"], env
+    return env["error"]
+
+
+class Socket:
+    """A WebSocket through nginx, authenticated by a session token."""
+
+    def __init__(self, stack, token, query="", headers=None, timeout=10):
+        cookie = f"sessionid={token}" if token else None
+        self.ws = websocket.create_connection(
+            stack.ws_url + query, cookie=cookie, header=headers or [], timeout=timeout
+        )
+        self.next_request_id = 1
+
+    def send(self, packet):
+        self.ws.send(packet if isinstance(packet, str) else json.dumps(packet))
+
+    def recv(self, timeout=10):
+        self.ws.settimeout(timeout)
+        text = self.ws.recv()
+        assert text, "socket closed"
+        return json.loads(text)
+
+    def request(self, action, data=None, request_id=None):
+        rid = request_id if request_id is not None else self.next_request_id
+        self.next_request_id += 1
+        self.send({"action": action, "request_id": rid, "data": data})
+        return rid
+
+    def expect(self, action, timeout=10):
+        msg = self.recv(timeout)
+        assert msg["action"] == action, msg
+        return msg
+
+    def ping_barrier(self):
+        """Make sure everything sent to us so far is read: ping, read to pong.
+        Returns the notifications that arrived before the pong."""
+        rid = self.request("ping")
+        seen = []
+        while True:
+            msg = self.recv()
+            if msg["action"] == "pong" and msg["request_id"] == rid:
+                return seen
+            seen.append(msg)
+
+    def close(self):
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+
+
+def barrier(client, sock):
+    """Deterministic "nothing else is coming": make the server emit an event
+    for this user (profile_change via a no-op PATCH /user) and read the
+    socket up to it. Events for one user arrive in commit order, so anything
+    that was going to reach the socket before the barrier has arrived.
+    Returns the notifications received before the barrier."""
+    client.ok("PATCH", "/user", {"user_name": client.user["user_name"]})
+    seen = []
+    while True:
+        msg = sock.recv()
+        if msg["action"] == "profile_change":
+            return seen
+        seen.append(msg)
+
+
+@pytest.fixture(scope="session")
+def stack():
+    s = Stack().start()
+    yield s
+    s.stop()
+    reports = s.sanitizer_reports()
+    s.cleanup() if not reports else None
+    assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+
+
+@pytest.fixture
+def make_stack():
+    """Start extra stacks with special settings; stopped and checked after."""
+    made = []
+
+    def make(env=None, **kw):
+        s = Stack(env=env, **kw).start()
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+        reports = s.sanitizer_reports()
+        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+        s.cleanup()
+
+
+@pytest.fixture
+def client(stack):
+    return stack.client()
+
+
+@pytest.fixture
+def user(stack):
+    c = stack.client()
+    c.register()
+    return c
