@@ -1,35 +1,61 @@
-/* view.c - JSON views of users, friends, chats and messages. */
+/* view.c - JSON views of users, friends, chats and messages.
+ *
+ * Lists reuse the User.Basic objects of users they meet more than once
+ * (a user cache per call), and compute read_users from one read of the
+ * chat's watermarks, so listing N messages costs O(N) queries, not
+ * O(N * members). */
 #include "view.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 #include "json_util.h"
 
 static const char SQL_USER_VIEW[] =
     "SELECT id, user_name, avatar_url, email, phone FROM users WHERE id = ?";
 
+static json_object *fail_null(nova_err *err, int status, const char *what, int64_t id)
+{
+    nova_fail(err, status, "%s %lld not found", what, (long long)id);
+    return NULL;
+}
+
+/* Step a one-row lookup: 1 row, 0 none (404 recorded), -1 error. */
+static int step_one(nova_db *db, sqlite3_stmt *st, const char *what, int64_t id, nova_err *err)
+{
+    if (!st) {
+        nova_fail(err, 500, "internal error");
+        return -1;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) return 1;
+    db_done(st);
+    if (rc == SQLITE_DONE) {
+        fail_null(err, 404, what, id);
+        return 0;
+    }
+    db_fail(db, err);
+    return -1;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    return s ? s : "";
+}
+
 static json_object *user_view(nova_db *db, int64_t user_id, bool detailed, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_USER_VIEW);
-    if (!st) {
-        nova_fail(err, 500, "internal error");
-        return NULL;
-    }
-    sqlite3_bind_int64(st, 1, user_id);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        db_done(st);
-        if (rc == SQLITE_DONE)
-            nova_fail(err, 404, "user %lld not found", (long long)user_id);
-        else
-            db_fail(db, err);
-        return NULL;
-    }
+    if (st) sqlite3_bind_int64(st, 1, user_id);
+    if (step_one(db, st, "user", user_id, err) != 1) return NULL;
     json_object *o = json_object_new_object();
     json_object_object_add(o, "id", json_i64(sqlite3_column_int64(st, 0)));
-    json_object_object_add(o, "user_name", json_str((const char *)sqlite3_column_text(st, 1)));
-    json_object_object_add(o, "avatar_url", json_str((const char *)sqlite3_column_text(st, 2)));
+    json_object_object_add(o, "user_name", json_str(col_text(st, 1)));
+    json_object_object_add(o, "avatar_url", json_str(col_text(st, 2)));
     if (detailed) {
-        json_object_object_add(o, "email", json_str((const char *)sqlite3_column_text(st, 3)));
-        json_object_object_add(o, "phone", json_str((const char *)sqlite3_column_text(st, 4)));
+        json_object_object_add(o, "email", json_str(col_text(st, 3)));
+        json_object_object_add(o, "phone", json_str(col_text(st, 4)));
     }
     db_done(st);
     return o;
@@ -43,4 +69,432 @@ json_object *view_user_basic(nova_db *db, int64_t user_id, nova_err *err)
 json_object *view_user_detailed(nova_db *db, int64_t user_id, nova_err *err)
 {
     return user_view(db, user_id, true, err);
+}
+
+/* --- a small cache of User.Basic objects for list views --------------- */
+
+typedef struct user_cache {
+    int64_t ids[64];
+    json_object *objs[64];
+    int n;
+} user_cache;
+
+/* A new reference to the User.Basic of user_id (cached), or NULL. */
+static json_object *cached_user(nova_db *db, user_cache *c, int64_t user_id, nova_err *err)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->ids[i] == user_id) return json_object_get(c->objs[i]);
+    json_object *o = view_user_basic(db, user_id, err);
+    if (o && c->n < 64) {
+        c->ids[c->n] = user_id;
+        c->objs[c->n++] = json_object_get(o);
+    }
+    return o;
+}
+
+static void user_cache_free(user_cache *c)
+{
+    for (int i = 0; i < c->n; i++) json_object_put(c->objs[i]);
+    c->n = 0;
+}
+
+/* Add a user array built from the ids a statement yields (column 0). */
+static int add_users(nova_db *db, user_cache *cache, json_object *o, const char *key,
+                     sqlite3_stmt *st, nova_err *err)
+{
+    idlist ids = {0};
+    int rc = db_collect_ids(db, st, &ids, err);
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < ids.n && !rc; i++) {
+        json_object *u = cached_user(db, cache, ids.v[i], err);
+        if (!u) rc = err->status;
+        else json_object_array_add(arr, u);
+    }
+    idlist_free(&ids);
+    json_object_object_add(o, key, arr);
+    return rc;
+}
+
+/* --- friends ------------------------------------------------------------ */
+
+static const char SQL_GROUP_VIEW[] = "SELECT id, name FROM friend_groups WHERE id = ?";
+
+json_object *view_friend_group(nova_db *db, int64_t group_id, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_VIEW);
+    if (st) sqlite3_bind_int64(st, 1, group_id);
+    if (step_one(db, st, "friend group", group_id, err) != 1) return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "group_id", json_i64(sqlite3_column_int64(st, 0)));
+    json_object_object_add(o, "group_name", json_str(col_text(st, 1)));
+    db_done(st);
+    return o;
+}
+
+static const char SQL_FRIEND_VIEW[] =
+    "SELECT nickname, group_id FROM friends WHERE user_id = ? AND friend_id = ?";
+
+json_object *view_friend(nova_db *db, int64_t owner_id, int64_t friend_id, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_VIEW);
+    if (st) {
+        sqlite3_bind_int64(st, 1, owner_id);
+        sqlite3_bind_int64(st, 2, friend_id);
+    }
+    if (step_one(db, st, "friend", friend_id, err) != 1) return NULL;
+    json_object *nickname = json_str(col_text(st, 0));
+    int64_t group_id = sqlite3_column_int64(st, 1);
+    db_done(st);
+    json_object *user = view_user_detailed(db, friend_id, err);
+    json_object *group = user ? view_friend_group(db, group_id, err) : NULL;
+    if (!group) {
+        json_object_put(nickname);
+        json_object_put(user);
+        return NULL;
+    }
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "friend", user);
+    json_object_object_add(o, "nickname", nickname);
+    json_object_object_add(o, "group", group);
+    return o;
+}
+
+static const char SQL_FRIEND_INVITATION_VIEW[] =
+    "SELECT id, sender_id, receiver_id, comment, source_chat_id FROM friend_invitations "
+    "WHERE id = ?";
+
+json_object *view_friend_invitation(nova_db *db, int64_t invitation_id, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_INVITATION_VIEW);
+    if (st) sqlite3_bind_int64(st, 1, invitation_id);
+    if (step_one(db, st, "invitation", invitation_id, err) != 1) return NULL;
+    int64_t sender = sqlite3_column_int64(st, 1), receiver = sqlite3_column_int64(st, 2);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_i64(sqlite3_column_int64(st, 0)));
+    json_object *comment = json_str(col_text(st, 3));
+    json_object *source = sqlite3_column_type(st, 4) == SQLITE_NULL
+                              ? json_str("search")
+                              : json_i64(sqlite3_column_int64(st, 4));
+    db_done(st);
+    json_object *s = view_user_basic(db, sender, err);
+    json_object *r = s ? view_user_basic(db, receiver, err) : NULL;
+    json_object_object_add(o, "sender", s);
+    json_object_object_add(o, "receiver", r);
+    json_object_object_add(o, "comment", comment);
+    json_object_object_add(o, "source", source);
+    if (!r) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* --- messages ----------------------------------------------------------- */
+
+static const char SQL_MESSAGE_VIEW[] =
+    "SELECT m.id, m.chat_id, m.content, m.send_time, m.sender_id, m.reply_to_id, m.recalled, "
+    "EXISTS (SELECT 1 FROM message_deletions d WHERE d.user_id = ?2 AND d.message_id = m.id) "
+    "FROM messages m WHERE m.id = ?1";
+static const char SQL_MESSAGE_REPLIES[] =
+    "SELECT id FROM messages WHERE reply_to_id = ? ORDER BY id";
+static const char SQL_CHAT_WATERMARKS[] =
+    "SELECT user_id, last_read_id FROM chat_relations WHERE chat_id = ? AND last_read_id > 0 "
+    "ORDER BY user_id";
+
+static json_object *message_basic(nova_db *db, user_cache *cache, int64_t message_id,
+                                  int64_t viewer, int64_t *reply_to, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_VIEW);
+    if (st) {
+        sqlite3_bind_int64(st, 1, message_id);
+        sqlite3_bind_int64(st, 2, viewer);
+    }
+    if (step_one(db, st, "message", message_id, err) != 1) return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "message_id", json_i64(sqlite3_column_int64(st, 0)));
+    json_object_object_add(o, "chat_id", json_i64(sqlite3_column_int64(st, 1)));
+    json_object_object_add(o, "message", json_str(col_text(st, 2)));
+    json_object_object_add(o, "send_time", json_time(sqlite3_column_double(st, 3)));
+    int64_t sender = sqlite3_column_int64(st, 4);
+    *reply_to = sqlite3_column_int64(st, 5);
+    bool deleted = sqlite3_column_int(st, 6) || sqlite3_column_int(st, 7);
+    db_done(st);
+    json_object *u = cached_user(db, cache, sender, err);
+    if (!u) {
+        json_object_put(o);
+        return NULL;
+    }
+    json_object_object_add(o, "sender", u);
+    json_object_object_add(o, "reply_to_id", *reply_to ? json_i64(*reply_to) : NULL);
+    json_object_object_add(o, "deleted", json_object_new_boolean(deleted));
+    return o;
+}
+
+/* Watermarks of a chat: who has read up to which message. */
+typedef struct watermarks {
+    idlist users, marks;
+} watermarks;
+
+static int load_watermarks(nova_db *db, int64_t chat_id, watermarks *w, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_WATERMARKS);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, chat_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (idlist_push(&w->users, sqlite3_column_int64(st, 0)) ||
+            idlist_push(&w->marks, sqlite3_column_int64(st, 1))) {
+            db_done(st);
+            return nova_fail(err, 500, "internal error");
+        }
+    }
+    db_done(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(db, err);
+}
+
+static void watermarks_free(watermarks *w)
+{
+    idlist_free(&w->users);
+    idlist_free(&w->marks);
+}
+
+static json_object *message_detailed(nova_db *db, user_cache *cache, const watermarks *w,
+                                     int64_t message_id, int64_t viewer, nova_err *err)
+{
+    int64_t reply_to;
+    json_object *o = message_basic(db, cache, message_id, viewer, &reply_to, err);
+    if (!o) return NULL;
+
+    json_object *readers = json_object_new_array();
+    json_object_object_add(o, "read_users", readers);
+    for (size_t i = 0; i < w->users.n; i++) {
+        if (w->marks.v[i] < message_id) continue;
+        json_object *u = cached_user(db, cache, w->users.v[i], err);
+        if (!u) goto fail;
+        json_object_array_add(readers, u);
+    }
+
+    json_object *parent = NULL;
+    if (reply_to) {
+        int64_t unused;
+        parent = message_basic(db, cache, reply_to, viewer, &unused, err);
+        if (!parent) goto fail;
+    }
+    json_object_object_add(o, "reply_to", parent);
+
+    idlist replies = {0};
+    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_REPLIES);
+    if (st) sqlite3_bind_int64(st, 1, message_id);
+    int rc = db_collect_ids(db, st, &replies, err);
+    json_object *by = json_object_new_array();
+    json_object_object_add(o, "replied_by", by);
+    for (size_t i = 0; i < replies.n && !rc; i++) {
+        int64_t unused;
+        json_object *r = message_basic(db, cache, replies.v[i], viewer, &unused, err);
+        if (r)
+            json_object_array_add(by, r);
+        else
+            rc = err->status;
+    }
+    idlist_free(&replies);
+    if (rc) goto fail;
+    return o;
+fail:
+    json_object_put(o);
+    return NULL;
+}
+
+json_object *view_message_basic(nova_db *db, int64_t message_id, int64_t viewer, nova_err *err)
+{
+    user_cache cache = {0};
+    int64_t reply_to;
+    json_object *o = message_basic(db, &cache, message_id, viewer, &reply_to, err);
+    user_cache_free(&cache);
+    return o;
+}
+
+static const char SQL_MESSAGE_CHAT[] = "SELECT chat_id FROM messages WHERE id = ?";
+
+json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t viewer,
+                                   nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_CHAT);
+    if (st) sqlite3_bind_int64(st, 1, message_id);
+    if (step_one(db, st, "message", message_id, err) != 1) return NULL;
+    int64_t chat_id = sqlite3_column_int64(st, 0);
+    db_done(st);
+    user_cache cache = {0};
+    watermarks w = {0};
+    json_object *o = NULL;
+    if (!load_watermarks(db, chat_id, &w, err))
+        o = message_detailed(db, &cache, &w, message_id, viewer, err);
+    watermarks_free(&w);
+    user_cache_free(&cache);
+    return o;
+}
+
+static const char SQL_MESSAGES_PAGE[] =
+    "SELECT id FROM messages WHERE chat_id = ?1 AND id < ?2 "
+    "AND send_time >= ?3 AND send_time <= ?4 "
+    "AND (?5 IS NULL OR sender_id IN (SELECT value FROM json_each(?5))) "
+    "ORDER BY id DESC LIMIT ?6";
+
+json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const message_query *q,
+                           nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGES_PAGE);
+    if (!st) {
+        nova_fail(err, 500, "internal error");
+        return NULL;
+    }
+    sqlite3_bind_int64(st, 1, chat_id);
+    sqlite3_bind_int64(st, 2, q->before > 0 ? q->before : INT64_MAX);
+    sqlite3_bind_double(st, 3, q->has_begin ? q->begin : -1e300);
+    sqlite3_bind_double(st, 4, q->has_end ? q->end : 1e300);
+    if (q->senders) {
+        json_object *arr = json_object_new_array();
+        for (size_t i = 0; i < q->senders->n; i++)
+            json_object_array_add(arr, json_i64(q->senders->v[i]));
+        db_bind_text(st, 5, json_text(arr, NULL));
+        json_object_put(arr);
+    }
+    sqlite3_bind_int64(st, 6, q->limit > 0 ? q->limit : -1);
+    idlist ids = {0};
+    if (db_collect_ids(db, st, &ids, err)) return NULL;
+
+    user_cache cache = {0};
+    watermarks w = {0};
+    json_object *list = json_object_new_array();
+    int rc = load_watermarks(db, chat_id, &w, err);
+    for (size_t i = 0; i < ids.n && !rc; i++) {
+        json_object *m = message_detailed(db, &cache, &w, ids.v[i], viewer, err);
+        if (m)
+            json_object_array_add(list, m);
+        else
+            rc = err->status;
+    }
+    watermarks_free(&w);
+    user_cache_free(&cache);
+    idlist_free(&ids);
+    if (rc) {
+        json_object_put(list);
+        return NULL;
+    }
+    return list;
+}
+
+/* --- chats -------------------------------------------------------------- */
+
+static const char SQL_CHAT_VIEW[] = "SELECT id, name, owner_id FROM chats WHERE id = ?";
+static const char SQL_CHAT_ADMINS[] =
+    "SELECT user_id FROM chat_members WHERE chat_id = ? AND is_admin = 1 ORDER BY id";
+static const char SQL_CHAT_MEMBERS[] =
+    "SELECT user_id FROM chat_members WHERE chat_id = ? ORDER BY id";
+static const char SQL_CHAT_LAST_MESSAGE[] =
+    "SELECT m.id FROM messages m WHERE m.chat_id = ?1 AND m.recalled = 0 AND NOT EXISTS "
+    "(SELECT 1 FROM message_deletions d WHERE d.user_id = ?2 AND d.message_id = m.id) "
+    "ORDER BY m.id DESC LIMIT 1";
+
+json_object *view_chat(nova_db *db, int64_t chat_id, int64_t viewer, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_VIEW);
+    if (st) sqlite3_bind_int64(st, 1, chat_id);
+    if (step_one(db, st, "chat", chat_id, err) != 1) return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "chat_id", json_i64(sqlite3_column_int64(st, 0)));
+    json_object_object_add(o, "chat_name", json_str(col_text(st, 1)));
+    int64_t owner = sqlite3_column_int64(st, 2);
+    db_done(st);
+
+    user_cache cache = {0};
+    json_object *owner_obj = cached_user(db, &cache, owner, err);
+    int rc = owner_obj ? 0 : err->status;
+    json_object_object_add(o, "chat_owner", owner_obj);
+    if (!rc) {
+        st = db_prepare(db, SQL_CHAT_ADMINS);
+        if (st) sqlite3_bind_int64(st, 1, chat_id);
+        rc = add_users(db, &cache, o, "chat_admins", st, err);
+    }
+    if (!rc) {
+        st = db_prepare(db, SQL_CHAT_MEMBERS);
+        if (st) sqlite3_bind_int64(st, 1, chat_id);
+        rc = add_users(db, &cache, o, "chat_members", st, err);
+    }
+    if (!rc) {
+        st = db_prepare(db, SQL_CHAT_LAST_MESSAGE);
+        if (st) {
+            sqlite3_bind_int64(st, 1, chat_id);
+            sqlite3_bind_int64(st, 2, viewer);
+        }
+        idlist last = {0};
+        rc = db_collect_ids(db, st, &last, err);
+        json_object *m = json_str("");
+        if (!rc && last.n) {
+            int64_t unused;
+            json_object_put(m);
+            m = message_basic(db, &cache, last.v[0], viewer, &unused, err);
+            if (!m) rc = err->status;
+        }
+        idlist_free(&last);
+        json_object_object_add(o, "last_message", m);
+    }
+    user_cache_free(&cache);
+    if (rc) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+static const char SQL_CHAT_RELATION[] =
+    "SELECT r.nickname, (SELECT count(*) FROM messages m WHERE m.chat_id = r.chat_id "
+    "AND m.id > r.last_read_id) FROM chat_relations r WHERE r.chat_id = ? AND r.user_id = ?";
+
+json_object *view_chat_relation(nova_db *db, int64_t chat_id, int64_t viewer, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_RELATION);
+    if (st) {
+        sqlite3_bind_int64(st, 1, chat_id);
+        sqlite3_bind_int64(st, 2, viewer);
+    }
+    if (step_one(db, st, "chat", chat_id, err) != 1) return NULL;
+    json_object *nickname = json_str(col_text(st, 0));
+    int64_t unread = sqlite3_column_int64(st, 1);
+    db_done(st);
+    json_object *chat = view_chat(db, chat_id, viewer, err);
+    if (!chat) {
+        json_object_put(nickname);
+        return NULL;
+    }
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "chat", chat);
+    json_object_object_add(o, "nickname", nickname);
+    json_object_object_add(o, "unread_count", json_i64(unread));
+    return o;
+}
+
+static const char SQL_CHAT_INVITATION_VIEW[] =
+    "SELECT id, chat_id, user_id, invited_by, created_at FROM chat_invitations WHERE id = ?";
+
+json_object *view_chat_invitation(nova_db *db, int64_t invitation_id, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_INVITATION_VIEW);
+    if (st) sqlite3_bind_int64(st, 1, invitation_id);
+    if (step_one(db, st, "invitation", invitation_id, err) != 1) return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "invitation_id", json_i64(sqlite3_column_int64(st, 0)));
+    json_object_object_add(o, "chat_id", json_i64(sqlite3_column_int64(st, 1)));
+    int64_t user = sqlite3_column_int64(st, 2), by = sqlite3_column_int64(st, 3);
+    double created = sqlite3_column_double(st, 4);
+    db_done(st);
+    json_object *u = view_user_basic(db, user, err);
+    json_object *b = u ? view_user_basic(db, by, err) : NULL;
+    json_object_object_add(o, "user", u);
+    json_object_object_add(o, "invited_by", b);
+    json_object_object_add(o, "created_at", json_time(created));
+    if (!b) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
 }

@@ -2,16 +2,45 @@
  *
  * Responses and event payloads alike are made here. Each function returns
  * a new json_object (owned by the caller) or NULL with err set (404 when
- * the object does not exist). */
+ * the object does not exist). `viewer` is the user the structure is shown
+ * to (it decides delete-for-me, last_message, unread_count); 0 shows it
+ * as nobody in particular (event payloads sent to several users). */
 #ifndef NOVA_VIEW_H
 #define NOVA_VIEW_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "db.h"
 
 json_object *view_user_basic(nova_db *db, int64_t user_id, nova_err *err);
 json_object *view_user_detailed(nova_db *db, int64_t user_id, nova_err *err);
+
+json_object *view_friend_group(nova_db *db, int64_t group_id, nova_err *err);
+/* Friend as owner sees friend_id; 404 when they are not friends. */
+json_object *view_friend(nova_db *db, int64_t owner_id, int64_t friend_id, nova_err *err);
+json_object *view_friend_invitation(nova_db *db, int64_t invitation_id, nova_err *err);
+
+json_object *view_chat(nova_db *db, int64_t chat_id, int64_t viewer, nova_err *err);
+json_object *view_chat_relation(nova_db *db, int64_t chat_id, int64_t viewer, nova_err *err);
+json_object *view_chat_invitation(nova_db *db, int64_t invitation_id, nova_err *err);
+
+json_object *view_message_basic(nova_db *db, int64_t message_id, int64_t viewer, nova_err *err);
+json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t viewer,
+                                   nova_err *err);
+
+/* Which messages of a chat to list, newest first. */
+typedef struct message_query {
+    int64_t before;  /* only ids below this; 0: no bound */
+    long limit;      /* at most this many; 0: all */
+    bool has_begin, has_end;
+    double begin, end; /* inclusive send_time bounds */
+    const idlist *senders; /* only these senders; NULL: any */
+} message_query;
+
+/* [ChatMessage.Detailed] of a chat as viewer sees them. */
+json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const message_query *q,
+                           nova_err *err);
 
 #endif

@@ -20,21 +20,21 @@ const api_route api_routes[] = {
     {METHOD_DELETE, "/user", h_user_delete, AUTH},
     {METHOD_GET, "/user/{id}", h_user_by_id, AUTH},
 
-    {METHOD_POST, "/friend/group/add", h_not_implemented, AUTH},
-    {METHOD_GET, "/friend/group/list", h_not_implemented, AUTH},
-    {METHOD_GET, "/friend/group/{id}", h_not_implemented, AUTH},
-    {METHOD_PATCH, "/friend/group/{id}", h_not_implemented, AUTH},
-    {METHOD_DELETE, "/friend/group/{id}", h_not_implemented, AUTH},
+    {METHOD_POST, "/friend/group/add", h_friend_group_add, AUTH},
+    {METHOD_GET, "/friend/group/list", h_friend_group_list, AUTH},
+    {METHOD_GET, "/friend/group/{id}", h_friend_group_get, AUTH},
+    {METHOD_PATCH, "/friend/group/{id}", h_friend_group_patch, AUTH},
+    {METHOD_DELETE, "/friend/group/{id}", h_friend_group_delete, AUTH},
 
-    {METHOD_POST, "/friend/find", h_not_implemented, AUTH},
-    {METHOD_POST, "/friend/invite", h_not_implemented, AUTH},
-    {METHOD_GET, "/friend/invitation", h_not_implemented, AUTH},
-    {METHOD_POST, "/friend/invitation/{id}", h_not_implemented, AUTH},
-    {METHOD_DELETE, "/friend/invitation/{id}", h_not_implemented, AUTH},
-    {METHOD_GET, "/friend", h_not_implemented, AUTH},
-    {METHOD_GET, "/friend/{id}", h_not_implemented, AUTH},
-    {METHOD_PATCH, "/friend/{id}", h_not_implemented, AUTH},
-    {METHOD_DELETE, "/friend/{id}", h_not_implemented, AUTH},
+    {METHOD_POST, "/friend/find", h_friend_find, AUTH},
+    {METHOD_POST, "/friend/invite", h_friend_invite, AUTH},
+    {METHOD_GET, "/friend/invitation", h_friend_invitation_list, AUTH},
+    {METHOD_POST, "/friend/invitation/{id}", h_friend_invitation_accept, AUTH},
+    {METHOD_DELETE, "/friend/invitation/{id}", h_friend_invitation_decline, AUTH},
+    {METHOD_GET, "/friend", h_friend_list, AUTH},
+    {METHOD_GET, "/friend/{id}", h_friend_get, AUTH},
+    {METHOD_PATCH, "/friend/{id}", h_friend_patch, AUTH},
+    {METHOD_DELETE, "/friend/{id}", h_friend_delete, AUTH},
 
     {METHOD_POST, "/chat/new", h_not_implemented, AUTH},
     {METHOD_POST, "/chat/{id}/invite", h_not_implemented, AUTH},
@@ -184,8 +184,12 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
     }
     /* 5. body */
     if (method != METHOD_GET && check_body(&call, &err)) goto fail;
-    /* 6. handler */
-    if (route->handler(&call, &err)) {
+    /* 6. handler; reads see one snapshot of the database */
+    bool snapshot = method == METHOD_GET;
+    if (snapshot && db_begin_read(db, &err)) goto fail;
+    int status = route->handler(&call, &err);
+    if (snapshot) db_rollback(db);
+    if (status) {
         if (db->in_write) db_rollback(db);
         goto fail;
     }

@@ -51,6 +51,22 @@ int h_user_patch(api_call *c, nova_err *err);
 int h_user_delete(api_call *c, nova_err *err);
 int h_user_by_id(api_call *c, nova_err *err);
 
+/* Handlers: h_friend.c */
+int h_friend_group_add(api_call *c, nova_err *err);
+int h_friend_group_list(api_call *c, nova_err *err);
+int h_friend_group_get(api_call *c, nova_err *err);
+int h_friend_group_patch(api_call *c, nova_err *err);
+int h_friend_group_delete(api_call *c, nova_err *err);
+int h_friend_find(api_call *c, nova_err *err);
+int h_friend_invite(api_call *c, nova_err *err);
+int h_friend_invitation_list(api_call *c, nova_err *err);
+int h_friend_invitation_accept(api_call *c, nova_err *err);
+int h_friend_invitation_decline(api_call *c, nova_err *err);
+int h_friend_list(api_call *c, nova_err *err);
+int h_friend_get(api_call *c, nova_err *err);
+int h_friend_patch(api_call *c, nova_err *err);
+int h_friend_delete(api_call *c, nova_err *err);
+
 /* Routes whose handler is still to be written answer 501. */
 int h_not_implemented(api_call *c, nova_err *err);
 

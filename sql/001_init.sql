@@ -19,6 +19,24 @@ CREATE TABLE users (
     created_at    REAL    NOT NULL
 );
 
+-- Case-sensitive substring search on names (POST /friend/find): a trigram
+-- index answers substrings of 3+ characters without scanning every user.
+CREATE VIRTUAL TABLE users_name_trigram USING fts5 (
+    user_name, content = 'users', content_rowid = 'id', tokenize = 'trigram case_sensitive 1'
+);
+CREATE TRIGGER users_name_trigram_insert AFTER INSERT ON users BEGIN
+    INSERT INTO users_name_trigram (rowid, user_name) VALUES (new.id, new.user_name);
+END;
+CREATE TRIGGER users_name_trigram_delete AFTER DELETE ON users BEGIN
+    INSERT INTO users_name_trigram (users_name_trigram, rowid, user_name)
+    VALUES ('delete', old.id, old.user_name);
+END;
+CREATE TRIGGER users_name_trigram_update AFTER UPDATE OF user_name ON users BEGIN
+    INSERT INTO users_name_trigram (users_name_trigram, rowid, user_name)
+    VALUES ('delete', old.id, old.user_name);
+    INSERT INTO users_name_trigram (rowid, user_name) VALUES (new.id, new.user_name);
+END;
+
 -- The two reserved users. Their ids are fixed so that code can name them.
 INSERT INTO users (id, user_name, password_hash, is_system, created_at)
 VALUES (1, '#SYSTEM', NULL, 1, 0), (2, '#DELETED', NULL, 1, 0);
@@ -91,14 +109,15 @@ CREATE TABLE friend_invitations (
 CREATE INDEX friend_invitations_receiver ON friend_invitations (receiver_id, id);
 
 -- Chat membership. Admins are members with is_admin = 1; the owner is
--- never flagged admin.
+-- never flagged admin. The rowid keeps the order in which members joined.
 CREATE TABLE chat_members (
+    id        INTEGER PRIMARY KEY,
     chat_id   INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
     user_id   INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     is_admin  INTEGER NOT NULL DEFAULT 0 CHECK (is_admin IN (0, 1)),
     joined_at REAL    NOT NULL,
-    PRIMARY KEY (chat_id, user_id)
-) WITHOUT ROWID;
+    UNIQUE (chat_id, user_id)
+);
 CREATE INDEX chat_members_user ON chat_members (user_id, chat_id);
 
 -- A user's relation to a chat: nickname and read watermark (the id of the

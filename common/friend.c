@@ -1,0 +1,506 @@
+/* friend.c - friend groups, friendships, invitations and search. */
+#include "friend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat.h"
+#include "json_util.h"
+#include "message.h"
+#include "outbox.h"
+#include "user.h"
+#include "view.h"
+
+/* --- groups ------------------------------------------------------------- */
+
+static const char SQL_GROUP_OWNER[] = "SELECT user_id, is_default FROM friend_groups WHERE id = ?";
+static const char SQL_GROUP_INSERT[] = "INSERT INTO friend_groups (user_id, name) VALUES (?, ?)";
+static const char SQL_GROUP_RENAME[] = "UPDATE friend_groups SET name = ? WHERE id = ?";
+static const char SQL_GROUP_DELETE[] = "DELETE FROM friend_groups WHERE id = ?";
+static const char SQL_GROUP_DEFAULT[] =
+    "SELECT id FROM friend_groups WHERE user_id = ? AND is_default = 1";
+static const char SQL_GROUP_MOVE_FRIENDS[] =
+    "UPDATE friends SET group_id = ?1 WHERE user_id = ?2 AND group_id = ?3";
+static const char SQL_GROUP_LIST[] =
+    "SELECT id FROM friend_groups WHERE user_id = ? ORDER BY is_default DESC, id";
+
+/* Owner and default flag of a group: 0, or missing_status. */
+static int group_info(nova_db *db, int64_t group_id, int64_t *owner, bool *is_default,
+                      int missing_status, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_OWNER);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, group_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *owner = sqlite3_column_int64(st, 0);
+        *is_default = sqlite3_column_int(st, 1);
+    }
+    db_done(st);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE)
+        return nova_fail(err, missing_status, "friend group %lld not found", (long long)group_id);
+    return db_fail(db, err);
+}
+
+int friend_group_check(nova_db *db, int64_t owner, int64_t group_id, int missing_status,
+                       nova_err *err)
+{
+    int64_t who;
+    bool is_default;
+    int rc = group_info(db, group_id, &who, &is_default, missing_status, err);
+    if (rc) return rc;
+    if (who != owner) return nova_fail(err, 403, "friend group %lld is not yours", (long long)group_id);
+    return 0;
+}
+
+/* A group of owner that may be renamed or deleted (not the default). */
+static int group_editable(nova_db *db, int64_t owner, int64_t group_id, nova_err *err)
+{
+    int64_t who;
+    bool is_default;
+    int rc = group_info(db, group_id, &who, &is_default, 400, err);
+    if (rc) return rc;
+    if (who != owner) return nova_fail(err, 403, "friend group %lld is not yours", (long long)group_id);
+    if (is_default) return nova_fail(err, 400, "the default friend group cannot be changed");
+    return 0;
+}
+
+int friend_group_add(nova_db *db, int64_t owner, const char *name, int64_t *group_id,
+                     nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_INSERT);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, owner);
+    db_bind_text(st, 2, name);
+    int rc = db_exec_done(db, st, err);
+    if (!rc) *group_id = sqlite3_last_insert_rowid(db->sql);
+    return rc;
+}
+
+int friend_group_rename(nova_db *db, int64_t owner, int64_t group_id, const char *name,
+                        nova_err *err)
+{
+    int rc = group_editable(db, owner, group_id, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_RENAME);
+    if (!st) return nova_fail(err, 500, "internal error");
+    db_bind_text(st, 1, name);
+    sqlite3_bind_int64(st, 2, group_id);
+    return db_exec_done(db, st, err);
+}
+
+static int default_group(nova_db *db, int64_t owner, int64_t *group_id, nova_err *err)
+{
+    idlist ids = {0};
+    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_DEFAULT);
+    if (st) sqlite3_bind_int64(st, 1, owner);
+    int rc = db_collect_ids(db, st, &ids, err);
+    if (!rc && ids.n != 1) rc = nova_fail(err, 500, "internal error");
+    if (!rc) *group_id = ids.v[0];
+    idlist_free(&ids);
+    return rc;
+}
+
+int friend_group_delete(nova_db *db, int64_t owner, int64_t group_id, nova_err *err)
+{
+    int64_t fallback;
+    int rc;
+    if ((rc = group_editable(db, owner, group_id, err)) ||
+        (rc = default_group(db, owner, &fallback, err)))
+        return rc;
+    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_MOVE_FRIENDS);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, fallback);
+    sqlite3_bind_int64(st, 2, owner);
+    sqlite3_bind_int64(st, 3, group_id);
+    if ((rc = db_exec_done(db, st, err))) return rc;
+    st = db_prepare(db, SQL_GROUP_DELETE);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, group_id);
+    return db_exec_done(db, st, err);
+}
+
+/* A JSON array of view(id) for every id the bound statement yields. */
+static json_object *list_of(nova_db *db, sqlite3_stmt *st, int64_t owner,
+                            json_object *(*view)(nova_db *, int64_t, int64_t, nova_err *),
+                            nova_err *err)
+{
+    idlist ids = {0};
+    if (db_collect_ids(db, st, &ids, err)) return NULL;
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < ids.n; i++) {
+        json_object *o = view(db, owner, ids.v[i], err);
+        if (!o) {
+            json_object_put(arr);
+            arr = NULL;
+            break;
+        }
+        json_object_array_add(arr, o);
+    }
+    idlist_free(&ids);
+    return arr;
+}
+
+static json_object *group_view(nova_db *db, int64_t owner, int64_t id, nova_err *err)
+{
+    (void)owner;
+    return view_friend_group(db, id, err);
+}
+
+json_object *friend_group_list(nova_db *db, int64_t owner, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_LIST);
+    if (st) sqlite3_bind_int64(st, 1, owner);
+    return list_of(db, st, owner, group_view, err);
+}
+
+/* --- search ------------------------------------------------------------- */
+
+static const char SQL_FIND_BY_ID[] =
+    "SELECT id FROM users WHERE id = ?1 AND id <> ?2 AND is_system = 0";
+/* Substrings of 3+ characters use the trigram index; shorter ones scan
+ * users by id until the cap is reached. */
+static const char SQL_FIND_TRIGRAM[] =
+    "SELECT u.id FROM users_name_trigram t JOIN users u ON u.id = t.rowid "
+    "WHERE t.user_name GLOB ?1 AND u.id <> ?2 AND u.is_system = 0 ORDER BY u.id LIMIT ?3";
+static const char SQL_FIND_SCAN[] =
+    "SELECT id FROM users WHERE instr(user_name, ?1) > 0 AND id <> ?2 AND is_system = 0 "
+    "ORDER BY id LIMIT ?3";
+
+static json_object *basic_view(nova_db *db, int64_t owner, int64_t id, nova_err *err)
+{
+    (void)owner;
+    return view_user_basic(db, id, err);
+}
+
+json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
+                         const char *name_contains, nova_err *err)
+{
+    sqlite3_stmt *st;
+    if (has_id) {
+        st = db_prepare(db, SQL_FIND_BY_ID);
+        if (st) {
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_int64(st, 2, caller);
+        }
+    } else if (name_contains) {
+        /* Names never contain GLOB's special characters, so a query with
+         * one matches nobody; the empty string matches everybody. */
+        if (strpbrk(name_contains, "*?[]")) return json_object_new_array();
+        size_t len = strlen(name_contains);
+        if (len >= 3) {
+            char pattern[len + 3];
+            pattern[0] = '*';
+            memcpy(pattern + 1, name_contains, len);
+            pattern[len + 1] = '*';
+            pattern[len + 2] = '\0';
+            st = db_prepare(db, SQL_FIND_TRIGRAM);
+            if (st) db_bind_text(st, 1, pattern);
+        } else {
+            st = db_prepare(db, SQL_FIND_SCAN);
+            if (st) db_bind_text(st, 1, name_contains);
+        }
+        if (st) {
+            sqlite3_bind_int64(st, 2, caller);
+            sqlite3_bind_int64(st, 3, FRIEND_FIND_LIMIT);
+        }
+    } else {
+        nova_fail(err, 400, "give 'id' or 'name_contains'");
+        return NULL;
+    }
+    return list_of(db, st, caller, basic_view, err);
+}
+
+/* --- friendships -------------------------------------------------------- */
+
+static const char SQL_ARE_FRIENDS[] = "SELECT chat_id FROM friends WHERE user_id = ? AND friend_id = ?";
+static const char SQL_FRIEND_INSERT[] =
+    "INSERT INTO friends (user_id, friend_id, group_id, chat_id, created_at) "
+    "VALUES (?1, ?2, (SELECT id FROM friend_groups WHERE user_id = ?1 AND is_default = 1), ?3, ?4)";
+static const char SQL_FRIEND_DELETE_PAIR[] =
+    "DELETE FROM friends WHERE (user_id = ?1 AND friend_id = ?2) OR (user_id = ?2 AND friend_id = ?1)";
+static const char SQL_INVITATIONS_DELETE_PAIR[] =
+    "DELETE FROM friend_invitations WHERE (sender_id = ?1 AND receiver_id = ?2) "
+    "OR (sender_id = ?2 AND receiver_id = ?1)";
+static const char SQL_FRIEND_SET_NICKNAME[] =
+    "UPDATE friends SET nickname = ? WHERE user_id = ? AND friend_id = ?";
+static const char SQL_FRIEND_SET_GROUP[] =
+    "UPDATE friends SET group_id = ? WHERE user_id = ? AND friend_id = ?";
+static const char SQL_FRIEND_LIST[] =
+    "SELECT friend_id FROM friends WHERE user_id = ? ORDER BY created_at, friend_id";
+static const char SQL_USER_NAME[] = "SELECT user_name FROM users WHERE id = ?";
+
+/* The private chat of two friends, 0 when they are not friends. */
+static int friendship_chat(nova_db *db, int64_t a, int64_t b, int64_t *chat_id, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_ARE_FRIENDS);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, a);
+    sqlite3_bind_int64(st, 2, b);
+    int rc = sqlite3_step(st);
+    *chat_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    db_done(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(db, err);
+}
+
+int friend_check(nova_db *db, int64_t owner, int64_t friend_id, int not_friend_status,
+                 nova_err *err)
+{
+    int64_t chat;
+    int rc = friendship_chat(db, owner, friend_id, &chat, err);
+    if (rc) return rc;
+    if (!chat)
+        return nova_fail(err, not_friend_status, "user %lld is not your friend",
+                         (long long)friend_id);
+    return 0;
+}
+
+/* Emit a friend_* event to each side with the other side as `friend`. */
+static int emit_pair(nova_db *db, const char *action, int64_t a, int64_t b, nova_err *err)
+{
+    int64_t sides[2][2] = {{a, b}, {b, a}};
+    for (int i = 0; i < 2; i++) {
+        json_object *other = view_user_detailed(db, sides[i][1], err);
+        if (!other) return err->status;
+        json_object *data = json_object_new_object();
+        json_object_object_add(data, "friend", other);
+        int rc = outbox_emit(db, action, data, &sides[i][0], 1, err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static char *name_of(nova_db *db, int64_t user_id)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_USER_NAME);
+    if (!st) return NULL;
+    sqlite3_bind_int64(st, 1, user_id);
+    char *name = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW) name = strdup((const char *)sqlite3_column_text(st, 0));
+    db_done(st);
+    return name;
+}
+
+/* Make accepter and inviter friends (API.md §4 "Making a friendship"). */
+static int befriend(nova_db *db, int64_t accepter, int64_t inviter, nova_err *err)
+{
+    int64_t chat_id;
+    int rc = chat_create_private(db, accepter, inviter, &chat_id, err);
+    if (rc) return rc;
+    double now = nova_now();
+    int64_t pairs[2][2] = {{accepter, inviter}, {inviter, accepter}};
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_INSERT);
+        if (!st) return nova_fail(err, 500, "internal error");
+        sqlite3_bind_int64(st, 1, pairs[i][0]);
+        sqlite3_bind_int64(st, 2, pairs[i][1]);
+        sqlite3_bind_int64(st, 3, chat_id);
+        sqlite3_bind_double(st, 4, now);
+        if ((rc = db_exec_done(db, st, err))) return rc;
+    }
+    sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_DELETE_PAIR);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, accepter);
+    sqlite3_bind_int64(st, 2, inviter);
+    if ((rc = db_exec_done(db, st, err))) return rc;
+    if ((rc = emit_pair(db, "friend_created", accepter, inviter, err))) return rc;
+
+    char *a = name_of(db, accepter), *b = name_of(db, inviter);
+    rc = a && b ? message_post_system(db, chat_id, err, "%s added %s as a friend", a, b)
+                : nova_fail(err, 500, "internal error");
+    free(a);
+    free(b);
+    return rc;
+}
+
+static const char SQL_INVITATION_GET[] =
+    "SELECT sender_id, receiver_id FROM friend_invitations WHERE id = ?";
+static const char SQL_INVITATION_BETWEEN[] =
+    "SELECT id FROM friend_invitations WHERE sender_id = ? AND receiver_id = ?";
+static const char SQL_INVITATION_UPSERT[] =
+    "INSERT INTO friend_invitations (sender_id, receiver_id, comment, source_chat_id, created_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sender_id, receiver_id) DO UPDATE SET "
+    "comment = excluded.comment, source_chat_id = excluded.source_chat_id, "
+    "created_at = excluded.created_at";
+static const char SQL_INVITATION_DELETE[] = "DELETE FROM friend_invitations WHERE id = ?";
+static const char SQL_INVITATIONS_RECEIVED[] =
+    "SELECT id FROM friend_invitations WHERE receiver_id = ? ORDER BY id";
+static const char SQL_BOTH_MEMBERS[] =
+    "SELECT count(*) FROM chat_members WHERE chat_id = ?1 AND user_id IN (?2, ?3)";
+
+/* An invitation addressed to caller: its sender, or 400/403. */
+static int invitation_for(nova_db *db, int64_t caller, int64_t invitation_id, int64_t *sender,
+                          nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_INVITATION_GET);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, invitation_id);
+    int rc = sqlite3_step(st);
+    int64_t receiver = 0;
+    if (rc == SQLITE_ROW) {
+        *sender = sqlite3_column_int64(st, 0);
+        receiver = sqlite3_column_int64(st, 1);
+    }
+    db_done(st);
+    if (rc == SQLITE_DONE)
+        return nova_fail(err, 400, "invitation %lld not found", (long long)invitation_id);
+    if (rc != SQLITE_ROW) return db_fail(db, err);
+    if (receiver != caller)
+        return nova_fail(err, 403, "invitation %lld is not addressed to you",
+                         (long long)invitation_id);
+    return 0;
+}
+
+int friend_invitation_accept(nova_db *db, int64_t caller, int64_t invitation_id,
+                             int64_t *inviter, nova_err *err)
+{
+    int64_t chat;
+    int rc;
+    if ((rc = invitation_for(db, caller, invitation_id, inviter, err)) ||
+        (rc = friendship_chat(db, caller, *inviter, &chat, err)))
+        return rc;
+    if (chat) return nova_fail(err, 409, "you are already friends");
+    return befriend(db, caller, *inviter, err);
+}
+
+int friend_invitation_decline(nova_db *db, int64_t caller, int64_t invitation_id, nova_err *err)
+{
+    int64_t sender;
+    int rc = invitation_for(db, caller, invitation_id, &sender, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = db_prepare(db, SQL_INVITATION_DELETE);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, invitation_id);
+    return db_exec_done(db, st, err);
+}
+
+static json_object *invitation_view(nova_db *db, int64_t owner, int64_t id, nova_err *err)
+{
+    (void)owner;
+    return view_friend_invitation(db, id, err);
+}
+
+json_object *friend_invitation_list(nova_db *db, int64_t caller, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_RECEIVED);
+    if (st) sqlite3_bind_int64(st, 1, caller);
+    return list_of(db, st, caller, invitation_view, err);
+}
+
+int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comment,
+                  int64_t source_chat, bool *became_friends, nova_err *err)
+{
+    *became_friends = false;
+    nova_err missing;
+    if (user_exists(db, target, &missing))
+        return missing.status == 404 ? nova_fail(err, 400, "user %lld not found", (long long)target)
+                                     : nova_fail(err, missing.status, "%s", missing.msg);
+    if (target == caller) return nova_fail(err, 400, "you cannot invite yourself");
+    int64_t chat;
+    int rc = friendship_chat(db, caller, target, &chat, err);
+    if (rc) return rc;
+    if (chat) return nova_fail(err, 409, "you are already friends");
+
+    /* A crossing invitation: accept theirs instead. */
+    idlist theirs = {0};
+    sqlite3_stmt *st = db_prepare(db, SQL_INVITATION_BETWEEN);
+    if (st) {
+        sqlite3_bind_int64(st, 1, target);
+        sqlite3_bind_int64(st, 2, caller);
+    }
+    rc = db_collect_ids(db, st, &theirs, err);
+    bool crossing = !rc && theirs.n;
+    idlist_free(&theirs);
+    if (rc) return rc;
+    if (crossing) {
+        *became_friends = true;
+        return befriend(db, caller, target, err);
+    }
+
+    if (source_chat) {
+        st = db_prepare(db, SQL_BOTH_MEMBERS);
+        if (!st) return nova_fail(err, 500, "internal error");
+        sqlite3_bind_int64(st, 1, source_chat);
+        sqlite3_bind_int64(st, 2, caller);
+        sqlite3_bind_int64(st, 3, target);
+        int64_t both = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        db_done(st);
+        if (both != 2)
+            return nova_fail(err, 400,
+                             "source must be \"search\" or a chat you are both members of");
+    }
+    st = db_prepare(db, SQL_INVITATION_UPSERT);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, caller);
+    sqlite3_bind_int64(st, 2, target);
+    db_bind_text(st, 3, comment);
+    if (source_chat) sqlite3_bind_int64(st, 4, source_chat);
+    sqlite3_bind_double(st, 5, nova_now());
+    return db_exec_done(db, st, err);
+}
+
+int friend_update(nova_db *db, int64_t owner, int64_t friend_id, const char *nickname,
+                  int64_t group_id, nova_err *err)
+{
+    int rc;
+    if ((rc = friend_check(db, owner, friend_id, 400, err))) return rc;
+    if (group_id && (rc = friend_group_check(db, owner, group_id, 400, err))) return rc;
+    if (nickname) {
+        sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_SET_NICKNAME);
+        if (!st) return nova_fail(err, 500, "internal error");
+        db_bind_text(st, 1, nickname);
+        sqlite3_bind_int64(st, 2, owner);
+        sqlite3_bind_int64(st, 3, friend_id);
+        if ((rc = db_exec_done(db, st, err))) return rc;
+    }
+    if (group_id) {
+        sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_SET_GROUP);
+        if (!st) return nova_fail(err, 500, "internal error");
+        sqlite3_bind_int64(st, 1, group_id);
+        sqlite3_bind_int64(st, 2, owner);
+        sqlite3_bind_int64(st, 3, friend_id);
+        if ((rc = db_exec_done(db, st, err))) return rc;
+    }
+    return 0;
+}
+
+int friend_delete(nova_db *db, int64_t owner, int64_t friend_id, nova_err *err)
+{
+    int64_t chat;
+    int rc = friendship_chat(db, owner, friend_id, &chat, err);
+    if (rc) return rc;
+    if (!chat)
+        return nova_fail(err, 400, "user %lld is not your friend", (long long)friend_id);
+    /* Tell both first, while both users are still there to describe. */
+    if ((rc = emit_pair(db, "friend_deleted", owner, friend_id, err))) return rc;
+    sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_DELETE_PAIR);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, owner);
+    sqlite3_bind_int64(st, 2, friend_id);
+    if ((rc = db_exec_done(db, st, err))) return rc;
+    return chat_destroy(db, chat, err);
+}
+
+static json_object *friend_view(nova_db *db, int64_t owner, int64_t id, nova_err *err)
+{
+    return view_friend(db, owner, id, err);
+}
+
+json_object *friend_list(nova_db *db, int64_t owner, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_LIST);
+    if (st) sqlite3_bind_int64(st, 1, owner);
+    return list_of(db, st, owner, friend_view, err);
+}
+
+int friend_delete_all(nova_db *db, int64_t user_id, nova_err *err)
+{
+    idlist friends = {0};
+    sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_LIST);
+    if (st) sqlite3_bind_int64(st, 1, user_id);
+    int rc = db_collect_ids(db, st, &friends, err);
+    for (size_t i = 0; i < friends.n && !rc; i++) rc = friend_delete(db, user_id, friends.v[i], err);
+    idlist_free(&friends);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/* friend.h - friend groups, friendships, friend invitations and search
+ * (API.md §4 "Friend groups" and "Friends").
+ *
+ * Operations run inside the caller's transaction (write operations in a
+ * write transaction), check every rule before changing anything, and emit
+ * their notifications through the outbox. */
+#ifndef NOVA_FRIEND_H
+#define NOVA_FRIEND_H
+
+#include <json-c/json.h>
+#include <stdint.h>
+
+#include "db.h"
+
+enum { FRIEND_FIND_LIMIT = 50 };
+
+/* Groups. group_check: 0 when group_id is owner's; unknown → missing
+ * status (404 for GET, 400 otherwise); someone else's → 403. */
+int friend_group_check(nova_db *db, int64_t owner, int64_t group_id, int missing_status,
+                       nova_err *err);
+int friend_group_add(nova_db *db, int64_t owner, const char *name, int64_t *group_id,
+                     nova_err *err);
+int friend_group_rename(nova_db *db, int64_t owner, int64_t group_id, const char *name,
+                        nova_err *err);
+int friend_group_delete(nova_db *db, int64_t owner, int64_t group_id, nova_err *err);
+/* [FriendGroup] of owner, default group first. */
+json_object *friend_group_list(nova_db *db, int64_t owner, nova_err *err);
+
+/* [User.Basic] matching id (exact; wins) or name_contains (case-sensitive
+ * substring), never the caller or a system user, at most
+ * FRIEND_FIND_LIMIT, by id. has_id false and name NULL → 400. */
+json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
+                         const char *name_contains, nova_err *err);
+
+/* Invite target (source_chat 0 = "search"). When target has already
+ * invited caller, that invitation is accepted instead and *became_friends
+ * is set. */
+int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comment,
+                  int64_t source_chat, bool *became_friends, nova_err *err);
+/* Accept (→ *inviter) or decline an invitation addressed to caller. */
+int friend_invitation_accept(nova_db *db, int64_t caller, int64_t invitation_id,
+                             int64_t *inviter, nova_err *err);
+int friend_invitation_decline(nova_db *db, int64_t caller, int64_t invitation_id,
+                              nova_err *err);
+/* [FriendInvitation] received by caller. */
+json_object *friend_invitation_list(nova_db *db, int64_t caller, nova_err *err);
+
+/* Friendships. not_friend_status: 404 for GET, 400 for PATCH/DELETE. */
+int friend_check(nova_db *db, int64_t owner, int64_t friend_id, int not_friend_status,
+                 nova_err *err);
+/* nickname NULL / group_id 0: unchanged. */
+int friend_update(nova_db *db, int64_t owner, int64_t friend_id, const char *nickname,
+                  int64_t group_id, nova_err *err);
+int friend_delete(nova_db *db, int64_t owner, int64_t friend_id, nova_err *err);
+/* [Friend] of owner. */
+json_object *friend_list(nova_db *db, int64_t owner, nova_err *err);
+
+/* End every friendship of user_id (account deletion). */
+int friend_delete_all(nova_db *db, int64_t user_id, nova_err *err);
+
+#endif
