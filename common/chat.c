@@ -1,8 +1,14 @@
 /* chat.c - private and group chats. */
 #include "chat.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "json_util.h"
+#include "message.h"
 #include "outbox.h"
+#include "view.h"
 
 static const char SQL_CHAT_LOOKUP[] = "SELECT owner_id, name = '' FROM chats WHERE id = ?";
 static const char SQL_MEMBER_ROLE[] =
@@ -100,4 +106,476 @@ int chat_destroy(nova_db *db, int64_t chat_id, nova_err *err)
     if (!st) return nova_fail(err, 500, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     return db_exec_done(db, st, err);
+}
+
+/* --- group chats -------------------------------------------------------- */
+
+static const char SQL_USER_NAME[] = "SELECT user_name FROM users WHERE id = ?";
+static const char SQL_IS_FRIEND[] = "SELECT 1 FROM friends WHERE user_id = ? AND friend_id = ?";
+static const char SQL_MEMBER_SET_ADMIN[] =
+    "UPDATE chat_members SET is_admin = ? WHERE chat_id = ? AND user_id = ?";
+static const char SQL_MEMBER_DELETE[] = "DELETE FROM chat_members WHERE chat_id = ? AND user_id = ?";
+static const char SQL_CHAT_SET_OWNER[] = "UPDATE chats SET owner_id = ? WHERE id = ?";
+static const char SQL_INVITATION_DELETE_SAME[] =
+    "DELETE FROM chat_invitations WHERE chat_id = ? AND user_id = ? AND invited_by = ?";
+static const char SQL_INVITATION_INSERT[] =
+    "INSERT INTO chat_invitations (chat_id, user_id, invited_by, created_at) VALUES (?, ?, ?, ?)";
+static const char SQL_INVITATIONS_OF_CHAT[] =
+    "SELECT id FROM chat_invitations WHERE chat_id = ? ORDER BY id";
+static const char SQL_FIRST_INVITER[] =
+    "SELECT invited_by FROM chat_invitations WHERE chat_id = ? AND user_id = ? ORDER BY id LIMIT 1";
+static const char SQL_INVITATIONS_DELETE_USER[] =
+    "DELETE FROM chat_invitations WHERE chat_id = ? AND user_id = ?";
+static const char SQL_CHAT_STAFF[] =
+    "SELECT user_id FROM chat_members WHERE chat_id = ?1 AND (is_admin = 1 OR user_id = "
+    "(SELECT owner_id FROM chats WHERE id = ?1))";
+static const char SQL_CHATS_OF_USER[] =
+    "SELECT chat_id FROM chat_members WHERE user_id = ? ORDER BY chat_id";
+static const char SQL_GROUPS_OWNED[] =
+    "SELECT id FROM chats WHERE owner_id = ? AND name <> '' ORDER BY id";
+static const char SQL_GROUPS_JOINED[] =
+    "SELECT m.chat_id FROM chat_members m JOIN chats c ON c.id = m.chat_id "
+    "WHERE m.user_id = ?1 AND c.owner_id <> ?1 AND c.name <> '' ORDER BY m.chat_id";
+
+static char *user_name(nova_db *db, int64_t user_id)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_USER_NAME);
+    if (!st) return NULL;
+    sqlite3_bind_int64(st, 1, user_id);
+    char *name = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW) name = strdup((const char *)sqlite3_column_text(st, 0));
+    db_done(st);
+    return name;
+}
+
+/* A {chat_id, <key>: value, ...} event payload. */
+static json_object *chat_event(int64_t chat_id)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "chat_id", json_i64(chat_id));
+    return o;
+}
+
+static int emit_member_event(nova_db *db, const char *action, int64_t chat_id, int64_t user_id,
+                             nova_err *err)
+{
+    json_object *data = chat_event(chat_id);
+    json_object_object_add(data, "user_id", json_i64(user_id));
+    return outbox_emit_chat(db, action, data, chat_id, err);
+}
+
+static int set_admin(nova_db *db, int64_t chat_id, int64_t user_id, bool is_admin, bool notify,
+                     nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_MEMBER_SET_ADMIN);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int(st, 1, is_admin);
+    sqlite3_bind_int64(st, 2, chat_id);
+    sqlite3_bind_int64(st, 3, user_id);
+    int rc = db_exec_done(db, st, err);
+    if (rc || !notify) return rc;
+    json_object *data = chat_event(chat_id);
+    json_object_object_add(data, "user_id", json_i64(user_id));
+    json_object_object_add(data, "is_admin", json_object_new_boolean(is_admin));
+    return outbox_emit_chat(db, "admin_state_change", data, chat_id, err);
+}
+
+/* Take a member out: admin rights first (admin_state_change), then
+ * member_deleted to every member including them, then the row. */
+static int remove_member(nova_db *db, int64_t chat_id, int64_t user_id, enum chat_role role,
+                         nova_err *err)
+{
+    int rc;
+    if (role == ROLE_ADMIN && (rc = set_admin(db, chat_id, user_id, false, true, err))) return rc;
+    if ((rc = emit_member_event(db, "member_deleted", chat_id, user_id, err))) return rc;
+    sqlite3_stmt *st = db_prepare(db, SQL_MEMBER_DELETE);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, chat_id);
+    sqlite3_bind_int64(st, 2, user_id);
+    return db_exec_done(db, st, err);
+}
+
+/* Delete a group with chat_deleted {chat} to its members first. */
+static int delete_group(nova_db *db, int64_t chat_id, nova_err *err)
+{
+    json_object *chat = view_chat(db, chat_id, 0, err);
+    if (!chat) return err->status;
+    json_object *data = json_object_new_object();
+    json_object_object_add(data, "chat", chat);
+    int rc = outbox_emit_chat(db, "chat_deleted", data, chat_id, err);
+    return rc ? rc : chat_destroy(db, chat_id, err);
+}
+
+int chat_require_member(nova_db *db, int64_t caller, int64_t chat_id, chat_info *chat,
+                        int missing_status, int not_member_status, nova_err *err)
+{
+    enum chat_role role;
+    int rc;
+    if ((rc = chat_lookup(db, chat_id, chat, missing_status, err)) ||
+        (rc = chat_role(db, chat, caller, &role, err)))
+        return rc;
+    if (role == ROLE_NONE)
+        return nova_fail(err, not_member_status, "you are not a member of chat %lld",
+                         (long long)chat_id);
+    return 0;
+}
+
+/* A group chat (400 when unknown or private) and the caller's role. */
+static int group_and_role(nova_db *db, int64_t caller, int64_t chat_id, chat_info *chat,
+                          enum chat_role *role, nova_err *err)
+{
+    int rc;
+    if ((rc = chat_lookup(db, chat_id, chat, 400, err))) return rc;
+    if (chat->is_private) return nova_fail(err, 400, "chat %lld is a private chat", (long long)chat_id);
+    return chat_role(db, chat, caller, role, err);
+}
+
+static int is_friend(nova_db *db, int64_t a, int64_t b, bool *yes, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_IS_FRIEND);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, a);
+    sqlite3_bind_int64(st, 2, b);
+    int rc = sqlite3_step(st);
+    db_done(st);
+    *yes = rc == SQLITE_ROW;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(db, err);
+}
+
+int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist *members,
+                      int64_t *chat_id, nova_err *err)
+{
+    idlist all = {0};
+    int rc = idlist_push(&all, owner) ? nova_fail(err, 500, "out of memory") : 0;
+    for (size_t i = 0; i < members->n && !rc; i++) {
+        int64_t id = members->v[i];
+        if (idlist_contains(&all, id)) continue;
+        bool friend;
+        if ((rc = is_friend(db, owner, id, &friend, err))) break;
+        if (!friend) {
+            rc = nova_fail(err, 400, "user %lld is not your friend", (long long)id);
+            break;
+        }
+        if (idlist_push(&all, id)) rc = nova_fail(err, 500, "out of memory");
+    }
+    if (!rc) rc = chat_insert(db, name, owner, chat_id, err);
+    for (size_t i = 0; i < all.n && !rc; i++) rc = chat_add_member(db, *chat_id, all.v[i], err);
+    if (!rc) rc = outbox_emit(db, "new_group_chat", chat_event(*chat_id), all.v, all.n, err);
+
+    /* "Group <name> created by <owner> with <m1>, <m2>, ..." */
+    char *owner_name = NULL, *text = NULL;
+    size_t len = 0;
+    FILE *f = rc ? NULL : open_memstream(&text, &len);
+    if (!rc && !f) rc = nova_fail(err, 500, "out of memory");
+    for (size_t i = 0; i < all.n && !rc; i++) {
+        char *member = user_name(db, all.v[i]);
+        if (!member) {
+            rc = nova_fail(err, 500, "internal error");
+            break;
+        }
+        if (i == 0) {
+            owner_name = member;
+            fprintf(f, "Group %s created by %s with %s", name, member, member);
+        } else {
+            fprintf(f, ", %s", member);
+            free(member);
+        }
+    }
+    if (f) fclose(f);
+    if (!rc) rc = message_post_system(db, *chat_id, err, "%s", text);
+    free(text);
+    free(owner_name);
+    idlist_free(&all);
+    return rc;
+}
+
+int chat_leave(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
+{
+    chat_info chat;
+    enum chat_role role;
+    int rc;
+    if ((rc = chat_lookup(db, chat_id, &chat, 400, err)) ||
+        (rc = chat_role(db, &chat, user_id, &role, err)))
+        return rc;
+    if (role == ROLE_NONE)
+        return nova_fail(err, 400, "you are not a member of chat %lld", (long long)chat_id);
+    if (chat.is_private)
+        return nova_fail(err, 400, "a private chat ends with the friendship, not by leaving");
+    if (role == ROLE_OWNER) return delete_group(db, chat_id, err);
+    if ((rc = remove_member(db, chat_id, user_id, role, err))) return rc;
+    char *name = user_name(db, user_id);
+    rc = name ? message_post_system(db, chat_id, err, "%s left the chat", name)
+              : nova_fail(err, 500, "internal error");
+    free(name);
+    return rc;
+}
+
+int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, nova_err *err)
+{
+    chat_info chat;
+    enum chat_role role, target_role;
+    bool friend;
+    int rc;
+    if ((rc = group_and_role(db, caller, chat_id, &chat, &role, err))) return rc;
+    if (role == ROLE_NONE)
+        return nova_fail(err, 403, "you are not a member of chat %lld", (long long)chat_id);
+    if (user_id == caller) return nova_fail(err, 400, "you cannot invite yourself");
+    if ((rc = is_friend(db, caller, user_id, &friend, err))) return rc;
+    if (!friend) return nova_fail(err, 400, "user %lld is not your friend", (long long)user_id);
+    if ((rc = chat_role(db, &chat, user_id, &target_role, err))) return rc;
+    if (target_role != ROLE_NONE)
+        return nova_fail(err, 400, "user %lld is already a member", (long long)user_id);
+
+    sqlite3_stmt *st = db_prepare(db, SQL_INVITATION_DELETE_SAME);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, chat_id);
+    sqlite3_bind_int64(st, 2, user_id);
+    sqlite3_bind_int64(st, 3, caller);
+    if ((rc = db_exec_done(db, st, err))) return rc;
+    st = db_prepare(db, SQL_INVITATION_INSERT);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, chat_id);
+    sqlite3_bind_int64(st, 2, user_id);
+    sqlite3_bind_int64(st, 3, caller);
+    sqlite3_bind_double(st, 4, nova_now());
+    if ((rc = db_exec_done(db, st, err))) return rc;
+    int64_t invitation_id = sqlite3_last_insert_rowid(db->sql);
+
+    /* chat_invitation to the owner and admins only. */
+    idlist staff = {0};
+    st = db_prepare(db, SQL_CHAT_STAFF);
+    if (st) sqlite3_bind_int64(st, 1, chat_id);
+    rc = db_collect_ids(db, st, &staff, err);
+    json_object *inv = rc ? NULL : view_chat_invitation(db, invitation_id, err);
+    if (!rc && !inv) rc = err->status;
+    if (!rc) {
+        json_object *data = json_object_new_object();
+        json_object_object_add(data, "invitation", inv);
+        rc = outbox_emit(db, "chat_invitation", data, staff.v, staff.n, err);
+    }
+    idlist_free(&staff);
+    return rc;
+}
+
+/* Owner or admin of a group: the gate of the invitation endpoints. */
+static int require_staff(nova_db *db, int64_t caller, int64_t chat_id, chat_info *chat,
+                         nova_err *err)
+{
+    enum chat_role role;
+    int rc = group_and_role(db, caller, chat_id, chat, &role, err);
+    if (rc) return rc;
+    if (role != ROLE_OWNER && role != ROLE_ADMIN)
+        return nova_fail(err, 403, "only the owner and admins may do this");
+    return 0;
+}
+
+static json_object *list_views(nova_db *db, sqlite3_stmt *st, int64_t viewer,
+                               json_object *(*view)(nova_db *, int64_t, int64_t, nova_err *),
+                               nova_err *err)
+{
+    idlist ids = {0};
+    if (db_collect_ids(db, st, &ids, err)) return NULL;
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < ids.n; i++) {
+        json_object *o = view(db, ids.v[i], viewer, err);
+        if (!o) {
+            json_object_put(arr);
+            arr = NULL;
+            break;
+        }
+        json_object_array_add(arr, o);
+    }
+    idlist_free(&ids);
+    return arr;
+}
+
+static json_object *invitation_view(nova_db *db, int64_t id, int64_t viewer, nova_err *err)
+{
+    (void)viewer;
+    return view_chat_invitation(db, id, err);
+}
+
+json_object *chat_invitation_list(nova_db *db, int64_t caller, int64_t chat_id, nova_err *err)
+{
+    chat_info chat;
+    enum chat_role role;
+    if (chat_lookup(db, chat_id, &chat, 400, err) || chat_role(db, &chat, caller, &role, err))
+        return NULL;
+    if (role != ROLE_OWNER && role != ROLE_ADMIN) {
+        nova_fail(err, 403, "only the owner and admins may see invitations");
+        return NULL;
+    }
+    sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_OF_CHAT);
+    if (st) sqlite3_bind_int64(st, 1, chat_id);
+    return list_views(db, st, caller, invitation_view, err);
+}
+
+/* The first inviter of a pending invitation, or 400. */
+static int pending_inviter(nova_db *db, int64_t chat_id, int64_t user_id, int64_t *inviter,
+                           nova_err *err)
+{
+    idlist ids = {0};
+    sqlite3_stmt *st = db_prepare(db, SQL_FIRST_INVITER);
+    if (st) {
+        sqlite3_bind_int64(st, 1, chat_id);
+        sqlite3_bind_int64(st, 2, user_id);
+    }
+    int rc = db_collect_ids(db, st, &ids, err);
+    if (!rc && !ids.n)
+        rc = nova_fail(err, 400, "user %lld has no pending invitation to this chat",
+                       (long long)user_id);
+    if (!rc) *inviter = ids.v[0];
+    idlist_free(&ids);
+    return rc;
+}
+
+static int clear_invitations(nova_db *db, int64_t chat_id, int64_t user_id, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_DELETE_USER);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, chat_id);
+    sqlite3_bind_int64(st, 2, user_id);
+    return db_exec_done(db, st, err);
+}
+
+int chat_invitation_approve(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id,
+                            nova_err *err)
+{
+    chat_info chat;
+    enum chat_role target;
+    int64_t inviter;
+    int rc;
+    if ((rc = require_staff(db, caller, chat_id, &chat, err)) ||
+        (rc = pending_inviter(db, chat_id, user_id, &inviter, err)) ||
+        (rc = chat_role(db, &chat, user_id, &target, err)))
+        return rc;
+    if (target != ROLE_NONE) return nova_fail(err, 400, "user %lld is already a member", (long long)user_id);
+    if ((rc = chat_add_member(db, chat_id, user_id, err)) ||
+        (rc = outbox_emit(db, "new_group_chat", chat_event(chat_id), &user_id, 1, err)) ||
+        (rc = emit_member_event(db, "member_added", chat_id, user_id, err)) ||
+        (rc = clear_invitations(db, chat_id, user_id, err)))
+        return rc;
+    char *approver = user_name(db, caller), *member = user_name(db, user_id),
+         *by = user_name(db, inviter);
+    rc = approver && member && by
+             ? message_post_system(db, chat_id, err,
+                                   "%s approved %s to join the group, invited by %s", approver,
+                                   member, by)
+             : nova_fail(err, 500, "internal error");
+    free(approver);
+    free(member);
+    free(by);
+    return rc;
+}
+
+int chat_invitation_decline(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id,
+                            nova_err *err)
+{
+    chat_info chat;
+    int64_t inviter;
+    int rc;
+    if ((rc = require_staff(db, caller, chat_id, &chat, err)) ||
+        (rc = pending_inviter(db, chat_id, user_id, &inviter, err)))
+        return rc;
+    return clear_invitations(db, chat_id, user_id, err);
+}
+
+int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_id,
+                   bool is_admin, nova_err *err)
+{
+    chat_info chat;
+    enum chat_role role, target;
+    int rc;
+    if ((rc = group_and_role(db, caller, chat_id, &chat, &role, err))) return rc;
+    if (role != ROLE_OWNER) return nova_fail(err, 403, "only the owner may appoint admins");
+    if ((rc = chat_role(db, &chat, member_id, &target, err))) return rc;
+    if (target == ROLE_NONE)
+        return nova_fail(err, 400, "user %lld is not a member", (long long)member_id);
+    if (target == ROLE_OWNER) return nova_fail(err, 400, "the owner cannot be made an admin");
+    if ((target == ROLE_ADMIN) == is_admin)
+        return nova_fail(err, 400, "user %lld is already %s", (long long)member_id,
+                         is_admin ? "an admin" : "not an admin");
+    return set_admin(db, chat_id, member_id, is_admin, true, err);
+}
+
+int chat_set_owner(nova_db *db, int64_t caller, int64_t chat_id, int64_t new_owner,
+                   nova_err *err)
+{
+    chat_info chat;
+    enum chat_role role, target;
+    int rc;
+    if ((rc = group_and_role(db, caller, chat_id, &chat, &role, err))) return rc;
+    if (role != ROLE_OWNER) return nova_fail(err, 403, "only the owner may hand the chat over");
+    if ((rc = chat_role(db, &chat, new_owner, &target, err))) return rc;
+    if (target == ROLE_NONE)
+        return nova_fail(err, 400, "user %lld is not a member", (long long)new_owner);
+    if (target == ROLE_OWNER) return nova_fail(err, 400, "user %lld is already the owner", (long long)new_owner);
+
+    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_SET_OWNER);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, new_owner);
+    sqlite3_bind_int64(st, 2, chat_id);
+    if ((rc = db_exec_done(db, st, err))) return rc;
+    json_object *data = chat_event(chat_id);
+    json_object_object_add(data, "owner_id", json_i64(new_owner));
+    if ((rc = outbox_emit_chat(db, "owner_state_change", data, chat_id, err))) return rc;
+    /* The new owner is no admin (owner ∉ admins); the old one becomes one. */
+    if (target == ROLE_ADMIN && (rc = set_admin(db, chat_id, new_owner, false, true, err))) return rc;
+    return set_admin(db, chat_id, caller, true, true, err);
+}
+
+int chat_remove_member(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_id,
+                       nova_err *err)
+{
+    chat_info chat;
+    enum chat_role role, target;
+    int rc;
+    if ((rc = group_and_role(db, caller, chat_id, &chat, &role, err))) return rc;
+    if (role != ROLE_OWNER && role != ROLE_ADMIN)
+        return nova_fail(err, 403, "only the owner and admins may remove members");
+    if ((rc = chat_role(db, &chat, member_id, &target, err))) return rc;
+    if (target == ROLE_NONE)
+        return nova_fail(err, 400, "user %lld is not a member", (long long)member_id);
+    if (target == ROLE_OWNER) return nova_fail(err, 403, "the owner cannot be removed");
+    if (target == ROLE_ADMIN && role != ROLE_OWNER)
+        return nova_fail(err, 403, "only the owner may remove an admin");
+    if ((rc = remove_member(db, chat_id, member_id, target, err))) return rc;
+    char *remover = user_name(db, caller), *member = user_name(db, member_id);
+    rc = remover && member ? message_post_system(db, chat_id, err, "%s removed %s from the group",
+                                                 remover, member)
+                           : nova_fail(err, 500, "internal error");
+    free(remover);
+    free(member);
+    return rc;
+}
+
+json_object *chat_list(nova_db *db, int64_t user_id, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_CHATS_OF_USER);
+    if (st) sqlite3_bind_int64(st, 1, user_id);
+    return list_views(db, st, user_id, view_chat_relation, err);
+}
+
+int chat_forget_user(nova_db *db, int64_t user_id, nova_err *err)
+{
+    idlist owned = {0}, joined = {0};
+    sqlite3_stmt *st = db_prepare(db, SQL_GROUPS_OWNED);
+    if (st) sqlite3_bind_int64(st, 1, user_id);
+    int rc = db_collect_ids(db, st, &owned, err);
+    for (size_t i = 0; i < owned.n && !rc; i++) rc = delete_group(db, owned.v[i], err);
+    if (!rc) {
+        st = db_prepare(db, SQL_GROUPS_JOINED);
+        if (st) sqlite3_bind_int64(st, 1, user_id);
+        rc = db_collect_ids(db, st, &joined, err);
+    }
+    for (size_t i = 0; i < joined.n && !rc; i++) {
+        chat_info chat;
+        enum chat_role role;
+        if (!(rc = chat_lookup(db, joined.v[i], &chat, 500, err)) &&
+            !(rc = chat_role(db, &chat, user_id, &role, err)))
+            rc = remove_member(db, joined.v[i], user_id, role, err);
+    }
+    idlist_free(&owned);
+    idlist_free(&joined);
+    return rc;
 }

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
 #include "db.h"
 
 enum chat_role { ROLE_NONE = 0, ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER };
@@ -42,5 +44,41 @@ int chat_add_member(nova_db *db, int64_t chat_id, int64_t user_id, nova_err *err
 /* Delete a chat with everything in it (members, relations, messages,
  * invitations), without notifications. */
 int chat_destroy(nova_db *db, int64_t chat_id, nova_err *err);
+
+/* POST /chat/new: a group owned by owner with the given members (each a
+ * friend of owner; owner added whether listed or not). */
+int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist *members,
+                      int64_t *chat_id, nova_err *err);
+
+/* DELETE /chat/<id>: the owner deletes the group, anyone else leaves. */
+int chat_leave(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err);
+
+/* Invitations (the simplified flow of API.md §4). */
+int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, nova_err *err);
+json_object *chat_invitation_list(nova_db *db, int64_t caller, int64_t chat_id, nova_err *err);
+int chat_invitation_approve(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id,
+                            nova_err *err);
+int chat_invitation_decline(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id,
+                            nova_err *err);
+
+/* Roles and removal. */
+int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_id,
+                   bool is_admin, nova_err *err);
+int chat_set_owner(nova_db *db, int64_t caller, int64_t chat_id, int64_t new_owner,
+                   nova_err *err);
+int chat_remove_member(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_id,
+                       nova_err *err);
+
+/* A chat the caller is a member of: 0, or missing_status when the chat is
+ * unknown and not_member_status when the caller is not in it. */
+int chat_require_member(nova_db *db, int64_t caller, int64_t chat_id, chat_info *chat,
+                        int missing_status, int not_member_status, nova_err *err);
+
+/* [UserChatRelation] of every chat the user is a member of. */
+json_object *chat_list(nova_db *db, int64_t user_id, nova_err *err);
+
+/* Account deletion: delete the groups user_id owns (chat_deleted) and
+ * leave the others silently (admin_state_change, member_deleted). */
+int chat_forget_user(nova_db *db, int64_t user_id, nova_err *err);
 
 #endif

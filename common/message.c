@@ -2,6 +2,7 @@
 #include "message.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -47,4 +48,115 @@ int message_post_system(nova_db *db, int64_t chat_id, nova_err *err, const char 
     int rc = message_post(db, chat_id, USER_SYSTEM_ID, text, 0, NULL, err);
     free(text);
     return rc;
+}
+
+static const char SQL_MESSAGE_CHAT_SENDER[] =
+    "SELECT chat_id, sender_id, recalled FROM messages WHERE id = ?";
+static const char SQL_MESSAGE_RECALL[] =
+    "UPDATE messages SET content = 'Message recalled', sender_id = ?2, reply_to_id = NULL, "
+    "recalled = 1 WHERE id = ?1";
+static const char SQL_MESSAGE_HIDE[] =
+    "INSERT OR IGNORE INTO message_deletions (user_id, message_id) VALUES (?, ?)";
+/* One row written, whatever the length of the chat: the watermark moves to
+ * the newest message (found through the (chat_id, id) index). */
+static const char SQL_MARK_READ[] =
+    "UPDATE chat_relations SET last_read_id = max(last_read_id, "
+    "(SELECT coalesce(max(id), 0) FROM messages WHERE chat_id = ?1)) "
+    "WHERE chat_id = ?1 AND user_id = ?2";
+
+typedef struct message_info {
+    int64_t chat_id;
+    int64_t sender_id;
+    bool recalled;
+} message_info;
+
+static int message_lookup(nova_db *db, int64_t message_id, message_info *m, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_CHAT_SENDER);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, message_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        m->chat_id = sqlite3_column_int64(st, 0);
+        m->sender_id = sqlite3_column_int64(st, 1);
+        m->recalled = sqlite3_column_int(st, 2);
+    }
+    db_done(st);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE)
+        return nova_fail(err, 400, "message %lld not found", (long long)message_id);
+    return db_fail(db, err);
+}
+
+int message_send(nova_db *db, int64_t user_id, int64_t chat_id, const char *content,
+                 int64_t reply_to, int64_t *message_id, nova_err *err)
+{
+    chat_info chat;
+    int rc = chat_require_member(db, user_id, chat_id, &chat, 400, 400, err);
+    if (rc) return rc;
+    if (!content[0]) return nova_fail(err, 400, "content must not be empty");
+    if (reply_to) {
+        message_info parent;
+        if ((rc = message_lookup(db, reply_to, &parent, err))) return rc;
+        if (parent.chat_id != chat_id)
+            return nova_fail(err, 400, "reply_to must be a message of the same chat");
+    }
+    if ((rc = message_post(db, chat_id, user_id, content, reply_to, message_id, err))) return rc;
+    return message_mark_read(db, user_id, chat_id, err);
+}
+
+int message_recall(nova_db *db, int64_t user_id, int64_t message_id, bool delete_for_me,
+                   nova_err *err)
+{
+    message_info m;
+    chat_info chat;
+    int rc;
+    if ((rc = message_lookup(db, message_id, &m, err))) return rc;
+    json_object *data = json_object_new_object();
+    json_object_object_add(data, "message_id", json_i64(message_id));
+    if (delete_for_me) {
+        if ((rc = chat_require_member(db, user_id, m.chat_id, &chat, 400, 400, err))) goto out;
+        sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_HIDE);
+        if (!st) {
+            rc = nova_fail(err, 500, "internal error");
+            goto out;
+        }
+        sqlite3_bind_int64(st, 1, user_id);
+        sqlite3_bind_int64(st, 2, message_id);
+        if ((rc = db_exec_done(db, st, err))) goto out;
+        rc = outbox_emit(db, "message_deleted", data, &user_id, 1, err);
+        return rc;
+    }
+    if (m.recalled || m.sender_id != user_id) {
+        rc = nova_fail(err, 400, "only the sender may recall a message");
+        goto out;
+    }
+    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_RECALL);
+    if (!st) {
+        rc = nova_fail(err, 500, "internal error");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, message_id);
+    sqlite3_bind_int64(st, 2, USER_DELETED_ID);
+    if ((rc = db_exec_done(db, st, err))) goto out;
+    return outbox_emit_chat(db, "message_recalled", data, m.chat_id, err);
+out:
+    json_object_put(data);
+    return rc;
+}
+
+int message_mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
+{
+    chat_info chat;
+    int rc = chat_require_member(db, user_id, chat_id, &chat, 400, 400, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = db_prepare(db, SQL_MARK_READ);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_int64(st, 1, chat_id);
+    sqlite3_bind_int64(st, 2, user_id);
+    if ((rc = db_exec_done(db, st, err))) return rc;
+    json_object *data = json_object_new_object();
+    json_object_object_add(data, "chat_id", json_i64(chat_id));
+    json_object_object_add(data, "user_id", json_i64(user_id));
+    return outbox_emit_chat(db, "messages_read", data, chat_id, err);
 }

@@ -5,6 +5,7 @@
 #ifndef NOVA_MESSAGE_H
 #define NOVA_MESSAGE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "db.h"

@@ -36,27 +36,21 @@ const api_route api_routes[] = {
     {METHOD_PATCH, "/friend/{id}", h_friend_patch, AUTH},
     {METHOD_DELETE, "/friend/{id}", h_friend_delete, AUTH},
 
-    {METHOD_POST, "/chat/new", h_not_implemented, AUTH},
-    {METHOD_POST, "/chat/{id}/invite", h_not_implemented, AUTH},
-    {METHOD_GET, "/chat/{id}/invitation", h_not_implemented, AUTH},
-    {METHOD_POST, "/chat/{id}/invitation/{id}", h_not_implemented, AUTH},
-    {METHOD_DELETE, "/chat/{id}/invitation/{id}", h_not_implemented, AUTH},
-    {METHOD_GET, "/chat", h_not_implemented, AUTH},
-    {METHOD_GET, "/chat/{id}", h_not_implemented, AUTH},
-    {METHOD_DELETE, "/chat/{id}", h_not_implemented, AUTH},
-    {METHOD_GET, "/chat/{id}/messages", h_not_implemented, AUTH},
-    {METHOD_POST, "/chat/{id}/filter", h_not_implemented, AUTH},
-    {METHOD_POST, "/chat/{id}/{id}/admin", h_not_implemented, AUTH},
-    {METHOD_POST, "/chat/{id}/set_owner", h_not_implemented, AUTH},
-    {METHOD_DELETE, "/chat/{id}/{id}", h_not_implemented, AUTH},
+    {METHOD_POST, "/chat/new", h_chat_new, AUTH},
+    {METHOD_POST, "/chat/{id}/invite", h_chat_invite, AUTH},
+    {METHOD_GET, "/chat/{id}/invitation", h_chat_invitation_list, AUTH},
+    {METHOD_POST, "/chat/{id}/invitation/{id}", h_chat_invitation_approve, AUTH},
+    {METHOD_DELETE, "/chat/{id}/invitation/{id}", h_chat_invitation_decline, AUTH},
+    {METHOD_GET, "/chat", h_chat_list, AUTH},
+    {METHOD_GET, "/chat/{id}", h_chat_get, AUTH},
+    {METHOD_DELETE, "/chat/{id}", h_chat_delete, AUTH},
+    {METHOD_GET, "/chat/{id}/messages", h_chat_messages, AUTH},
+    {METHOD_POST, "/chat/{id}/filter", h_chat_filter, AUTH},
+    {METHOD_POST, "/chat/{id}/{id}/admin", h_chat_admin, AUTH},
+    {METHOD_POST, "/chat/{id}/set_owner", h_chat_set_owner, AUTH},
+    {METHOD_DELETE, "/chat/{id}/{id}", h_chat_remove_member, AUTH},
 };
 const size_t api_route_count = sizeof api_routes / sizeof api_routes[0];
-
-int h_not_implemented(api_call *c, nova_err *err)
-{
-    (void)c;
-    return nova_fail(err, 501, "not implemented");
-}
 
 /* Envelope: {"ok": true, "data": ...} or {"ok": false, "error": "..."}. */
 static void respond(http_response *resp, int status, json_object *data, const char *error)
@@ -125,6 +119,12 @@ void api_set_cookie(api_call *c, const char *token)
     char cookie[256];
     session_cookie(c->cfg, token, cookie, sizeof cookie);
     http_add_header(c->resp, "Set-Cookie", cookie);
+}
+
+int api_result(api_call *c, json_object *data, nova_err *err)
+{
+    c->data = data;
+    return data ? 0 : err->status ? err->status : 500;
 }
 
 int api_optional_session(api_call *c, session *s)

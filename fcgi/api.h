@@ -67,10 +67,36 @@ int h_friend_get(api_call *c, nova_err *err);
 int h_friend_patch(api_call *c, nova_err *err);
 int h_friend_delete(api_call *c, nova_err *err);
 
-/* Routes whose handler is still to be written answer 501. */
-int h_not_implemented(api_call *c, nova_err *err);
+/* Handlers: h_chat.c */
+int h_chat_new(api_call *c, nova_err *err);
+int h_chat_invite(api_call *c, nova_err *err);
+int h_chat_invitation_list(api_call *c, nova_err *err);
+int h_chat_invitation_approve(api_call *c, nova_err *err);
+int h_chat_invitation_decline(api_call *c, nova_err *err);
+int h_chat_list(api_call *c, nova_err *err);
+int h_chat_get(api_call *c, nova_err *err);
+int h_chat_delete(api_call *c, nova_err *err);
+int h_chat_messages(api_call *c, nova_err *err);
+int h_chat_filter(api_call *c, nova_err *err);
+int h_chat_admin(api_call *c, nova_err *err);
+int h_chat_set_owner(api_call *c, nova_err *err);
+int h_chat_remove_member(api_call *c, nova_err *err);
 
 /* Helpers shared by handlers. */
+
+/* Run one domain write in a transaction: begin, op, commit; on failure
+ * return its status from the handler (the pipeline rolls back). */
+#define API_WRITE(c, err, op)                                                                    \
+    do {                                                                                         \
+        int rc_ = db_begin((c)->db, (err));                                                      \
+        if (!rc_) rc_ = (op);                                                                    \
+        if (!rc_) rc_ = db_commit((c)->db, (err));                                               \
+        if (rc_) return rc_;                                                                     \
+    } while (0)
+
+/* Answer with data (a view), or with the failure that made it NULL. */
+int api_result(api_call *c, json_object *data, nova_err *err);
+
 /* Set the session cookie (token) or clear it (NULL). */
 void api_set_cookie(api_call *c, const char *token);
 /* The session the request carried, if valid: 0 and *s, else nonzero. */

@@ -7,22 +7,6 @@
 #include "../common/view.h"
 #include "api.h"
 
-/* Run a write: begin, op's result, commit (the pipeline rolls back on
- * failure). */
-#define WRITE(c, err, op)                                                                        \
-    do {                                                                                         \
-        int rc_ = db_begin((c)->db, (err));                                                      \
-        if (!rc_) rc_ = (op);                                                                    \
-        if (!rc_) rc_ = db_commit((c)->db, (err));                                               \
-        if (rc_) return rc_;                                                                     \
-    } while (0)
-
-static int result(api_call *c, json_object *data, nova_err *err)
-{
-    c->data = data;
-    return data ? 0 : err->status;
-}
-
 static int group_name_field(api_call *c, const char **name, nova_err *err)
 {
     int rc;
@@ -39,20 +23,20 @@ int h_friend_group_add(api_call *c, nova_err *err)
     int64_t id;
     int rc = group_name_field(c, &name, err);
     if (rc) return rc;
-    WRITE(c, err, friend_group_add(c->db, c->session.user_id, name, &id, err));
-    return result(c, view_friend_group(c->db, id, err), err);
+    API_WRITE(c, err, friend_group_add(c->db, c->session.user_id, name, &id, err));
+    return api_result(c, view_friend_group(c->db, id, err), err);
 }
 
 int h_friend_group_list(api_call *c, nova_err *err)
 {
-    return result(c, friend_group_list(c->db, c->session.user_id, err), err);
+    return api_result(c, friend_group_list(c->db, c->session.user_id, err), err);
 }
 
 int h_friend_group_get(api_call *c, nova_err *err)
 {
     int rc = friend_group_check(c->db, c->session.user_id, c->ids[0], 404, err);
     if (rc) return rc;
-    return result(c, view_friend_group(c->db, c->ids[0], err), err);
+    return api_result(c, view_friend_group(c->db, c->ids[0], err), err);
 }
 
 int h_friend_group_patch(api_call *c, nova_err *err)
@@ -60,13 +44,13 @@ int h_friend_group_patch(api_call *c, nova_err *err)
     const char *name;
     int rc = group_name_field(c, &name, err);
     if (rc) return rc;
-    WRITE(c, err, friend_group_rename(c->db, c->session.user_id, c->ids[0], name, err));
-    return result(c, view_friend_group(c->db, c->ids[0], err), err);
+    API_WRITE(c, err, friend_group_rename(c->db, c->session.user_id, c->ids[0], name, err));
+    return api_result(c, view_friend_group(c->db, c->ids[0], err), err);
 }
 
 int h_friend_group_delete(api_call *c, nova_err *err)
 {
-    WRITE(c, err, friend_group_delete(c->db, c->session.user_id, c->ids[0], err));
+    API_WRITE(c, err, friend_group_delete(c->db, c->session.user_id, c->ids[0], err));
     return 0;
 }
 
@@ -80,7 +64,7 @@ int h_friend_find(api_call *c, nova_err *err)
         (rc = json_field_int(c->body, "id", false, &id, &has_id, err)) ||
         (rc = json_field_string(c->body, "name_contains", false, &name, &has_name, err)))
         return rc;
-    return result(c, friend_find(c->db, c->session.user_id, has_id, id, has_name ? name : NULL, err),
+    return api_result(c, friend_find(c->db, c->session.user_id, has_id, id, has_name ? name : NULL, err),
                   err);
 }
 
@@ -102,41 +86,41 @@ int h_friend_invite(api_call *c, nova_err *err)
     if (!is_search && (!json_is_int64(source, &source_chat) || source_chat <= 0))
         return nova_fail(err, 400, "field 'source' must be \"search\" or a chat id");
     bool became_friends;
-    WRITE(c, err,
+    API_WRITE(c, err,
           friend_invite(c->db, c->session.user_id, target, comment, source_chat, &became_friends,
                         err));
-    if (became_friends) return result(c, view_friend(c->db, c->session.user_id, target, err), err);
+    if (became_friends) return api_result(c, view_friend(c->db, c->session.user_id, target, err), err);
     return 0;
 }
 
 int h_friend_invitation_list(api_call *c, nova_err *err)
 {
-    return result(c, friend_invitation_list(c->db, c->session.user_id, err), err);
+    return api_result(c, friend_invitation_list(c->db, c->session.user_id, err), err);
 }
 
 int h_friend_invitation_accept(api_call *c, nova_err *err)
 {
     int64_t inviter;
-    WRITE(c, err, friend_invitation_accept(c->db, c->session.user_id, c->ids[0], &inviter, err));
-    return result(c, view_friend(c->db, c->session.user_id, inviter, err), err);
+    API_WRITE(c, err, friend_invitation_accept(c->db, c->session.user_id, c->ids[0], &inviter, err));
+    return api_result(c, view_friend(c->db, c->session.user_id, inviter, err), err);
 }
 
 int h_friend_invitation_decline(api_call *c, nova_err *err)
 {
-    WRITE(c, err, friend_invitation_decline(c->db, c->session.user_id, c->ids[0], err));
+    API_WRITE(c, err, friend_invitation_decline(c->db, c->session.user_id, c->ids[0], err));
     return 0;
 }
 
 int h_friend_list(api_call *c, nova_err *err)
 {
-    return result(c, friend_list(c->db, c->session.user_id, err), err);
+    return api_result(c, friend_list(c->db, c->session.user_id, err), err);
 }
 
 int h_friend_get(api_call *c, nova_err *err)
 {
     int rc = friend_check(c->db, c->session.user_id, c->ids[0], 404, err);
     if (rc) return rc;
-    return result(c, view_friend(c->db, c->session.user_id, c->ids[0], err), err);
+    return api_result(c, view_friend(c->db, c->session.user_id, c->ids[0], err), err);
 }
 
 int h_friend_patch(api_call *c, nova_err *err)
@@ -151,12 +135,12 @@ int h_friend_patch(api_call *c, nova_err *err)
         (rc = json_field_int(c->body, "group_id", false, &group_id, &has_group, err)))
         return rc;
     if (has_group && group_id <= 0) return nova_fail(err, 400, "friend group %lld not found", (long long)group_id);
-    WRITE(c, err, friend_update(c->db, c->session.user_id, c->ids[0], nickname, group_id, err));
-    return result(c, view_friend(c->db, c->session.user_id, c->ids[0], err), err);
+    API_WRITE(c, err, friend_update(c->db, c->session.user_id, c->ids[0], nickname, group_id, err));
+    return api_result(c, view_friend(c->db, c->session.user_id, c->ids[0], err), err);
 }
 
 int h_friend_delete(api_call *c, nova_err *err)
 {
-    WRITE(c, err, friend_delete(c->db, c->session.user_id, c->ids[0], err));
+    API_WRITE(c, err, friend_delete(c->db, c->session.user_id, c->ids[0], err));
     return 0;
 }

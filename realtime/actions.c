@@ -10,6 +10,8 @@
 
 #include "../common/json_util.h"
 #include "../common/log.h"
+#include "../common/message.h"
+#include "../common/outbox.h"
 #include "rt.h"
 
 typedef struct action_call {
@@ -34,11 +36,97 @@ static int act_ping(action_call *a, nova_err *err)
     return 0;
 }
 
+/* Run one domain write for this socket: events are tagged with the
+ * socket as their origin (so it alone sees its request_id), committed,
+ * and delivered at once (this daemon's own commits do not move
+ * data_version, so the poller would only see them later). */
+static int in_transaction(action_call *a, nova_err *err,
+                          int (*op)(action_call *a, nova_err *err))
+{
+    rt *r = a->r;
+    char origin[128];
+    snprintf(origin, sizeof origin, "%s#%llu", r->name, (unsigned long long)a->c->id);
+    int rc = db_begin(r->db, err);
+    if (rc) return rc;
+    outbox_set_origin(r->db, origin, a->request_id);
+    rc = op(a, err);
+    outbox_clear_origin(r->db);
+    if (!rc) rc = db_commit(r->db, err);
+    if (rc) {
+        db_rollback(r->db);
+        return rc;
+    }
+    tail_run(r);
+    return 0;
+}
+
+/* data must be an object: {"chat_id": ...}. */
+static int data_object(action_call *a, nova_err *err)
+{
+    return json_require_object(a->data, "data", err);
+}
+
+static int do_send(action_call *a, nova_err *err)
+{
+    int64_t chat_id, reply_to = 0, message_id;
+    const char *content;
+    int rc;
+    if ((rc = data_object(a, err)) ||
+        (rc = json_field_int(a->data, "chat_id", true, &chat_id, NULL, err)) ||
+        (rc = json_field_string(a->data, "content", true, &content, NULL, err)))
+        return rc;
+    json_object *reply;
+    if (json_object_object_get_ex(a->data, "reply_to", &reply) && reply &&
+        !json_is_int64(reply, &reply_to))
+        return nova_fail(err, 400, "field 'reply_to' must be a message id");
+    return message_send(a->r->db, a->c->user_id, chat_id, content, reply_to, &message_id, err);
+}
+
+static int do_recall(action_call *a, nova_err *err)
+{
+    int64_t message_id;
+    bool delete_for_me = false;
+    int rc;
+    if ((rc = data_object(a, err)) ||
+        (rc = json_field_int(a->data, "message_id", true, &message_id, NULL, err)) ||
+        (rc = json_field_bool(a->data, "delete", false, &delete_for_me, NULL, err)))
+        return rc;
+    return message_recall(a->r->db, a->c->user_id, message_id, delete_for_me, err);
+}
+
+static int do_read(action_call *a, nova_err *err)
+{
+    int64_t chat_id;
+    int rc;
+    if ((rc = data_object(a, err)) ||
+        (rc = json_field_int(a->data, "chat_id", true, &chat_id, NULL, err)))
+        return rc;
+    return message_mark_read(a->r->db, a->c->user_id, chat_id, err);
+}
+
+static int act_send_message(action_call *a, nova_err *err)
+{
+    return in_transaction(a, err, do_send);
+}
+
+static int act_recall_message(action_call *a, nova_err *err)
+{
+    return in_transaction(a, err, do_recall);
+}
+
+static int act_messages_read(action_call *a, nova_err *err)
+{
+    return in_transaction(a, err, do_read);
+}
+
 static const struct {
     const char *name;
     action_fn fn;
 } actions[] = {
     {"ping", act_ping},
+    {"send_message", act_send_message},
+    {"recall_message", act_recall_message},
+    {"messages_read", act_messages_read},
 };
 
 void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary)

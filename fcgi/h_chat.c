@@ -1,0 +1,215 @@
+/* h_chat.c - /chat endpoints (API.md §4 "Chats"). */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/chat.h"
+#include "../common/json_util.h"
+#include "../common/user.h"
+#include "../common/validate.h"
+#include "../common/view.h"
+#include "api.h"
+
+int h_chat_new(api_call *c, nova_err *err)
+{
+    const char *name;
+    json_object *members;
+    int rc;
+    if ((rc = json_require_object(c->body, "body", err)) ||
+        (rc = json_field_string(c->body, "chat_name", true, &name, NULL, err)) ||
+        (rc = validate_length(name, "chat_name", 1, CHAT_NAME_MAX, err)) ||
+        (rc = json_field_array(c->body, "chat_members", true, &members, NULL, err)))
+        return rc;
+    idlist ids = {0};
+    for (size_t i = 0, n = json_object_array_length(members); i < n && !rc; i++) {
+        int64_t id;
+        if (!json_is_int64(json_object_array_get_idx(members, i), &id))
+            rc = nova_fail(err, 400, "chat_members must be a list of user ids");
+        else if (idlist_push(&ids, id))
+            rc = nova_fail(err, 500, "out of memory");
+    }
+    int64_t chat_id = 0;
+    if (!rc && !(rc = db_begin(c->db, err)) &&
+        !(rc = chat_create_group(c->db, c->session.user_id, name, &ids, &chat_id, err)))
+        rc = db_commit(c->db, err);
+    idlist_free(&ids);
+    if (rc) return rc;
+    return api_result(c, view_chat(c->db, chat_id, c->session.user_id, err), err);
+}
+
+static int user_id_field(api_call *c, const char *key, int64_t *id, nova_err *err)
+{
+    int rc;
+    if ((rc = json_require_object(c->body, "body", err)) ||
+        (rc = json_field_int(c->body, key, true, id, NULL, err)))
+        return rc;
+    return 0;
+}
+
+int h_chat_invite(api_call *c, nova_err *err)
+{
+    int64_t user_id;
+    int rc = user_id_field(c, "user_id", &user_id, err);
+    if (rc) return rc;
+    API_WRITE(c, err, chat_invite(c->db, c->session.user_id, c->ids[0], user_id, err));
+    return 0;
+}
+
+int h_chat_invitation_list(api_call *c, nova_err *err)
+{
+    return api_result(c, chat_invitation_list(c->db, c->session.user_id, c->ids[0], err), err);
+}
+
+int h_chat_invitation_approve(api_call *c, nova_err *err)
+{
+    API_WRITE(c, err,
+              chat_invitation_approve(c->db, c->session.user_id, c->ids[0], c->ids[1], err));
+    return 0;
+}
+
+int h_chat_invitation_decline(api_call *c, nova_err *err)
+{
+    API_WRITE(c, err,
+              chat_invitation_decline(c->db, c->session.user_id, c->ids[0], c->ids[1], err));
+    return 0;
+}
+
+int h_chat_list(api_call *c, nova_err *err)
+{
+    return api_result(c, chat_list(c->db, c->session.user_id, err), err);
+}
+
+int h_chat_get(api_call *c, nova_err *err)
+{
+    chat_info chat;
+    int rc = chat_require_member(c->db, c->session.user_id, c->ids[0], &chat, 400, 400, err);
+    if (rc) return rc;
+    return api_result(c, view_chat_relation(c->db, c->ids[0], c->session.user_id, err), err);
+}
+
+int h_chat_delete(api_call *c, nova_err *err)
+{
+    API_WRITE(c, err, chat_leave(c->db, c->session.user_id, c->ids[0], err));
+    return 0;
+}
+
+/* A positive integer query parameter (?name=N); absent leaves *out. */
+static int query_id(const char *query, const char *name, int64_t *out, nova_err *err)
+{
+    size_t name_len = strlen(name);
+    for (const char *p = query; p && *p;) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > name_len && !strncmp(p, name, name_len) && p[name_len] == '=') {
+            char *stop;
+            errno = 0;
+            long long v = strtoll(p + name_len + 1, &stop, 10);
+            if (errno || stop != p + len || v <= 0 || p[name_len + 1] == '+' ||
+                p[name_len + 1] == ' ')
+                return nova_fail(err, 400, "query parameter '%s' must be a positive integer", name);
+            *out = v;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+int h_chat_messages(api_call *c, nova_err *err)
+{
+    chat_info chat;
+    message_query q = {0};
+    int64_t limit = 0;
+    int rc;
+    if ((rc = chat_require_member(c->db, c->session.user_id, c->ids[0], &chat, 404, 403, err)) ||
+        (rc = query_id(c->req->query, "limit", &limit, err)) ||
+        (rc = query_id(c->req->query, "before", &q.before, err)))
+        return rc;
+    q.limit = (long)limit;
+    return api_result(c, view_messages(c->db, c->ids[0], c->session.user_id, &q, err), err);
+}
+
+/* begin_time/end_time: a number, or a string holding one (API.md §4). */
+static int time_field(json_object *body, const char *key, bool *has, double *out, nova_err *err)
+{
+    json_object *v;
+    *has = json_object_object_get_ex(body, key, &v);
+    if (!*has) return 0;
+    int64_t i;
+    if (json_is_int64(v, &i)) {
+        *out = (double)i;
+        return 0;
+    }
+    if (json_object_is_type(v, json_type_double)) {
+        *out = json_object_get_double(v);
+        return 0;
+    }
+    if (json_object_is_type(v, json_type_string)) {
+        const char *s = json_object_get_string(v);
+        char *end;
+        errno = 0;
+        *out = strtod(s, &end);
+        if (*s && !errno && !*end && isfinite(*out) && !strchr(" \t\n\r\f\v", s[0])) return 0;
+    }
+    return nova_fail(err, 400, "field '%s' must be a time: a number or a numeric string", key);
+}
+
+int h_chat_filter(api_call *c, nova_err *err)
+{
+    chat_info chat;
+    message_query q = {0};
+    json_object *senders = NULL;
+    bool has_senders;
+    int rc;
+    if ((rc = chat_require_member(c->db, c->session.user_id, c->ids[0], &chat, 400, 403, err)) ||
+        (rc = json_require_object(c->body, "body", err)) ||
+        (rc = time_field(c->body, "begin_time", &q.has_begin, &q.begin, err)) ||
+        (rc = time_field(c->body, "end_time", &q.has_end, &q.end, err)) ||
+        (rc = json_field_array(c->body, "sender", false, &senders, &has_senders, err)))
+        return rc;
+    if (!q.has_begin && !q.has_end && !has_senders)
+        return nova_fail(err, 400, "give at least one of begin_time, end_time, sender");
+    idlist ids = {0};
+    for (size_t i = 0, n = has_senders ? json_object_array_length(senders) : 0; i < n && !rc; i++) {
+        int64_t id;
+        enum chat_role role = ROLE_NONE;
+        if (!json_is_int64(json_object_array_get_idx(senders, i), &id))
+            rc = nova_fail(err, 400, "sender must be a list of user ids");
+        else if (id != USER_SYSTEM_ID && id != USER_DELETED_ID &&
+                 !(rc = chat_role(c->db, &chat, id, &role, err)) && role == ROLE_NONE)
+            rc = nova_fail(err, 400, "sender %lld is not a member of this chat", (long long)id);
+        if (!rc && idlist_push(&ids, id)) rc = nova_fail(err, 500, "out of memory");
+    }
+    if (!rc) {
+        q.senders = has_senders ? &ids : NULL;
+        c->data = view_messages(c->db, c->ids[0], c->session.user_id, &q, err);
+        if (!c->data) rc = err->status;
+    }
+    idlist_free(&ids);
+    return rc;
+}
+
+int h_chat_admin(api_call *c, nova_err *err)
+{
+    if (!json_object_is_type(c->body, json_type_boolean))
+        return nova_fail(err, 400, "the body must be true or false");
+    bool is_admin = json_object_get_boolean(c->body);
+    API_WRITE(c, err,
+              chat_set_admin(c->db, c->session.user_id, c->ids[0], c->ids[1], is_admin, err));
+    return 0;
+}
+
+int h_chat_set_owner(api_call *c, nova_err *err)
+{
+    int64_t owner;
+    int rc = user_id_field(c, "chat_owner", &owner, err);
+    if (rc) return rc;
+    API_WRITE(c, err, chat_set_owner(c->db, c->session.user_id, c->ids[0], owner, err));
+    return 0;
+}
+
+int h_chat_remove_member(api_call *c, nova_err *err)
+{
+    API_WRITE(c, err, chat_remove_member(c->db, c->session.user_id, c->ids[0], c->ids[1], err));
+    return 0;
+}
