@@ -72,8 +72,8 @@ static int cmd_migrate(const nova_config *cfg)
     if (rc)
         fprintf(stderr, "nova-admin: migration failed: %s\n", err.msg);
     else
-        printf("database %s at schema version %d (was %d)\n", cfg->db_path,
-               migrate_db_version(db), before);
+        printf("database %s at schema version %d (was %d)\n", cfg->db_path, migrate_db_version(db),
+               before);
     db_close(db);
     return rc ? 1 : 0;
 }
@@ -110,9 +110,12 @@ static int cmd_outbox(const nova_config *cfg, int argc, char **argv)
     const char *action = NULL;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(arg, "--since") && val && !parse_long(val, 0, &since)) i++;
-        else if (!strcmp(arg, "--limit") && val && !parse_long(val, 1, &limit)) i++;
-        else if (!strcmp(arg, "--action") && val) action = argv[++i];
+        if (!strcmp(arg, "--since") && val && !parse_long(val, 0, &since))
+            i++;
+        else if (!strcmp(arg, "--limit") && val && !parse_long(val, 1, &limit))
+            i++;
+        else if (!strcmp(arg, "--action") && val)
+            action = argv[++i];
         else {
             fprintf(stderr, "nova-admin outbox: bad argument %s (see --help)\n", arg);
             return 2;
@@ -170,8 +173,8 @@ static int cmd_sessions(const nova_config *cfg, int argc, char **argv)
         return 1;
     }
     if (user) db_bind_text(st, 1, user);
-    printf("%-8s %-32s %-24s %-24s %-24s %s\n", "id", "user", "created", "last seen",
-           "idle expiry", "absolute expiry");
+    printf("%-8s %-32s %-24s %-24s %-24s %s\n", "id", "user", "created", "last seen", "idle expiry",
+           "absolute expiry");
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         char created[40], seen[40], idle[40], expires[40];

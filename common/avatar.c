@@ -38,12 +38,24 @@ static void hue_to_rgb(unsigned hue, unsigned char rgb[3])
     unsigned hi = 200, lo = 60, up = lo + (hi - lo) * f / 255, down = hi - (hi - lo) * f / 255;
     unsigned r, g, b;
     switch (sector) {
-    case 0: r = hi, g = up, b = lo; break;
-    case 1: r = down, g = hi, b = lo; break;
-    case 2: r = lo, g = hi, b = up; break;
-    case 3: r = lo, g = down, b = hi; break;
-    case 4: r = up, g = lo, b = hi; break;
-    default: r = hi, g = lo, b = down; break;
+    case 0:
+        r = hi, g = up, b = lo;
+        break;
+    case 1:
+        r = down, g = hi, b = lo;
+        break;
+    case 2:
+        r = lo, g = hi, b = up;
+        break;
+    case 3:
+        r = lo, g = down, b = hi;
+        break;
+    case 4:
+        r = up, g = lo, b = hi;
+        break;
+    default:
+        r = hi, g = lo, b = down;
+        break;
     }
     rgb[0] = (unsigned char)r;
     rgb[1] = (unsigned char)g;

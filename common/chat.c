@@ -24,8 +24,7 @@ static const char SQL_RELATION_UPSERT[] =
     "excluded.last_read_id)";
 static const char SQL_CHAT_DELETE[] = "DELETE FROM chats WHERE id = ?";
 
-int chat_lookup(nova_db *db, int64_t chat_id, chat_info *out, int missing_status,
-                nova_err *err)
+int chat_lookup(nova_db *db, int64_t chat_id, chat_info *out, int missing_status, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_CHAT_LOOKUP);
     if (!st) return nova_fail(err, 500, "internal error");
@@ -53,7 +52,7 @@ int chat_role(nova_db *db, const chat_info *chat, int64_t user_id, enum chat_rol
     int rc = sqlite3_step(st);
     *role = ROLE_NONE;
     if (rc == SQLITE_ROW)
-        *role = user_id == chat->owner_id  ? ROLE_OWNER
+        *role = user_id == chat->owner_id   ? ROLE_OWNER
                 : sqlite3_column_int(st, 0) ? ROLE_ADMIN
                                             : ROLE_MEMBER;
     db_done(st);
@@ -89,8 +88,7 @@ static int chat_insert(nova_db *db, const char *name, int64_t owner, int64_t *ch
     return rc;
 }
 
-int chat_create_private(nova_db *db, int64_t owner, int64_t other, int64_t *chat_id,
-                        nova_err *err)
+int chat_create_private(nova_db *db, int64_t owner, int64_t other, int64_t *chat_id, nova_err *err)
 {
     int rc;
     if ((rc = chat_insert(db, "", owner, chat_id, err)) ||
@@ -114,7 +112,8 @@ static const char SQL_USER_NAME[] = "SELECT user_name FROM users WHERE id = ?";
 static const char SQL_IS_FRIEND[] = "SELECT 1 FROM friends WHERE user_id = ? AND friend_id = ?";
 static const char SQL_MEMBER_SET_ADMIN[] =
     "UPDATE chat_members SET is_admin = ? WHERE chat_id = ? AND user_id = ?";
-static const char SQL_MEMBER_DELETE[] = "DELETE FROM chat_members WHERE chat_id = ? AND user_id = ?";
+static const char SQL_MEMBER_DELETE[] =
+    "DELETE FROM chat_members WHERE chat_id = ? AND user_id = ?";
 static const char SQL_CHAT_SET_OWNER[] = "UPDATE chats SET owner_id = ? WHERE id = ?";
 static const char SQL_INVITATION_DELETE_SAME[] =
     "DELETE FROM chat_invitations WHERE chat_id = ? AND user_id = ? AND invited_by = ?";
@@ -226,7 +225,8 @@ static int group_and_role(nova_db *db, int64_t caller, int64_t chat_id, chat_inf
 {
     int rc;
     if ((rc = chat_lookup(db, chat_id, chat, 400, err))) return rc;
-    if (chat->is_private) return nova_fail(err, 400, "chat %lld is a private chat", (long long)chat_id);
+    if (chat->is_private)
+        return nova_fail(err, 400, "chat %lld is a private chat", (long long)chat_id);
     return chat_role(db, chat, caller, role, err);
 }
 
@@ -259,7 +259,8 @@ int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist
         if (idlist_push(&all, id)) rc = nova_fail(err, 500, "out of memory");
     }
     if (!rc) rc = chat_insert(db, name, owner, chat_id, err);
-    for (size_t i = 0; i < all.n && !rc; i++) rc = chat_add_member(db, *chat_id, all.v[i], err);
+    for (size_t i = 0; i < all.n && !rc; i++)
+        rc = chat_add_member(db, *chat_id, all.v[i], err);
     if (!rc) rc = outbox_emit(db, "new_group_chat", chat_event(*chat_id), all.v, all.n, err);
 
     /* "Group <name> created by <owner> with <m1>, <m2>, ..." */
@@ -449,7 +450,8 @@ int chat_invitation_approve(nova_db *db, int64_t caller, int64_t chat_id, int64_
         (rc = pending_inviter(db, chat_id, user_id, &inviter, err)) ||
         (rc = chat_role(db, &chat, user_id, &target, err)))
         return rc;
-    if (target != ROLE_NONE) return nova_fail(err, 400, "user %lld is already a member", (long long)user_id);
+    if (target != ROLE_NONE)
+        return nova_fail(err, 400, "user %lld is already a member", (long long)user_id);
     if ((rc = chat_add_member(db, chat_id, user_id, err)) ||
         (rc = outbox_emit(db, "new_group_chat", chat_event(chat_id), &user_id, 1, err)) ||
         (rc = emit_member_event(db, "member_added", chat_id, user_id, err)) ||
@@ -480,8 +482,8 @@ int chat_invitation_decline(nova_db *db, int64_t caller, int64_t chat_id, int64_
     return clear_invitations(db, chat_id, user_id, err);
 }
 
-int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_id,
-                   bool is_admin, nova_err *err)
+int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_id, bool is_admin,
+                   nova_err *err)
 {
     chat_info chat;
     enum chat_role role, target;
@@ -498,8 +500,7 @@ int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_
     return set_admin(db, chat_id, member_id, is_admin, true, err);
 }
 
-int chat_set_owner(nova_db *db, int64_t caller, int64_t chat_id, int64_t new_owner,
-                   nova_err *err)
+int chat_set_owner(nova_db *db, int64_t caller, int64_t chat_id, int64_t new_owner, nova_err *err)
 {
     chat_info chat;
     enum chat_role role, target;
@@ -509,7 +510,8 @@ int chat_set_owner(nova_db *db, int64_t caller, int64_t chat_id, int64_t new_own
     if ((rc = chat_role(db, &chat, new_owner, &target, err))) return rc;
     if (target == ROLE_NONE)
         return nova_fail(err, 400, "user %lld is not a member", (long long)new_owner);
-    if (target == ROLE_OWNER) return nova_fail(err, 400, "user %lld is already the owner", (long long)new_owner);
+    if (target == ROLE_OWNER)
+        return nova_fail(err, 400, "user %lld is already the owner", (long long)new_owner);
 
     sqlite3_stmt *st = db_prepare(db, SQL_CHAT_SET_OWNER);
     if (!st) return nova_fail(err, 500, "internal error");
@@ -520,7 +522,8 @@ int chat_set_owner(nova_db *db, int64_t caller, int64_t chat_id, int64_t new_own
     json_object_object_add(data, "owner_id", json_i64(new_owner));
     if ((rc = outbox_emit_chat(db, "owner_state_change", data, chat_id, err))) return rc;
     /* The new owner is no admin (owner ∉ admins); the old one becomes one. */
-    if (target == ROLE_ADMIN && (rc = set_admin(db, chat_id, new_owner, false, true, err))) return rc;
+    if (target == ROLE_ADMIN && (rc = set_admin(db, chat_id, new_owner, false, true, err)))
+        return rc;
     return set_admin(db, chat_id, caller, true, true, err);
 }
 
@@ -562,7 +565,8 @@ int chat_forget_user(nova_db *db, int64_t user_id, nova_err *err)
     sqlite3_stmt *st = db_prepare(db, SQL_GROUPS_OWNED);
     if (st) sqlite3_bind_int64(st, 1, user_id);
     int rc = db_collect_ids(db, st, &owned, err);
-    for (size_t i = 0; i < owned.n && !rc; i++) rc = delete_group(db, owned.v[i], err);
+    for (size_t i = 0; i < owned.n && !rc; i++)
+        rc = delete_group(db, owned.v[i], err);
     if (!rc) {
         st = db_prepare(db, SQL_GROUPS_JOINED);
         if (st) sqlite3_bind_int64(st, 1, user_id);

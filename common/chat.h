@@ -24,8 +24,7 @@ typedef struct chat_info {
 
 /* Load a chat; missing_status (400 or 404, per endpoint) if it does not
  * exist. */
-int chat_lookup(nova_db *db, int64_t chat_id, chat_info *out, int missing_status,
-                nova_err *err);
+int chat_lookup(nova_db *db, int64_t chat_id, chat_info *out, int missing_status, nova_err *err);
 
 /* The role of user_id in a chat (ROLE_NONE when not a member). */
 int chat_role(nova_db *db, const chat_info *chat, int64_t user_id, enum chat_role *role,
@@ -34,8 +33,7 @@ int chat_role(nova_db *db, const chat_info *chat, int64_t user_id, enum chat_rol
 /* Create the private chat of a new friendship, owned by owner, with both
  * members and a relation each. No notification: the friendship sends
  * friend_created and the system message. */
-int chat_create_private(nova_db *db, int64_t owner, int64_t other, int64_t *chat_id,
-                        nova_err *err);
+int chat_create_private(nova_db *db, int64_t owner, int64_t other, int64_t *chat_id, nova_err *err);
 
 /* Make user_id a member, with a relation whose watermark counts
  * everything already sent as read. */
@@ -62,10 +60,9 @@ int chat_invitation_decline(nova_db *db, int64_t caller, int64_t chat_id, int64_
                             nova_err *err);
 
 /* Roles and removal. */
-int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_id,
-                   bool is_admin, nova_err *err);
-int chat_set_owner(nova_db *db, int64_t caller, int64_t chat_id, int64_t new_owner,
+int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_id, bool is_admin,
                    nova_err *err);
+int chat_set_owner(nova_db *db, int64_t caller, int64_t chat_id, int64_t new_owner, nova_err *err);
 int chat_remove_member(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_id,
                        nova_err *err);
 

@@ -26,23 +26,24 @@ static const option_def options[] = {
      "SQLite database file"},
     {"synchronous", "NOVA_SYNCHRONOUS", OPT_STRING, OFF(synchronous), "NORMAL", 0, 0, CFG_ALL,
      "SQLite synchronous mode: NORMAL or FULL"},
-    {"busy-timeout-ms", "NOVA_BUSY_TIMEOUT_MS", OPT_LONG, OFF(busy_timeout_ms), "5000", 1,
-     600000, CFG_ALL, "how long a writer waits for the database lock"},
-    {"pwhash-opslimit", "NOVA_PWHASH_OPSLIMIT", OPT_LONG, OFF(pwhash_opslimit), "2", 1, 64,
-     CFG_API, "argon2id passes (libsodium interactive level: 2)"},
+    {"busy-timeout-ms", "NOVA_BUSY_TIMEOUT_MS", OPT_LONG, OFF(busy_timeout_ms), "5000", 1, 600000,
+     CFG_ALL, "how long a writer waits for the database lock"},
+    {"pwhash-opslimit", "NOVA_PWHASH_OPSLIMIT", OPT_LONG, OFF(pwhash_opslimit), "2", 1, 64, CFG_API,
+     "argon2id passes (libsodium interactive level: 2)"},
     {"pwhash-memlimit", "NOVA_PWHASH_MEMLIMIT", OPT_LONG, OFF(pwhash_memlimit), "67108864", 8192,
      4294967296L, CFG_API, "argon2id memory in bytes (interactive level: 64 MiB)"},
-    {"session-idle", "NOVA_SESSION_IDLE", OPT_LONG, OFF(session_idle), "1209600", 1,
-     315360000L, CFG_ALL, "seconds of inactivity after which a session expires (14 days)"},
+    {"session-idle", "NOVA_SESSION_IDLE", OPT_LONG, OFF(session_idle), "1209600", 1, 315360000L,
+     CFG_ALL, "seconds of inactivity after which a session expires (14 days)"},
     {"session-max-age", "NOVA_SESSION_MAX_AGE", OPT_LONG, OFF(session_max_age), "7776000", 1,
      315360000L, CFG_ALL, "absolute lifetime of a session in seconds (90 days)"},
-    {"session-touch", "NOVA_SESSION_TOUCH", OPT_LONG, OFF(session_touch), "60", 0, 86400,
-     CFG_API, "a session's last-seen time is rewritten at most this often (seconds)"},
+    {"session-touch", "NOVA_SESSION_TOUCH", OPT_LONG, OFF(session_touch), "60", 0, 86400, CFG_API,
+     "a session's last-seen time is rewritten at most this often (seconds)"},
     {"cookie-secure", "NOVA_COOKIE_SECURE", OPT_BOOL, OFF(cookie_secure), "0", 0, 1, CFG_API,
      "add Secure to the session cookie (set it behind https)"},
     {"cookie-samesite", "NOVA_COOKIE_SAMESITE", OPT_STRING, OFF(cookie_samesite), "Lax", 0, 0,
-     CFG_API, "SameSite attribute of the session cookie: Lax, Strict or None (None needs "
-              "cookie-secure)"},
+     CFG_API,
+     "SameSite attribute of the session cookie: Lax, Strict or None (None needs "
+     "cookie-secure)"},
     {"cors-origins", "NOVA_CORS_ORIGINS", OPT_STRING, OFF(cors_origins), "", 0, 0,
      CFG_API | CFG_REALTIME,
      "comma-separated origins allowed cross-site (CORS and WebSocket Origin); empty: same "
@@ -58,13 +59,12 @@ static const option_def options[] = {
      "number of prefork workers (with --socket)"},
     {"listen", "NOVA_RT_LISTEN", OPT_STRING, OFF(rt_listen), "data/run/realtime.sock", 0, 0,
      CFG_REALTIME, "unix socket path, or a TCP port on 127.0.0.1, for WebSocket connections"},
-    {"ws-max-frame", "NOVA_WS_MAX_FRAME", OPT_LONG, OFF(ws_max_frame), "131072", 256,
-     67108864L, CFG_REALTIME, "largest client message in bytes (larger: close 1009)"},
-    {"ws-max-queue", "NOVA_WS_MAX_QUEUE", OPT_LONG, OFF(ws_max_queue), "4194304", 4096,
-     1073741824L, CFG_REALTIME,
-     "bytes queued to one socket before it is closed as too slow"},
-    {"ws-ping-interval", "NOVA_WS_PING_INTERVAL", OPT_LONG, OFF(ws_ping_interval), "30", 1,
-     3600, CFG_REALTIME, "seconds of silence before an idle socket is pinged"},
+    {"ws-max-frame", "NOVA_WS_MAX_FRAME", OPT_LONG, OFF(ws_max_frame), "131072", 256, 67108864L,
+     CFG_REALTIME, "largest client message in bytes (larger: close 1009)"},
+    {"ws-max-queue", "NOVA_WS_MAX_QUEUE", OPT_LONG, OFF(ws_max_queue), "4194304", 4096, 1073741824L,
+     CFG_REALTIME, "bytes queued to one socket before it is closed as too slow"},
+    {"ws-ping-interval", "NOVA_WS_PING_INTERVAL", OPT_LONG, OFF(ws_ping_interval), "30", 1, 3600,
+     CFG_REALTIME, "seconds of silence before an idle socket is pinged"},
     {"outbox-poll-ms", "NOVA_OUTBOX_POLL_MS", OPT_LONG, OFF(outbox_poll_ms), "10", 1, 10000,
      CFG_REALTIME, "how often the outbox is checked for new events (milliseconds)"},
     {"outbox-batch", "NOVA_OUTBOX_BATCH", OPT_LONG, OFF(outbox_batch), "512", 1, 100000,
@@ -205,11 +205,14 @@ bool config_origin_allowed(const nova_config *cfg, const char *origin)
     if (!len) return false;
     const char *p = cfg->cors_origins;
     while (*p) {
-        while (*p == ' ' || *p == ',') p++;
+        while (*p == ' ' || *p == ',')
+            p++;
         const char *end = p;
-        while (*end && *end != ',') end++;
+        while (*end && *end != ',')
+            end++;
         const char *last = end;
-        while (last > p && last[-1] == ' ') last--;
+        while (last > p && last[-1] == ' ')
+            last--;
         if ((size_t)(last - p) == len && !memcmp(p, origin, len)) return true;
         p = end;
     }

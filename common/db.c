@@ -31,9 +31,9 @@ nova_db *db_open(const nova_config *cfg, nova_err *err)
     }
     db->cfg = cfg;
     db->wake_fd = -1;
-    int rc = sqlite3_open_v2(cfg->db_path, &db->sql,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc =
+        sqlite3_open_v2(cfg->db_path, &db->sql,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         log_error("cannot open database %s: %s", cfg->db_path,
                   db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
@@ -84,7 +84,8 @@ static int cache_grow(nova_db *db)
     for (size_t i = 0; i < db->cache_cap; i++) {
         if (!db->cache[i].key) continue;
         size_t j = slot_of(db->cache[i].key, cap);
-        while (slots[j].key) j = (j + 1) & (cap - 1);
+        while (slots[j].key)
+            j = (j + 1) & (cap - 1);
         slots[j] = db->cache[i];
     }
     free(db->cache);
@@ -97,7 +98,8 @@ sqlite3_stmt *db_prepare(nova_db *db, const char *sql)
 {
     if (db->cache_count * 2 >= db->cache_cap && cache_grow(db)) return NULL;
     size_t j = slot_of(sql, db->cache_cap);
-    while (db->cache[j].key && db->cache[j].key != sql) j = (j + 1) & (db->cache_cap - 1);
+    while (db->cache[j].key && db->cache[j].key != sql)
+        j = (j + 1) & (db->cache_cap - 1);
     if (db->cache[j].key) {
         sqlite3_stmt *st = db->cache[j].stmt;
         sqlite3_reset(st);
@@ -193,7 +195,8 @@ static void db_wake(nova_db *db)
     const char *path = db->cfg->wake_socket;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (!path[0] || strlen(path) >= sizeof sa.sun_path) return;
-    if (db->wake_fd < 0) db->wake_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (db->wake_fd < 0)
+        db->wake_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (db->wake_fd < 0) return;
     memcpy(sa.sun_path, path, strlen(path) + 1);
     ssize_t n = sendto(db->wake_fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);

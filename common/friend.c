@@ -50,7 +50,8 @@ int friend_group_check(nova_db *db, int64_t owner, int64_t group_id, int missing
     bool is_default;
     int rc = group_info(db, group_id, &who, &is_default, missing_status, err);
     if (rc) return rc;
-    if (who != owner) return nova_fail(err, 403, "friend group %lld is not yours", (long long)group_id);
+    if (who != owner)
+        return nova_fail(err, 403, "friend group %lld is not yours", (long long)group_id);
     return 0;
 }
 
@@ -61,13 +62,13 @@ static int group_editable(nova_db *db, int64_t owner, int64_t group_id, nova_err
     bool is_default;
     int rc = group_info(db, group_id, &who, &is_default, 400, err);
     if (rc) return rc;
-    if (who != owner) return nova_fail(err, 403, "friend group %lld is not yours", (long long)group_id);
+    if (who != owner)
+        return nova_fail(err, 403, "friend group %lld is not yours", (long long)group_id);
     if (is_default) return nova_fail(err, 400, "the default friend group cannot be changed");
     return 0;
 }
 
-int friend_group_add(nova_db *db, int64_t owner, const char *name, int64_t *group_id,
-                     nova_err *err)
+int friend_group_add(nova_db *db, int64_t owner, const char *name, int64_t *group_id, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_GROUP_INSERT);
     if (!st) return nova_fail(err, 500, "internal error");
@@ -214,12 +215,13 @@ json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
 
 /* --- friendships -------------------------------------------------------- */
 
-static const char SQL_ARE_FRIENDS[] = "SELECT chat_id FROM friends WHERE user_id = ? AND friend_id = ?";
+static const char SQL_ARE_FRIENDS[] =
+    "SELECT chat_id FROM friends WHERE user_id = ? AND friend_id = ?";
 static const char SQL_FRIEND_INSERT[] =
     "INSERT INTO friends (user_id, friend_id, group_id, chat_id, created_at) "
     "VALUES (?1, ?2, (SELECT id FROM friend_groups WHERE user_id = ?1 AND is_default = 1), ?3, ?4)";
-static const char SQL_FRIEND_DELETE_PAIR[] =
-    "DELETE FROM friends WHERE (user_id = ?1 AND friend_id = ?2) OR (user_id = ?2 AND friend_id = ?1)";
+static const char SQL_FRIEND_DELETE_PAIR[] = "DELETE FROM friends WHERE (user_id = ?1 AND "
+                                             "friend_id = ?2) OR (user_id = ?2 AND friend_id = ?1)";
 static const char SQL_INVITATIONS_DELETE_PAIR[] =
     "DELETE FROM friend_invitations WHERE (sender_id = ?1 AND receiver_id = ?2) "
     "OR (sender_id = ?2 AND receiver_id = ?1)";
@@ -352,8 +354,8 @@ static int invitation_for(nova_db *db, int64_t caller, int64_t invitation_id, in
     return 0;
 }
 
-int friend_invitation_accept(nova_db *db, int64_t caller, int64_t invitation_id,
-                             int64_t *inviter, nova_err *err)
+int friend_invitation_accept(nova_db *db, int64_t caller, int64_t invitation_id, int64_t *inviter,
+                             nova_err *err)
 {
     int64_t chat;
     int rc;
@@ -470,8 +472,7 @@ int friend_delete(nova_db *db, int64_t owner, int64_t friend_id, nova_err *err)
     int64_t chat;
     int rc = friendship_chat(db, owner, friend_id, &chat, err);
     if (rc) return rc;
-    if (!chat)
-        return nova_fail(err, 400, "user %lld is not your friend", (long long)friend_id);
+    if (!chat) return nova_fail(err, 400, "user %lld is not your friend", (long long)friend_id);
     /* Tell both first, while both users are still there to describe. */
     if ((rc = emit_pair(db, "friend_deleted", owner, friend_id, err))) return rc;
     sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_DELETE_PAIR);
@@ -500,7 +501,8 @@ int friend_delete_all(nova_db *db, int64_t user_id, nova_err *err)
     sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_LIST);
     if (st) sqlite3_bind_int64(st, 1, user_id);
     int rc = db_collect_ids(db, st, &friends, err);
-    for (size_t i = 0; i < friends.n && !rc; i++) rc = friend_delete(db, user_id, friends.v[i], err);
+    for (size_t i = 0; i < friends.n && !rc; i++)
+        rc = friend_delete(db, user_id, friends.v[i], err);
     idlist_free(&friends);
     return rc;
 }

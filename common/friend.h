@@ -38,10 +38,9 @@ json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
 int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comment,
                   int64_t source_chat, bool *became_friends, nova_err *err);
 /* Accept (→ *inviter) or decline an invitation addressed to caller. */
-int friend_invitation_accept(nova_db *db, int64_t caller, int64_t invitation_id,
-                             int64_t *inviter, nova_err *err);
-int friend_invitation_decline(nova_db *db, int64_t caller, int64_t invitation_id,
-                              nova_err *err);
+int friend_invitation_accept(nova_db *db, int64_t caller, int64_t invitation_id, int64_t *inviter,
+                             nova_err *err);
+int friend_invitation_decline(nova_db *db, int64_t caller, int64_t invitation_id, nova_err *err);
 /* [FriendInvitation] received by caller. */
 json_object *friend_invitation_list(nova_db *db, int64_t caller, nova_err *err);
 

@@ -34,8 +34,7 @@ static bool all_finite(json_object *v)
     }
 }
 
-int json_parse_strict(const char *text, size_t len, int max_depth, json_object **out,
-                      nova_err *err)
+int json_parse_strict(const char *text, size_t len, int max_depth, json_object **out, nova_err *err)
 {
     *out = NULL;
     if (len > INT32_MAX) return nova_fail(err, 400, "body is not valid JSON");
@@ -61,7 +60,8 @@ int json_parse_strict(const char *text, size_t len, int max_depth, json_object *
         json_object_put(v);
         return nova_fail(err, 400, "body is not valid JSON");
     }
-    while (end < len && strchr(" \t\r\n", text[end]) && text[end]) end++;
+    while (end < len && strchr(" \t\r\n", text[end]) && text[end])
+        end++;
     if (end != len) {
         json_object_put(v);
         return nova_fail(err, 400, "body is not valid JSON (trailing characters)");
@@ -119,13 +119,12 @@ int json_field_string(json_object *obj, const char *key, bool required, const ch
     return 0;
 }
 
-int json_field_int(json_object *obj, const char *key, bool required, int64_t *val,
-                   bool *present, nova_err *err)
+int json_field_int(json_object *obj, const char *key, bool required, int64_t *val, bool *present,
+                   nova_err *err)
 {
     json_object *v;
     if (!lookup(obj, key, &v)) return absent(key, required, present, err);
-    if (!json_is_int64(v, val))
-        return nova_fail(err, 400, "field '%s' must be an integer", key);
+    if (!json_is_int64(v, val)) return nova_fail(err, 400, "field '%s' must be an integer", key);
     if (present) *present = true;
     return 0;
 }

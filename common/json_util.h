@@ -35,8 +35,8 @@ bool json_is_int64(json_object *v, int64_t *out);
  * present with the wrong type (null included) is always 400. */
 int json_field_string(json_object *obj, const char *key, bool required, const char **val,
                       bool *present, nova_err *err);
-int json_field_int(json_object *obj, const char *key, bool required, int64_t *val,
-                   bool *present, nova_err *err);
+int json_field_int(json_object *obj, const char *key, bool required, int64_t *val, bool *present,
+                   nova_err *err);
 int json_field_bool(json_object *obj, const char *key, bool required, bool *val, bool *present,
                     nova_err *err);
 int json_field_array(json_object *obj, const char *key, bool required, json_object **val,

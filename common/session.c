@@ -24,13 +24,15 @@ int session_token_from_cookie(const char *header, char out[TOKEN_LEN + 1])
     static const char name[] = "sessionid=";
     const char *p = header;
     while (p && *p) {
-        while (*p == ' ' || *p == ';') p++;
+        while (*p == ' ' || *p == ';')
+            p++;
         const char *end = strchr(p, ';');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         if (len > sizeof name - 1 && !strncmp(p, name, sizeof name - 1)) {
             const char *v = p + sizeof name - 1;
             size_t vlen = len - (sizeof name - 1);
-            while (vlen && v[vlen - 1] == ' ') vlen--;
+            while (vlen && v[vlen - 1] == ' ')
+                vlen--;
             if (token_well_formed(v, vlen)) {
                 memcpy(out, v, vlen);
                 out[vlen] = '\0';
@@ -86,8 +88,8 @@ int session_lookup(nova_db *db, const char *token, session *out, nova_err *err)
     return 0;
 }
 
-int session_create(nova_db *db, int64_t user_id, char token_out[TOKEN_LEN + 1],
-                   int64_t *session_id, nova_err *err)
+int session_create(nova_db *db, int64_t user_id, char token_out[TOKEN_LEN + 1], int64_t *session_id,
+                   nova_err *err)
 {
     unsigned char hash[TOKEN_HASH_LEN];
     token_new(token_out);
@@ -105,8 +107,7 @@ int session_create(nova_db *db, int64_t user_id, char token_out[TOKEN_LEN + 1],
     return rc;
 }
 
-int session_rotate(nova_db *db, int64_t session_id, char token_out[TOKEN_LEN + 1],
-                   nova_err *err)
+int session_rotate(nova_db *db, int64_t session_id, char token_out[TOKEN_LEN + 1], nova_err *err)
 {
     unsigned char hash[TOKEN_HASH_LEN];
     token_new(token_out);
@@ -141,7 +142,8 @@ int session_end_all(nova_db *db, int64_t user_id, int64_t keep_id, nova_err *err
         sqlite3_bind_int64(st, 2, keep_id);
     }
     int rc = db_collect_ids(db, st, &ids, err);
-    for (size_t i = 0; i < ids.n && !rc; i++) rc = session_end(db, user_id, ids.v[i], err);
+    for (size_t i = 0; i < ids.n && !rc; i++)
+        rc = session_end(db, user_id, ids.v[i], err);
     idlist_free(&ids);
     return rc;
 }

@@ -29,13 +29,12 @@ int session_lookup(nova_db *db, const char *token, session *out, nova_err *err);
 
 /* Create a session for user_id inside the caller's write transaction;
  * writes the new token to token_out. */
-int session_create(nova_db *db, int64_t user_id, char token_out[TOKEN_LEN + 1],
-                   int64_t *session_id, nova_err *err);
+int session_create(nova_db *db, int64_t user_id, char token_out[TOKEN_LEN + 1], int64_t *session_id,
+                   nova_err *err);
 
 /* Give an existing session a new token (password change): same id, so
  * its sockets stay connected. Write transaction. */
-int session_rotate(nova_db *db, int64_t session_id, char token_out[TOKEN_LEN + 1],
-                   nova_err *err);
+int session_rotate(nova_db *db, int64_t session_id, char token_out[TOKEN_LEN + 1], nova_err *err);
 
 /* End one session: delete it, emit `logout` to its sockets. */
 int session_end(nova_db *db, int64_t user_id, int64_t session_id, nova_err *err);

@@ -206,9 +206,11 @@ static const char SQL_DELETE_FRIEND_INVITATIONS[] =
     "DELETE FROM friend_invitations WHERE sender_id = ?1 OR receiver_id = ?1";
 static const char SQL_DELETE_CHAT_INVITATIONS[] =
     "DELETE FROM chat_invitations WHERE user_id = ?1 OR invited_by = ?1";
-static const char SQL_DELETE_MESSAGE_DELETIONS[] = "DELETE FROM message_deletions WHERE user_id = ?1";
+static const char SQL_DELETE_MESSAGE_DELETIONS[] =
+    "DELETE FROM message_deletions WHERE user_id = ?1";
 static const char SQL_DELETE_RELATIONS[] = "DELETE FROM chat_relations WHERE user_id = ?1";
-static const char SQL_MESSAGES_TO_DELETED[] = "UPDATE messages SET sender_id = ?2 WHERE sender_id = ?1";
+static const char SQL_MESSAGES_TO_DELETED[] =
+    "UPDATE messages SET sender_id = ?2 WHERE sender_id = ?1";
 static const char SQL_DELETE_GROUPS[] = "DELETE FROM friend_groups WHERE user_id = ?1";
 
 int user_delete(nova_db *db, int64_t user_id, nova_err *err)
@@ -219,7 +221,7 @@ int user_delete(nova_db *db, int64_t user_id, nova_err *err)
         return rc;
     static const char *const cleanup[] = {
         SQL_DELETE_FRIEND_INVITATIONS, SQL_DELETE_CHAT_INVITATIONS, SQL_DELETE_MESSAGE_DELETIONS,
-        SQL_DELETE_RELATIONS, SQL_MESSAGES_TO_DELETED, SQL_DELETE_GROUPS,
+        SQL_DELETE_RELATIONS,          SQL_MESSAGES_TO_DELETED,     SQL_DELETE_GROUPS,
     };
     for (size_t i = 0; i < sizeof cleanup / sizeof cleanup[0]; i++) {
         sqlite3_stmt *st = db_prepare(db, cleanup[i]);

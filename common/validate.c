@@ -49,10 +49,10 @@ int validate_user_name(const char *s, nova_err *err)
 {
     size_t len = strlen(s);
     bool ok = len >= 1 && len <= USER_NAME_MAX;
-    for (size_t i = 0; ok && i < len; i++) ok = in_set(s[i], "-_()@.");
+    for (size_t i = 0; ok && i < len; i++)
+        ok = in_set(s[i], "-_()@.");
     if (!ok)
-        return nova_fail(err, 400,
-                         "user_name must be 1-32 characters of a-z A-Z 0-9 - _ ( ) @ .");
+        return nova_fail(err, 400, "user_name must be 1-32 characters of a-z A-Z 0-9 - _ ( ) @ .");
     return 0;
 }
 
@@ -71,7 +71,8 @@ int validate_email(const char *s, nova_err *err)
     size_t len = strlen(s);
     const char *at = strchr(s, '@');
     bool ok = len <= EMAIL_MAX && at && at > s;
-    for (const char *p = s; ok && p < at; p++) ok = in_set(*p, "_.+-");
+    for (const char *p = s; ok && p < at; p++)
+        ok = in_set(*p, "_.+-");
     if (ok) {
         int labels = 0;
         size_t label_len = 0;
@@ -127,7 +128,8 @@ int validate_avatar_url(const char *s, nova_err *err)
     if (!strncmp(s, "data:image/", 11)) {
         const char *p = s + 11;
         const char *type = p;
-        while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')) p++;
+        while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
+            p++;
         if (p > type && !strncmp(p, ";base64,", 8) && len <= AVATAR_DATA_MAX && is_base64(p + 8))
             return 0;
         return nova_fail(err, 400,

@@ -94,7 +94,8 @@ static json_object *cached_user(nova_db *db, user_cache *c, int64_t user_id, nov
 
 static void user_cache_free(user_cache *c)
 {
-    for (int i = 0; i < c->n; i++) json_object_put(c->objs[i]);
+    for (int i = 0; i < c->n; i++)
+        json_object_put(c->objs[i]);
     c->n = 0;
 }
 
@@ -107,8 +108,10 @@ static int add_users(nova_db *db, user_cache *cache, json_object *o, const char 
     json_object *arr = json_object_new_array();
     for (size_t i = 0; i < ids.n && !rc; i++) {
         json_object *u = cached_user(db, cache, ids.v[i], err);
-        if (!u) rc = err->status;
-        else json_object_array_add(arr, u);
+        if (!u)
+            rc = err->status;
+        else
+            json_object_array_add(arr, u);
     }
     idlist_free(&ids);
     json_object_object_add(o, key, arr);
@@ -315,8 +318,7 @@ json_object *view_message_basic(nova_db *db, int64_t message_id, int64_t viewer,
 
 static const char SQL_MESSAGE_CHAT[] = "SELECT chat_id FROM messages WHERE id = ?";
 
-json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t viewer,
-                                   nova_err *err)
+json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t viewer, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_CHAT);
     if (st) sqlite3_bind_int64(st, 1, message_id);

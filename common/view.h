@@ -27,15 +27,14 @@ json_object *view_chat_relation(nova_db *db, int64_t chat_id, int64_t viewer, no
 json_object *view_chat_invitation(nova_db *db, int64_t invitation_id, nova_err *err);
 
 json_object *view_message_basic(nova_db *db, int64_t message_id, int64_t viewer, nova_err *err);
-json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t viewer,
-                                   nova_err *err);
+json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t viewer, nova_err *err);
 
 /* Which messages of a chat to list, newest first. */
 typedef struct message_query {
-    int64_t before;  /* only ids below this; 0: no bound */
-    long limit;      /* at most this many; 0: all */
+    int64_t before; /* only ids below this; 0: no bound */
+    long limit;     /* at most this many; 0: all */
     bool has_begin, has_end;
-    double begin, end; /* inclusive send_time bounds */
+    double begin, end;     /* inclusive send_time bounds */
     const idlist *senders; /* only these senders; NULL: any */
 } message_query;
 

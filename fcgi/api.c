@@ -84,7 +84,8 @@ static void add_cors(const nova_config *cfg, const http_request *req, http_respo
     http_add_header(resp, "Vary", "Origin");
     if (preflight) {
         http_add_header(resp, "Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS");
-        http_add_header(resp, "Access-Control-Allow-Headers", "accept, authorization, content-type");
+        http_add_header(resp, "Access-Control-Allow-Headers",
+                        "accept, authorization, content-type");
         http_add_header(resp, "Access-Control-Max-Age", "600");
     }
 }
@@ -93,10 +94,12 @@ static void add_cors(const nova_config *cfg, const http_request *req, http_respo
 static bool is_json_type(const char *ct)
 {
     static const char json[] = "application/json";
-    while (*ct == ' ' || *ct == '\t') ct++;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
     if (strncasecmp(ct, json, sizeof json - 1)) return false;
     ct += sizeof json - 1;
-    while (*ct == ' ' || *ct == '\t') ct++;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
     return *ct == '\0' || *ct == ';';
 }
 
@@ -109,9 +112,9 @@ static int check_body(api_call *c, nova_err *err)
     if (req->body_too_large || req->body_len > (size_t)c->cfg->body_limit)
         return nova_fail(err, 413, "request body is larger than %ld bytes", c->cfg->body_limit);
     if (req->body_len == 0) return 0;
-    if (!has_type) return nova_fail(err, 400, "a request body needs Content-Type: application/json");
-    return json_parse_strict(req->body, req->body_len, (int)c->cfg->json_max_depth, &c->body,
-                             err);
+    if (!has_type)
+        return nova_fail(err, 400, "a request body needs Content-Type: application/json");
+    return json_parse_strict(req->body, req->body_len, (int)c->cfg->json_max_depth, &c->body, err);
 }
 
 void api_set_cookie(api_call *c, const char *token)

@@ -20,7 +20,7 @@ typedef struct api_call {
     const nova_config *cfg;
     const http_request *req;
     http_response *resp;
-    session session;  /* the caller's session (routes that need one) */
+    session session; /* the caller's session (routes that need one) */
     int64_t ids[ROUTE_MAX_IDS];
     json_object *body; /* parsed body; NULL for an empty body or JSON null */
     json_object *data; /* handler result, put in the envelope (NULL: null) */
@@ -86,12 +86,12 @@ int h_chat_remove_member(api_call *c, nova_err *err);
 
 /* Run one domain write in a transaction: begin, op, commit; on failure
  * return its status from the handler (the pipeline rolls back). */
-#define API_WRITE(c, err, op)                                                                    \
-    do {                                                                                         \
-        int rc_ = db_begin((c)->db, (err));                                                      \
-        if (!rc_) rc_ = (op);                                                                    \
-        if (!rc_) rc_ = db_commit((c)->db, (err));                                               \
-        if (rc_) return rc_;                                                                     \
+#define API_WRITE(c, err, op)                                                                      \
+    do {                                                                                           \
+        int rc_ = db_begin((c)->db, (err));                                                        \
+        if (!rc_) rc_ = (op);                                                                      \
+        if (!rc_) rc_ = db_commit((c)->db, (err));                                                 \
+        if (rc_) return rc_;                                                                       \
     } while (0)
 
 /* Answer with data (a view), or with the failure that made it NULL. */

@@ -64,8 +64,8 @@ int h_friend_find(api_call *c, nova_err *err)
         (rc = json_field_int(c->body, "id", false, &id, &has_id, err)) ||
         (rc = json_field_string(c->body, "name_contains", false, &name, &has_name, err)))
         return rc;
-    return api_result(c, friend_find(c->db, c->session.user_id, has_id, id, has_name ? name : NULL, err),
-                  err);
+    return api_result(
+        c, friend_find(c->db, c->session.user_id, has_id, id, has_name ? name : NULL, err), err);
 }
 
 int h_friend_invite(api_call *c, nova_err *err)
@@ -87,9 +87,10 @@ int h_friend_invite(api_call *c, nova_err *err)
         return nova_fail(err, 400, "field 'source' must be \"search\" or a chat id");
     bool became_friends;
     API_WRITE(c, err,
-          friend_invite(c->db, c->session.user_id, target, comment, source_chat, &became_friends,
-                        err));
-    if (became_friends) return api_result(c, view_friend(c->db, c->session.user_id, target, err), err);
+              friend_invite(c->db, c->session.user_id, target, comment, source_chat,
+                            &became_friends, err));
+    if (became_friends)
+        return api_result(c, view_friend(c->db, c->session.user_id, target, err), err);
     return 0;
 }
 
@@ -101,7 +102,8 @@ int h_friend_invitation_list(api_call *c, nova_err *err)
 int h_friend_invitation_accept(api_call *c, nova_err *err)
 {
     int64_t inviter;
-    API_WRITE(c, err, friend_invitation_accept(c->db, c->session.user_id, c->ids[0], &inviter, err));
+    API_WRITE(c, err,
+              friend_invitation_accept(c->db, c->session.user_id, c->ids[0], &inviter, err));
     return api_result(c, view_friend(c->db, c->session.user_id, inviter, err), err);
 }
 
@@ -134,7 +136,8 @@ int h_friend_patch(api_call *c, nova_err *err)
         (nickname && (rc = validate_length(nickname, "nickname", 0, NICKNAME_MAX, err))) ||
         (rc = json_field_int(c->body, "group_id", false, &group_id, &has_group, err)))
         return rc;
-    if (has_group && group_id <= 0) return nova_fail(err, 400, "friend group %lld not found", (long long)group_id);
+    if (has_group && group_id <= 0)
+        return nova_fail(err, 400, "friend group %lld not found", (long long)group_id);
     API_WRITE(c, err, friend_update(c->db, c->session.user_id, c->ids[0], nickname, group_id, err));
     return api_result(c, view_friend(c->db, c->session.user_id, c->ids[0], err), err);
 }

@@ -10,8 +10,7 @@
 #include "api.h"
 
 /* Name and password of a register/login body, checked against §2. */
-static int read_credentials(api_call *c, const char **name, const char **password,
-                            nova_err *err)
+static int read_credentials(api_call *c, const char **name, const char **password, nova_err *err)
 {
     int rc;
     if ((rc = json_require_object(c->body, "body", err)) ||

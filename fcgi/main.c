@@ -174,7 +174,8 @@ static int supervise(const nova_config *cfg)
     size_t n = (size_t)cfg->api_workers;
     pid_t *pids = calloc(n, sizeof *pids);
     if (!pids) return 1;
-    for (size_t i = 0; i < n; i++) pids[i] = spawn_worker(cfg, listen_fd);
+    for (size_t i = 0; i < n; i++)
+        pids[i] = spawn_worker(cfg, listen_fd);
     log_info("listening on %s with %zu workers", cfg->api_socket, n);
 
     time_t window = time(NULL);
@@ -207,8 +208,10 @@ static int supervise(const nova_config *cfg)
     for (int tries = 0; tries < 50; tries++) {
         bool alive = false;
         for (size_t i = 0; i < n; i++) {
-            if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == 0) alive = true;
-            else pids[i] = 0;
+            if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == 0)
+                alive = true;
+            else
+                pids[i] = 0;
         }
         if (!alive) break;
         usleep(100000);
@@ -227,16 +230,15 @@ static int supervise(const nova_config *cfg)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: nova-api [--socket PATH --workers N] [options]\n"
-            "\n"
-            "Nova's REST API as a FastCGI responder, for nginx (location /api/,\n"
-            "SCRIPT_NAME=/api, PATH_INFO=/user/...). With --socket it listens on that\n"
-            "unix socket with N prefork workers and restarts any that die; without,\n"
-            "it serves the FastCGI socket it was given on fd 0 (spawn-fcgi).\n"
-            "The database must be migrated first (nova-admin migrate).\n"
-            "\n"
-            "options (each also read from its environment variable):\n");
+    fprintf(out, "usage: nova-api [--socket PATH --workers N] [options]\n"
+                 "\n"
+                 "Nova's REST API as a FastCGI responder, for nginx (location /api/,\n"
+                 "SCRIPT_NAME=/api, PATH_INFO=/user/...). With --socket it listens on that\n"
+                 "unix socket with N prefork workers and restarts any that die; without,\n"
+                 "it serves the FastCGI socket it was given on fd 0 (spawn-fcgi).\n"
+                 "The database must be migrated first (nova-admin migrate).\n"
+                 "\n"
+                 "options (each also read from its environment variable):\n");
     config_print_help(out, CFG_API);
     fprintf(out, "  --help               show this text\n");
 }

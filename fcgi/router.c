@@ -41,8 +41,7 @@ int router_parse_id(const char *s, size_t len, int64_t *out)
     return 0;
 }
 
-int router_match(const char *pattern, const char *path, int64_t ids[ROUTE_MAX_IDS],
-                 size_t *n_ids)
+int router_match(const char *pattern, const char *path, int64_t ids[ROUTE_MAX_IDS], size_t *n_ids)
 {
     size_t n = 0;
     const char *p = pattern, *q = path;

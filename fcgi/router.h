@@ -27,8 +27,7 @@ void router_allow_text(unsigned methods, char *out, size_t size);
 
 /* Does path match pattern? On a match, the {id} values are stored in ids
  * (at most ROUTE_MAX_IDS) and their count in *n_ids. */
-int router_match(const char *pattern, const char *path, int64_t ids[ROUTE_MAX_IDS],
-                 size_t *n_ids);
+int router_match(const char *pattern, const char *path, int64_t ids[ROUTE_MAX_IDS], size_t *n_ids);
 
 /* Parse a path id as the router does: 1..INT64_MAX, digits only, no
  * leading zero. 0 on success. */

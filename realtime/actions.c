@@ -40,8 +40,7 @@ static int act_ping(action_call *a, nova_err *err)
  * socket as their origin (so it alone sees its request_id), committed,
  * and delivered at once (this daemon's own commits do not move
  * data_version, so the poller would only see them later). */
-static int in_transaction(action_call *a, nova_err *err,
-                          int (*op)(action_call *a, nova_err *err))
+static int in_transaction(action_call *a, nova_err *err, int (*op)(action_call *a, nova_err *err))
 {
     rt *r = a->r;
     char origin[128];

@@ -51,7 +51,8 @@ void rt_unregister(rt *r, conn *c)
 conn *rt_first_conn_of(rt *r, int64_t user_id)
 {
     conn *c = r->buckets[bucket_of(r, user_id)];
-    while (c && c->user_id != user_id) c = c->next_in_bucket;
+    while (c && c->user_id != user_id)
+        c = c->next_in_bucket;
     return c;
 }
 

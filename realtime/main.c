@@ -86,7 +86,9 @@ static int receive(rt *r, conn *c, struct lws *wsi, const void *in, size_t len)
     memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
     if (!lws_is_final_fragment(wsi) || remaining) return 0;
-    if (c->registered) actions_handle(r, c, c->rx, c->rx_len, lws_frame_is_binary(wsi));
+    /* Unauthenticated or closing sockets (logged out) run no actions. */
+    if (c->registered && !c->close_when_drained)
+        actions_handle(r, c, c->rx, c->rx_len, lws_frame_is_binary(wsi));
     free(c->rx);
     c->rx = NULL;
     c->rx_len = 0;
@@ -140,21 +142,21 @@ static const struct lws_protocols protocols[] = {
 static void lws_log_to_ours(int level, const char *line)
 {
     size_t n = strlen(line);
-    while (n && line[n - 1] == '\n') n--;
+    while (n && line[n - 1] == '\n')
+        n--;
     log_msg(level == LLL_ERR ? LOG_ERROR : LOG_INFO, "lws: %.*s", (int)n, line);
 }
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: nova-realtime [options]\n"
-            "\n"
-            "Nova's WebSocket daemon, behind nginx at /ws/. Authenticates sockets by\n"
-            "the sessionid cookie, runs the socket actions (ping, send_message,\n"
-            "recall_message, messages_read) and delivers the outbox's events to the\n"
-            "sockets they are addressed to. The database must be migrated first.\n"
-            "\n"
-            "options (each also read from its environment variable):\n");
+    fprintf(out, "usage: nova-realtime [options]\n"
+                 "\n"
+                 "Nova's WebSocket daemon, behind nginx at /ws/. Authenticates sockets by\n"
+                 "the sessionid cookie, runs the socket actions (ping, send_message,\n"
+                 "recall_message, messages_read) and delivers the outbox's events to the\n"
+                 "sockets they are addressed to. The database must be migrated first.\n"
+                 "\n"
+                 "options (each also read from its environment variable):\n");
     config_print_help(out, CFG_REALTIME);
     fprintf(out, "  --help               show this text\n");
 }

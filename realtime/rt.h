@@ -31,7 +31,7 @@ typedef struct conn {
     uint64_t id;
     int64_t user_id;
     int64_t session_id;
-    bool registered;       /* in the user registry */
+    bool registered; /* in the user registry */
     bool close_when_drained;
     int close_code;
     char close_reason[96];
