@@ -2,17 +2,22 @@
  *
  *   nova-admin migrate                       create or upgrade the database
  *   nova-admin outbox [--since ID] [--action NAME] [--limit N]
+ *   nova-admin outbox stats | tail [-f] | show ID | prune [--older-than S]
  *   nova-admin sessions [--user NAME]
  *
  * It reads the same NOVA_* settings and flags as the daemons (--db). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../common/db.h"
 #include "../common/log.h"
 #include "../common/migrate.h"
+#include "../common/outbox.h"
 
 static void usage(FILE *out)
 {
@@ -26,6 +31,13 @@ static void usage(FILE *out)
             "  outbox [--since ID] [--action NAME] [--limit N]\n"
             "                       print events, oldest first: without --since the newest\n"
             "                       N (default 50), with it those after ID\n"
+            "  outbox stats         rows, oldest/newest id and time, events per minute, and\n"
+            "                       each running nova-realtime's delivered position and lag\n"
+            "  outbox tail [-f]     the last 10 events; with -f keep printing new ones\n"
+            "  outbox show ID       one event in full\n"
+            "  outbox prune [--older-than SECONDS]\n"
+            "                       delete events older than the retention (or SECONDS), in\n"
+            "                       small batches\n"
             "  sessions [--user NAME]\n"
             "                       list live sessions (never their tokens)\n"
             "\n"
@@ -95,6 +107,21 @@ static const char SQL_OUTBOX_NEWEST[] =
     "SELECT * FROM (SELECT id, created_at, action, recipients, session_id, request_id, data "
     "FROM outbox WHERE (?2 IS NULL OR action = ?2) ORDER BY id DESC LIMIT ?3) ORDER BY id";
 
+/* One event from a row of (id, created_at, action, recipients, session_id,
+ * request_id, data). */
+static void print_event(sqlite3_stmt *st)
+{
+    char when[40];
+    format_time(sqlite3_column_double(st, 1), when, sizeof when);
+    printf("#%lld  %s  %-18s to users %s", (long long)sqlite3_column_int64(st, 0), when,
+           (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3));
+    if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+        printf(" (session %lld only)", (long long)sqlite3_column_int64(st, 4));
+    if (sqlite3_column_int64(st, 5))
+        printf(" (request %lld)", (long long)sqlite3_column_int64(st, 5));
+    printf("\n    %s\n", (const char *)sqlite3_column_text(st, 6));
+}
+
 static int parse_long(const char *s, long long min, long long *out)
 {
     char *end;
@@ -104,8 +131,165 @@ static int parse_long(const char *s, long long min, long long *out)
     return 0;
 }
 
+static const char SQL_STATS[] =
+    "SELECT count(*), min(id), max(id), min(created_at), max(created_at), "
+    "(SELECT count(*) FROM outbox WHERE created_at >= ?1 - 60), "
+    "(SELECT count(*) FROM outbox WHERE created_at >= ?1 - 600) FROM outbox";
+static const char SQL_DAEMONS[] =
+    "SELECT name, pid, started_at, delivered_id, sockets, updated_at FROM realtime_daemons "
+    "ORDER BY name";
+static const char SQL_SHOW[] =
+    "SELECT id, created_at, action, recipients, session_id, request_id, data, origin FROM outbox "
+    "WHERE id = ?";
+
+static int outbox_stats(nova_db *db)
+{
+    double now = nova_now();
+    sqlite3_stmt *st = db_prepare(db, SQL_STATS);
+    if (!st) return 1;
+    sqlite3_bind_double(st, 1, now);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        db_done(st);
+        return 1;
+    }
+    long long rows = sqlite3_column_int64(st, 0), newest = sqlite3_column_int64(st, 2);
+    printf("events retained   %lld\n", rows);
+    if (rows) {
+        char oldest_t[40], newest_t[40];
+        format_time(sqlite3_column_double(st, 3), oldest_t, sizeof oldest_t);
+        format_time(sqlite3_column_double(st, 4), newest_t, sizeof newest_t);
+        printf("oldest            #%lld  %s\n", (long long)sqlite3_column_int64(st, 1), oldest_t);
+        printf("newest            #%lld  %s\n", newest, newest_t);
+    }
+    printf("events per minute %lld (last minute), %.1f (last 10 minutes)\n",
+           (long long)sqlite3_column_int64(st, 5), (double)sqlite3_column_int64(st, 6) / 10.0);
+    db_done(st);
+
+    st = db_prepare(db, SQL_DAEMONS);
+    if (!st) return 1;
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!n++)
+            printf("\n%-28s %-8s %-12s %-8s %-8s %s\n", "nova-realtime", "pid", "delivered",
+                   "lag", "sockets", "seen");
+        long long delivered = sqlite3_column_int64(st, 3);
+        double seen = now - sqlite3_column_double(st, 5);
+        printf("%-28s %-8lld #%-11lld %-8lld %-8lld %.1fs ago%s\n",
+               (const char *)sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1),
+               delivered, newest > delivered ? newest - delivered : 0,
+               (long long)sqlite3_column_int64(st, 4), seen, seen > 5 ? " (stale: not running?)" : "");
+    }
+    db_done(st);
+    if (!n) printf("\nno nova-realtime is running\n");
+    return rc == SQLITE_DONE ? 0 : 1;
+}
+
+static int outbox_show(nova_db *db, long long id)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_SHOW);
+    if (!st) return 1;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        print_event(st);
+        const char *origin = (const char *)sqlite3_column_text(st, 7);
+        if (origin) printf("    caused by socket %s\n", origin);
+    } else {
+        printf("no event #%lld (never written, or pruned)\n", id);
+    }
+    db_done(st);
+    return rc == SQLITE_ROW ? 0 : 1;
+}
+
+static volatile sig_atomic_t tail_stop;
+
+static void on_tail_signal(int sig)
+{
+    (void)sig;
+    tail_stop = 1;
+}
+
+/* The last 10 events, then (follow) every new one as it commits. */
+static int outbox_tail(nova_db *db, bool follow)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_OUTBOX_NEWEST);
+    if (!st) return 1;
+    sqlite3_bind_int64(st, 3, 10);
+    long long last = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        print_event(st);
+        last = sqlite3_column_int64(st, 0);
+    }
+    db_done(st);
+    fflush(stdout);
+    if (!follow) return 0;
+    signal(SIGINT, on_tail_signal);
+    signal(SIGTERM, on_tail_signal);
+    if (!last) {
+        int64_t oldest, newest;
+        nova_err err;
+        if (outbox_bounds(db, &oldest, &newest, &err)) return 1;
+        last = newest;
+    }
+    while (!tail_stop) {
+        st = db_prepare(db, SQL_OUTBOX_SINCE);
+        if (!st) return 1;
+        sqlite3_bind_int64(st, 1, last);
+        sqlite3_bind_int64(st, 3, 1000);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            print_event(st);
+            last = sqlite3_column_int64(st, 0);
+        }
+        db_done(st);
+        fflush(stdout);
+        usleep(200000);
+    }
+    return 0;
+}
+
+static int outbox_prune_cmd(nova_db *db, const nova_config *cfg, long long older_than)
+{
+    double before = nova_now() - (double)(older_than >= 0 ? older_than : cfg->outbox_retention);
+    long long total = 0;
+    nova_err err;
+    for (;;) {
+        int deleted;
+        if (outbox_prune(db, before, 500, &deleted, &err)) {
+            fprintf(stderr, "nova-admin: prune failed: %s\n", err.msg);
+            return 1;
+        }
+        total += deleted;
+        if (deleted < 500) break;
+        usleep(1000); /* let writers in between batches */
+    }
+    printf("pruned %lld events\n", total);
+    return 0;
+}
+
 static int cmd_outbox(const nova_config *cfg, int argc, char **argv)
 {
+    const char *sub = argc > 0 && strncmp(argv[0], "--", 2) ? argv[0] : NULL;
+    if (sub) {
+        nova_db *db = open_current(cfg);
+        if (!db) return 1;
+        int rc = 2;
+        long long n = -1;
+        if (!strcmp(sub, "stats") && argc == 1) {
+            rc = outbox_stats(db);
+        } else if (!strcmp(sub, "tail") && (argc == 1 || (argc == 2 && !strcmp(argv[1], "-f")))) {
+            rc = outbox_tail(db, argc == 2);
+        } else if (!strcmp(sub, "show") && argc == 2 && !parse_long(argv[1], 1, &n)) {
+            rc = outbox_show(db, n);
+        } else if (!strcmp(sub, "prune") &&
+                   (argc == 1 || (argc == 3 && !strcmp(argv[1], "--older-than") &&
+                                  !parse_long(argv[2], 0, &n)))) {
+            rc = outbox_prune_cmd(db, cfg, n);
+        } else {
+            fprintf(stderr, "nova-admin outbox: bad arguments (see --help)\n");
+        }
+        db_close(db);
+        return rc;
+    }
     long long since = -1, limit = 50;
     const char *action = NULL;
     for (int i = 0; i < argc; i++) {
@@ -133,15 +317,7 @@ static int cmd_outbox(const nova_config *cfg, int argc, char **argv)
     sqlite3_bind_int64(st, 3, limit);
     int rc, rows = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        char when[40];
-        format_time(sqlite3_column_double(st, 1), when, sizeof when);
-        printf("#%lld  %s  %-18s to users %s", (long long)sqlite3_column_int64(st, 0), when,
-               (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3));
-        if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-            printf(" (session %lld only)", (long long)sqlite3_column_int64(st, 4));
-        if (sqlite3_column_int64(st, 5))
-            printf(" (request %lld)", (long long)sqlite3_column_int64(st, 5));
-        printf("\n    %s\n", (const char *)sqlite3_column_text(st, 6));
+        print_event(st);
         rows++;
     }
     db_done(st);
@@ -209,6 +385,10 @@ int main(int argc, char **argv)
             config_free(&cfg);
             return 2;
         }
+    }
+    if (config_check(&cfg)) {
+        config_free(&cfg);
+        return 2;
     }
     int rc = 2;
     const char *cmd = i < argc ? argv[i] : NULL;

@@ -14,77 +14,105 @@ typedef struct option_def {
     opt_type type;
     size_t offset;
     const char *def;
-    long min, max; /* bounds for OPT_LONG */
+    long min, max; /* bounds for OPT_LONG; OPT_STRING: min 1 = must not be empty */
     int programs;
     const char *help;
+    const char *allowed; /* OPT_STRING: "A|B|C", or NULL for any string */
 } option_def;
 
 #define OFF(field) offsetof(nova_config, field)
 
 static const option_def options[] = {
-    {"db", "NOVA_DB", OPT_STRING, OFF(db_path), "data/nova.db", 0, 0, CFG_ALL,
-     "SQLite database file"},
+    {"db", "NOVA_DB", OPT_STRING, OFF(db_path), "data/nova.db", 1, 0, CFG_ALL,
+     "SQLite database file", NULL},
     {"synchronous", "NOVA_SYNCHRONOUS", OPT_STRING, OFF(synchronous), "NORMAL", 0, 0, CFG_ALL,
-     "SQLite synchronous mode: NORMAL or FULL"},
+     "SQLite synchronous mode: NORMAL or FULL", "NORMAL|FULL"},
     {"busy-timeout-ms", "NOVA_BUSY_TIMEOUT_MS", OPT_LONG, OFF(busy_timeout_ms), "5000", 1, 600000,
-     CFG_ALL, "how long a writer waits for the database lock"},
+     CFG_ALL, "how long a writer waits for the database lock", NULL},
     {"pwhash-opslimit", "NOVA_PWHASH_OPSLIMIT", OPT_LONG, OFF(pwhash_opslimit), "2", 1, 64, CFG_API,
-     "argon2id passes (libsodium interactive level: 2)"},
+     "argon2id passes (libsodium interactive level: 2)", NULL},
     {"pwhash-memlimit", "NOVA_PWHASH_MEMLIMIT", OPT_LONG, OFF(pwhash_memlimit), "67108864", 8192,
-     4294967296L, CFG_API, "argon2id memory in bytes (interactive level: 64 MiB)"},
+     4294967296L, CFG_API, "argon2id memory in bytes (interactive level: 64 MiB)", NULL},
     {"session-idle", "NOVA_SESSION_IDLE", OPT_LONG, OFF(session_idle), "1209600", 1, 315360000L,
-     CFG_ALL, "seconds of inactivity after which a session expires (14 days)"},
+     CFG_ALL, "seconds of inactivity after which a session expires (14 days)", NULL},
     {"session-max-age", "NOVA_SESSION_MAX_AGE", OPT_LONG, OFF(session_max_age), "7776000", 1,
-     315360000L, CFG_ALL, "absolute lifetime of a session in seconds (90 days)"},
+     315360000L, CFG_ALL, "absolute lifetime of a session in seconds (90 days)", NULL},
     {"session-touch", "NOVA_SESSION_TOUCH", OPT_LONG, OFF(session_touch), "60", 0, 86400, CFG_API,
-     "a session's last-seen time is rewritten at most this often (seconds)"},
+     "a session's last-seen time is rewritten at most this often (seconds)", NULL},
     {"cookie-secure", "NOVA_COOKIE_SECURE", OPT_BOOL, OFF(cookie_secure), "0", 0, 1, CFG_API,
-     "add Secure to the session cookie (set it behind https)"},
+     "add Secure to the session cookie (set it behind https)", NULL},
     {"cookie-samesite", "NOVA_COOKIE_SAMESITE", OPT_STRING, OFF(cookie_samesite), "Lax", 0, 0,
      CFG_API,
      "SameSite attribute of the session cookie: Lax, Strict or None (None needs "
-     "cookie-secure)"},
+     "cookie-secure)",
+     "Lax|Strict|None"},
     {"cors-origins", "NOVA_CORS_ORIGINS", OPT_STRING, OFF(cors_origins), "", 0, 0,
      CFG_API | CFG_REALTIME,
      "comma-separated origins allowed cross-site (CORS and WebSocket Origin); empty: same "
-     "origin only"},
+     "origin only",
+     NULL},
     {"body-limit", "NOVA_BODY_LIMIT", OPT_LONG, OFF(body_limit), "1048576", 1024, 1073741824L,
-     CFG_API, "largest request body in bytes (larger: 413)"},
+     CFG_API, "largest request body in bytes (larger: 413)", NULL},
     {"json-max-depth", "NOVA_JSON_MAX_DEPTH", OPT_LONG, OFF(json_max_depth), "32", 1, 1000,
-     CFG_API | CFG_REALTIME, "deepest JSON nesting accepted"},
+     CFG_API | CFG_REALTIME, "deepest JSON nesting accepted", NULL},
     {"socket", "NOVA_API_SOCKET", OPT_STRING, OFF(api_socket), "", 0, 0, CFG_API,
      "unix socket to listen on with prefork workers; empty: use the FastCGI socket on fd 0 "
-     "(spawn-fcgi)"},
+     "(spawn-fcgi)",
+     NULL},
     {"workers", "NOVA_API_WORKERS", OPT_LONG, OFF(api_workers), "4", 1, 1024, CFG_API,
-     "number of prefork workers (with --socket)"},
+     "number of prefork workers (with --socket)", NULL},
     {"listen", "NOVA_RT_LISTEN", OPT_STRING, OFF(rt_listen), "data/run/realtime.sock", 0, 0,
-     CFG_REALTIME, "unix socket path, or a TCP port on 127.0.0.1, for WebSocket connections"},
+     CFG_REALTIME, "unix socket path, or a TCP port on 127.0.0.1, for WebSocket connections", NULL},
     {"ws-max-frame", "NOVA_WS_MAX_FRAME", OPT_LONG, OFF(ws_max_frame), "131072", 256, 67108864L,
-     CFG_REALTIME, "largest client message in bytes (larger: close 1009)"},
+     CFG_REALTIME, "largest client message in bytes (larger: close 1009)", NULL},
     {"ws-max-queue", "NOVA_WS_MAX_QUEUE", OPT_LONG, OFF(ws_max_queue), "4194304", 4096, 1073741824L,
-     CFG_REALTIME, "bytes queued to one socket before it is closed as too slow"},
+     CFG_REALTIME, "bytes queued to one socket before it is closed as too slow", NULL},
     {"ws-ping-interval", "NOVA_WS_PING_INTERVAL", OPT_LONG, OFF(ws_ping_interval), "30", 1, 3600,
-     CFG_REALTIME, "seconds of silence before an idle socket is pinged"},
+     CFG_REALTIME, "seconds of silence before an idle socket is pinged", NULL},
     {"outbox-poll-ms", "NOVA_OUTBOX_POLL_MS", OPT_LONG, OFF(outbox_poll_ms), "10", 1, 10000,
-     CFG_REALTIME, "how often the outbox is checked for new events (milliseconds)"},
+     CFG_REALTIME, "how often the outbox is checked for new events (milliseconds)", NULL},
     {"outbox-batch", "NOVA_OUTBOX_BATCH", OPT_LONG, OFF(outbox_batch), "512", 1, 100000,
-     CFG_REALTIME, "events read from the outbox per query"},
+     CFG_REALTIME, "events read from the outbox per query", NULL},
     {"outbox-retention", "NOVA_OUTBOX_RETENTION", OPT_LONG, OFF(outbox_retention), "86400", 60,
-     315360000L, CFG_REALTIME | CFG_ADMIN, "seconds events are kept for resuming clients"},
+     315360000L, CFG_REALTIME | CFG_ADMIN, "seconds events are kept for resuming clients", NULL},
     {"wake-socket", "NOVA_WAKE_SOCKET", OPT_STRING, OFF(wake_socket), "", 0, 0,
      CFG_API | CFG_REALTIME,
-     "unix datagram socket that writers poke after a commit (lower latency); empty: off"},
+     "unix datagram socket nova-realtime listens on and writers poke after a commit (lower "
+     "latency); writers take a comma-separated list (one per daemon); empty: off",
+     NULL},
     {"log-level", "NOVA_LOG_LEVEL", OPT_LONG, OFF(log_level), "1", 0, 2, CFG_ALL,
-     "0 errors only, 1 one line per request/event, 2 debug"},
+     "0 errors only, 1 one line per request/event, 2 debug", NULL},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
+
+/* Is value one of the '|'-separated words of list? */
+static bool one_of(const char *value, const char *list)
+{
+    size_t n = strlen(value);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, '|');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, value, n)) return true;
+        p += len + (end != NULL);
+    }
+    return false;
+}
 
 static int apply(nova_config *cfg, const option_def *o, const char *value, const char *source)
 {
     char *field = (char *)cfg + o->offset;
     switch (o->type) {
     case OPT_STRING: {
+        if (o->min && !*value) {
+            fprintf(stderr, "%s: %s must not be empty\n", source, o->flag);
+            return -1;
+        }
+        if (o->allowed && !one_of(value, o->allowed)) {
+            fprintf(stderr, "%s: %s must be one of %s, got \"%s\"\n", source, o->flag, o->allowed,
+                    value);
+            return -1;
+        }
         char *copy = strdup(value);
         if (!copy) return -1;
         free(*(char **)field);
@@ -119,23 +147,10 @@ static int apply(nova_config *cfg, const option_def *o, const char *value, const
     return -1;
 }
 
-static int check(const nova_config *cfg)
+int config_check(const nova_config *cfg)
 {
-    if (strcmp(cfg->synchronous, "NORMAL") && strcmp(cfg->synchronous, "FULL")) {
-        fprintf(stderr, "synchronous must be NORMAL or FULL\n");
-        return -1;
-    }
-    if (strcmp(cfg->cookie_samesite, "Lax") && strcmp(cfg->cookie_samesite, "Strict") &&
-        strcmp(cfg->cookie_samesite, "None")) {
-        fprintf(stderr, "cookie-samesite must be Lax, Strict or None\n");
-        return -1;
-    }
     if (!strcmp(cfg->cookie_samesite, "None") && !cfg->cookie_secure) {
         fprintf(stderr, "cookie-samesite None needs cookie-secure (browsers drop the cookie)\n");
-        return -1;
-    }
-    if (!cfg->db_path[0]) {
-        fprintf(stderr, "db must not be empty\n");
         return -1;
     }
     return 0;
@@ -149,7 +164,7 @@ int config_load(nova_config *cfg)
         const char *env = getenv(options[i].env);
         if (env && apply(cfg, &options[i], env, options[i].env)) return -1;
     }
-    return check(cfg);
+    return 0;
 }
 
 int config_parse_flag(nova_config *cfg, int argc, char **argv, int *i)
@@ -173,7 +188,7 @@ int config_parse_flag(nova_config *cfg, int argc, char **argv, int *i)
             fprintf(stderr, "--%s needs a value\n", o->flag);
             return -1;
         }
-        if (apply(cfg, o, value, "command line") || check(cfg)) return -1;
+        if (apply(cfg, o, value, "command line")) return -1;
         return 1;
     }
     return 0;

@@ -56,12 +56,19 @@ typedef struct nova_config {
 } nova_config;
 
 /* Fill cfg with defaults, then apply NOVA_* environment variables.
- * Returns 0, or -1 after printing what is wrong to stderr. */
+ * Returns 0, or -1 after printing what is wrong to stderr. Call
+ * config_check once the flags are applied too. */
 int config_load(nova_config *cfg);
+
+/* Check the settings together (e.g. SameSite=None needs Secure): 0, or -1
+ * after printing what is wrong to stderr. */
+int config_check(const nova_config *cfg);
 
 /* Apply one command-line flag. *i indexes argv[] at the flag; on success it
  * is advanced past the value. Returns 1 if the flag was a config option,
- * 0 if it is not one, -1 on a bad value (reported on stderr). */
+ * 0 if it is not one, -1 on a bad value (reported on stderr). *i is left
+ * at the last argument consumed (the value), so a caller's for loop's
+ * i++ moves past it. */
 int config_parse_flag(nova_config *cfg, int argc, char **argv, int *i);
 
 /* Print the options of the given programs (CFG_* mask) for --help. */

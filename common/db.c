@@ -188,19 +188,26 @@ int db_begin_read(nova_db *db, nova_err *err)
     return db_exec_done(db, db_prepare(db, SQL_BEGIN_DEFERRED), err);
 }
 
-/* Poke the realtime daemon after a commit that emitted events, so it need
- * not wait for its next poll. Best effort: delivery never depends on it. */
+/* Poke the realtime daemons (a comma-separated list of datagram sockets)
+ * after a commit that emitted events, so they need not wait for their next
+ * poll. Best effort: delivery never depends on it. */
 static void db_wake(nova_db *db)
 {
-    const char *path = db->cfg->wake_socket;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (!path[0] || strlen(path) >= sizeof sa.sun_path) return;
-    if (db->wake_fd < 0)
-        db->wake_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (db->wake_fd < 0) return;
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    ssize_t n = sendto(db->wake_fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
-    (void)n;
+    const char *p = db->cfg->wake_socket;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (len && len < sizeof sa.sun_path) {
+            if (db->wake_fd < 0)
+                db->wake_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (db->wake_fd < 0) return;
+            memcpy(sa.sun_path, p, len);
+            ssize_t n = sendto(db->wake_fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
+            (void)n;
+        }
+        p = end ? end + 1 : p + len;
+    }
 }
 
 int db_commit(nova_db *db, nova_err *err)

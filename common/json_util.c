@@ -10,6 +10,215 @@ void json_util_init(void)
     json_c_set_serialization_double_format("%.6f", JSON_C_OPTION_GLOBAL);
 }
 
+/* --- strict syntax check ------------------------------------------------
+ *
+ * json-c's "strict" mode still takes single-quoted keys, "1.", "-01", raw
+ * control characters, malformed UTF-8 (overlong forms, surrogates) and
+ * silently clamps integers beyond int64. So every text is first checked
+ * here against RFC 8259 plus our own limits (depth, int64 integers), and
+ * only then handed to json-c to build the tree. */
+
+typedef struct scanner {
+    const unsigned char *p, *end;
+    int depth, max_depth;
+    const char *why;
+} scanner;
+
+static void skip_ws(scanner *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static bool fail_scan(scanner *s, const char *why)
+{
+    if (!s->why) s->why = why;
+    return false;
+}
+
+/* One UTF-8 sequence starting at s->p (first byte >= 0x80). */
+static bool scan_utf8(scanner *s)
+{
+    unsigned c = *s->p, cp;
+    int extra;
+    if (c >= 0xC2 && c <= 0xDF)
+        extra = 1, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        extra = 2, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        extra = 3, cp = c & 0x07;
+    else
+        return fail_scan(s, "invalid UTF-8");
+    if (s->end - s->p <= extra) return fail_scan(s, "invalid UTF-8");
+    for (int i = 1; i <= extra; i++) {
+        if ((s->p[i] & 0xC0) != 0x80) return fail_scan(s, "invalid UTF-8");
+        cp = (cp << 6) | (s->p[i] & 0x3F);
+    }
+    static const unsigned min_cp[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[extra] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+        return fail_scan(s, "invalid UTF-8");
+    s->p += extra + 1;
+    return true;
+}
+
+static bool is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static bool scan_string(scanner *s)
+{
+    s->p++; /* opening quote */
+    while (s->p < s->end) {
+        unsigned char c = *s->p;
+        if (c == '"') {
+            s->p++;
+            return true;
+        }
+        if (c < 0x20) return fail_scan(s, "control character in a string");
+        if (c == '\\') {
+            if (s->end - s->p < 2) break;
+            unsigned char e = s->p[1];
+            if (e == 'u') {
+                if (s->end - s->p < 6 || !is_hex(s->p[2]) || !is_hex(s->p[3]) || !is_hex(s->p[4]) ||
+                    !is_hex(s->p[5]))
+                    return fail_scan(s, "bad \\u escape");
+                s->p += 6;
+            } else if (strchr("\"\\/bfnrt", e) && e) {
+                s->p += 2;
+            } else {
+                return fail_scan(s, "bad escape in a string");
+            }
+        } else if (c >= 0x80) {
+            if (!scan_utf8(s)) return false;
+        } else {
+            s->p++;
+        }
+    }
+    return fail_scan(s, "unterminated string");
+}
+
+static bool scan_number(scanner *s)
+{
+    bool negative = *s->p == '-';
+    if (negative) s->p++;
+    if (s->p >= s->end || *s->p < '0' || *s->p > '9') return fail_scan(s, "bad number");
+    const unsigned char *digits = s->p;
+    if (*s->p == '0')
+        s->p++;
+    else
+        while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+            s->p++;
+    size_t int_len = (size_t)(s->p - digits);
+    bool integer = true;
+    if (s->p < s->end && *s->p == '.') {
+        integer = false;
+        s->p++;
+        if (s->p >= s->end || *s->p < '0' || *s->p > '9') return fail_scan(s, "bad number");
+        while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+            s->p++;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        integer = false;
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-')) s->p++;
+        if (s->p >= s->end || *s->p < '0' || *s->p > '9') return fail_scan(s, "bad number");
+        while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+            s->p++;
+    }
+    if (integer) {
+        /* Integers must fit int64 (json-c would clamp them silently). */
+        static const char max[] = "9223372036854775807", min[] = "9223372036854775808";
+        const char *limit = negative ? min : max;
+        if (int_len > 19 || (int_len == 19 && memcmp(digits, limit, 19) > 0))
+            return fail_scan(s, "integer out of range");
+    }
+    return true;
+}
+
+static bool scan_literal(scanner *s, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n))
+        return fail_scan(s, "unexpected token");
+    s->p += n;
+    return true;
+}
+
+static bool scan_value(scanner *s);
+
+static bool scan_container(scanner *s, unsigned char close)
+{
+    if (++s->depth > s->max_depth) return fail_scan(s, "too deep");
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        s->depth--;
+        return true;
+    }
+    for (;;) {
+        skip_ws(s);
+        if (close == '}') {
+            if (s->p >= s->end || *s->p != '"') return fail_scan(s, "object keys must be strings");
+            if (!scan_string(s)) return false;
+            skip_ws(s);
+            if (s->p >= s->end || *s->p != ':') return fail_scan(s, "missing ':'");
+            s->p++;
+        }
+        if (!scan_value(s)) return false;
+        skip_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (s->p < s->end && *s->p == close) {
+            s->p++;
+            s->depth--;
+            return true;
+        }
+        return fail_scan(s, "missing ',' or closing bracket");
+    }
+}
+
+static bool scan_value(scanner *s)
+{
+    skip_ws(s);
+    if (s->p >= s->end) return fail_scan(s, "unexpected end");
+    switch (*s->p) {
+    case '{':
+        return scan_container(s, '}');
+    case '[':
+        return scan_container(s, ']');
+    case '"':
+        return scan_string(s);
+    case 't':
+        return scan_literal(s, "true");
+    case 'f':
+        return scan_literal(s, "false");
+    case 'n':
+        return scan_literal(s, "null");
+    default:
+        return scan_number(s);
+    }
+}
+
+/* 0 when text is one strict JSON value within the limits, else 400. */
+static int check_syntax(const char *text, size_t len, int max_depth, nova_err *err)
+{
+    scanner s = {(const unsigned char *)text, (const unsigned char *)text + len, 0, max_depth,
+                 NULL};
+    bool ok = scan_value(&s);
+    if (ok) {
+        skip_ws(&s);
+        if (s.p != s.end) ok = fail_scan(&s, "trailing characters");
+    }
+    if (ok) return 0;
+    if (!strcmp(s.why, "too deep"))
+        return nova_fail(err, 400, "JSON is nested deeper than %d levels", max_depth);
+    return nova_fail(err, 400, "body is not valid JSON (%s)", s.why);
+}
+
 /* json-c accepts NaN and Infinity even in strict mode, and 1e400 becomes
  * infinity: JSON has no such numbers, so reject them anywhere. */
 static bool all_finite(json_object *v)
@@ -38,6 +247,8 @@ int json_parse_strict(const char *text, size_t len, int max_depth, json_object *
 {
     *out = NULL;
     if (len > INT32_MAX) return nova_fail(err, 400, "body is not valid JSON");
+    int rc = check_syntax(text, len, max_depth, err);
+    if (rc) return rc;
     /* json-c counts the outermost container as one level, like we do. */
     json_tokener *tok = json_tokener_new_ex(max_depth);
     if (!tok) return nova_fail(err, 500, "internal error");

@@ -109,3 +109,52 @@ void outbox_clear_origin(nova_db *db)
     db->origin = NULL;
     db->request_id = 0;
 }
+
+static const char SQL_OUTBOX_PRUNE[] =
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE created_at < ? ORDER BY id "
+    "LIMIT ?)";
+static const char SQL_OUTBOX_BOUNDS[] =
+    "SELECT (SELECT min(id) FROM outbox), "
+    "(SELECT seq FROM sqlite_sequence WHERE name = 'outbox')";
+
+int outbox_prune(nova_db *db, double before, int batch, int *deleted, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_OUTBOX_PRUNE);
+    if (!st) return nova_fail(err, 500, "internal error");
+    sqlite3_bind_double(st, 1, before);
+    sqlite3_bind_int(st, 2, batch);
+    int rc = db_exec_done(db, st, err);
+    *deleted = rc ? 0 : sqlite3_changes(db->sql);
+    return rc;
+}
+
+int outbox_bounds(nova_db *db, int64_t *oldest, int64_t *newest, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(db, SQL_OUTBOX_BOUNDS);
+    if (!st) return nova_fail(err, 500, "internal error");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *newest = sqlite3_column_int64(st, 1);
+        *oldest = sqlite3_column_type(st, 0) == SQLITE_NULL ? *newest + 1
+                                                            : sqlite3_column_int64(st, 0);
+    }
+    db_done(st);
+    return rc == SQLITE_ROW ? 0 : db_fail(db, err);
+}
+
+bool outbox_addressed_to(const char *recipients, int64_t event_session, int64_t user_id,
+                         int64_t session_id)
+{
+    if (event_session && event_session != session_id) return false;
+    for (const char *p = recipients; *p;) {
+        if (*p < '0' || *p > '9') {
+            p++;
+            continue;
+        }
+        char *end;
+        long long id = strtoll(p, &end, 10);
+        if (id == user_id) return true;
+        p = end;
+    }
+    return false;
+}

@@ -259,6 +259,10 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    if (config_check(&cfg)) {
+        config_free(&cfg);
+        return 2;
+    }
     log_init("nova-api", (int)cfg.log_level);
     if (crypto_init()) {
         log_error("libsodium cannot be initialised");

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "../common/crypto.h"
@@ -113,11 +115,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         c->wsi = wsi;
         c->id = ++r->next_conn_id;
         authenticate(r, c, wsi);
+        if (c->registered) {
+            char arg[64];
+            const char *last = lws_get_urlarg_by_name(wsi, "last_event_id=", arg, sizeof arg);
+            resume_start(r, c, last);
+        }
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return receive(r, c, wsi, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return conn_write_next(r, c);
+        if (conn_write_next(r, c)) return -1;
+        if (c->replaying) resume_step(r, c);
+        return 0;
     case LWS_CALLBACK_CLOSED:
         rt_unregister(r, c);
         conn_free_queue(c);
@@ -134,8 +143,23 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
+/* The wake socket: writers send a datagram after committing events. */
+static int wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    (void)user, (void)in, (void)len;
+    if (reason != LWS_CALLBACK_RAW_RX_FILE) return 0;
+    rt *r = lws_context_user(lws_get_context(wsi));
+    char buf[64];
+    while (recv(r->wake_fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+    }
+    tail_run(r);
+    return 0;
+}
+
 static const struct lws_protocols protocols[] = {
     {"nova", callback, sizeof(conn), 4096, 0, NULL, 0},
+    {"nova-wake", wake_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -161,10 +185,39 @@ static void usage(FILE *out)
     fprintf(out, "  --help               show this text\n");
 }
 
+/* Bind the wake datagram socket and let the event loop watch it. Best
+ * effort: without it, the outbox poll still delivers everything. */
+static void wake_listen(rt *r)
+{
+    const char *path = r->cfg->wake_socket;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        log_error("wake socket path too long: %s", path);
+        return;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    unlink(path);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa)) {
+        log_error("cannot bind wake socket %s", path);
+        if (fd >= 0) close(fd);
+        return;
+    }
+    lws_sock_file_fd_type desc;
+    desc.filefd = fd;
+    r->wake_fd = fd;
+    if (!lws_adopt_descriptor_vhost(r->vhost, LWS_ADOPT_RAW_FILE_DESC, desc, "nova-wake", NULL)) {
+        log_error("cannot watch the wake socket");
+        close(fd);
+        unlink(path);
+        r->wake_fd = -1;
+    }
+}
+
 static int run(nova_config *cfg)
 {
     nova_err err;
-    rt r = {.cfg = cfg, .started_at = nova_now()};
+    rt r = {.cfg = cfg, .started_at = nova_now(), .wake_fd = -1};
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);
     snprintf(r.name, sizeof r.name, "%s:%d", host, (int)getpid());
@@ -205,13 +258,15 @@ static int run(nova_config *cfg)
         info.port = 0; /* with UNIX_SOCK, port 0 selects the path in iface */
     }
     r.ctx = lws_create_context(&info);
-    if (!r.ctx) {
+    if (r.ctx) r.vhost = lws_get_vhost_by_name(r.ctx, "default");
+    if (!r.ctx || !r.vhost) {
         log_error("cannot listen on %s", cfg->rt_listen);
         rt_registry_free(&r);
         db_close(r.db);
         return 1;
     }
     tail_start(&r);
+    if (cfg->wake_socket[0]) wake_listen(&r);
     log_info("listening on %s as %s", cfg->rt_listen, r.name);
 
     struct sigaction sa = {0};
@@ -232,6 +287,7 @@ static int run(nova_config *cfg)
         db_exec_done(r.db, st, &err);
     }
     if (info.options & LWS_SERVER_OPTION_UNIX_SOCK) unlink(cfg->rt_listen);
+    if (r.wake_fd >= 0) unlink(cfg->wake_socket);
     rt_registry_free(&r);
     db_close(r.db);
     log_info("stopped");
@@ -251,6 +307,10 @@ int main(int argc, char **argv)
         int n = config_parse_flag(&cfg, argc, argv, &i);
         if (n == 1) continue;
         if (n == 0) fprintf(stderr, "nova-realtime: unknown argument %s (see --help)\n", argv[i]);
+        config_free(&cfg);
+        return 2;
+    }
+    if (config_check(&cfg)) {
         config_free(&cfg);
         return 2;
     }

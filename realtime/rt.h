@@ -32,6 +32,11 @@ typedef struct conn {
     int64_t user_id;
     int64_t session_id;
     bool registered; /* in the user registry */
+    /* Resuming (?last_event_id=N): until the replay has caught up with the
+     * live position, live events skip this socket and the replay reads
+     * them from the outbox instead, so none is lost or doubled. */
+    bool replaying;
+    int64_t cursor; /* newest event id considered for this socket */
     bool close_when_drained;
     int close_code;
     char close_reason[96];
@@ -58,6 +63,9 @@ typedef struct rt {
     double started_at;
     lws_sorted_usec_list_t tail_timer;
     lws_sorted_usec_list_t status_timer;
+    lws_sorted_usec_list_t prune_timer;
+    struct lws_vhost *vhost;
+    int wake_fd; /* datagram socket writers poke after commits, or -1 */
 } rt;
 
 /* conn.c: registry, queues, packets */
@@ -87,6 +95,15 @@ void conn_free_queue(conn *c);
 void tail_start(rt *r);
 /* Deliver every committed event not yet delivered. */
 void tail_run(rt *r);
+
+/* The notification packet of an outbox event. */
+packet *event_packet(int64_t id, const char *action, const char *data, int64_t request_id);
+
+/* resume.c: replaying missed events to a reconnecting socket */
+/* Start from the client's last_event_id argument (NULL: live only). */
+void resume_start(rt *r, conn *c, const char *last_event_id);
+/* Queue the next batch of the replay when the socket has room. */
+void resume_step(rt *r, conn *c);
 
 /* actions.c: a complete client message */
 void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary);

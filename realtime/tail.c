@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/outbox.h"
 #include "rt.h"
 
 static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
@@ -31,7 +32,7 @@ static bool is_origin(const rt *r, const conn *c, const char *origin)
            strtoull(origin + n + 1, NULL, 10) == c->id;
 }
 
-static packet *make_packet(int64_t id, const char *action, const char *data, int64_t request_id)
+packet *event_packet(int64_t id, const char *action, const char *data, int64_t request_id)
 {
     size_t cap = strlen(action) + strlen(data) + 128;
     char *text = malloc(cap);
@@ -69,13 +70,13 @@ static void deliver(rt *r, sqlite3_stmt *st)
         int64_t user_id = strtoll(p, &end, 10);
         p = end;
         for (conn *c = rt_first_conn_of(r, user_id); c; c = rt_next_conn_of(c, user_id)) {
-            if (session_id && c->session_id != session_id) continue;
+            if (c->replaying || (session_id && c->session_id != session_id)) continue;
             packet *pkt;
             if (request_id && is_origin(r, c, origin)) {
-                if (!own) own = make_packet(id, action, data, request_id);
+                if (!own) own = event_packet(id, action, data, request_id);
                 pkt = own;
             } else {
-                if (!plain) plain = make_packet(id, action, data, 0);
+                if (!plain) plain = event_packet(id, action, data, 0);
                 pkt = plain;
             }
             conn_send(r, c, pkt);
@@ -150,6 +151,23 @@ static void status_tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(r->ctx, 0, &r->status_timer, status_tick, LWS_US_PER_SEC);
 }
 
+/* Drop events older than the retention window, a small batch at a time so
+ * that the write lock is never held long; keep going soon while there is
+ * more, else check again in a minute. */
+static void prune_tick(lws_sorted_usec_list_t *sul)
+{
+    rt *r = lws_container_of(sul, rt, prune_timer);
+    nova_err err;
+    int deleted = 0;
+    double before = nova_now() - (double)r->cfg->outbox_retention;
+    if (outbox_prune(r->db, before, 500, &deleted, &err))
+        log_error("pruning the outbox failed: %s", err.msg);
+    else if (deleted)
+        log_debug("pruned %d events", deleted);
+    lws_sul_schedule(r->ctx, 0, &r->prune_timer, prune_tick,
+                     deleted == 500 ? 10 * LWS_US_PER_MS : 60 * LWS_US_PER_SEC);
+}
+
 void tail_start(rt *r)
 {
     /* Start at the newest event: older ones are for resuming clients.
@@ -161,4 +179,5 @@ void tail_start(rt *r)
     lws_sul_schedule(r->ctx, 0, &r->tail_timer, tail_tick,
                      (lws_usec_t)r->cfg->outbox_poll_ms * LWS_US_PER_MS);
     lws_sul_schedule(r->ctx, 0, &r->status_timer, status_tick, 1);
+    lws_sul_schedule(r->ctx, 0, &r->prune_timer, prune_tick, LWS_US_PER_SEC);
 }

@@ -122,8 +122,18 @@ static void test_environment_rejects_bad_values(void **state)
     expect_env_rejected("NOVA_COOKIE_SECURE", "2");
     expect_env_rejected("NOVA_SYNCHRONOUS", "OFF");
     expect_env_rejected("NOVA_COOKIE_SAMESITE", "lax");
-    expect_env_rejected("NOVA_COOKIE_SAMESITE", "None"); /* without cookie-secure */
     expect_env_rejected("NOVA_DB", "");
+
+    /* SameSite=None without Secure: each value is fine alone, the pair is
+     * refused by config_check (after flags could still add Secure). */
+    assert_int_equal(setenv("NOVA_COOKIE_SAMESITE", "None", 1), 0);
+    nova_config none;
+    assert_int_equal(config_load(&none), 0);
+    assert_int_equal(config_check(&none), -1);
+    none.cookie_secure = true;
+    assert_int_equal(config_check(&none), 0);
+    config_free(&none);
+    unsetenv("NOVA_COOKIE_SAMESITE");
 
     /* the bounds themselves are fine */
     assert_int_equal(setenv("NOVA_BODY_LIMIT", "1024", 1), 0);

@@ -1,0 +1,104 @@
+/* resume.c - replay what a reconnecting client missed (?last_event_id=N).
+ *
+ * Every event with id > N addressed to the socket's user (or session) is
+ * replayed in id order before any live event. While replaying, the socket
+ * is skipped by live delivery (tail.c) and the replay reads up to the
+ * daemon's live position instead; once it has caught up, the socket turns
+ * live. Being single-threaded, the switch has no gap and no duplicate.
+ * The replay goes in batches, only when the socket's queue has room, so a
+ * long replay never floods memory or stalls the loop.
+ *
+ * When events after N were already pruned (or N is from another
+ * database), the client gets resync_required {oldest_event_id} and should
+ * reload over REST; the socket then continues live. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "../common/outbox.h"
+#include "rt.h"
+
+static const char SQL_OUTBOX_RANGE[] =
+    "SELECT id, action, data, recipients, session_id FROM outbox "
+    "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?";
+
+static void send_resync(rt *r, conn *c, int64_t oldest)
+{
+    char text[160];
+    int len = snprintf(text, sizeof text,
+                       "{\"action\":\"resync_required\",\"request_id\":0,\"ok\":true,"
+                       "\"data\":{\"oldest_event_id\":%lld}}",
+                       (long long)oldest);
+    conn_send_text(r, c, text, (size_t)len);
+}
+
+void resume_start(rt *r, conn *c, const char *arg)
+{
+    if (!arg) return;
+    char *end;
+    long long n = strtoll(arg, &end, 10);
+    if (!*arg || *end || n < 0 || arg[0] == '-' || arg[0] == '+') {
+        conn_send_error(r, c, 0, 400, "last_event_id must be a non-negative integer");
+        return;
+    }
+    int64_t oldest, newest;
+    nova_err err;
+    if (outbox_bounds(r->db, &oldest, &newest, &err)) {
+        conn_send_error(r, c, 0, err.status, "cannot resume now; reload");
+        return;
+    }
+    if (n > newest || n + 1 < oldest) {
+        send_resync(r, c, oldest);
+        return;
+    }
+    if (n >= r->last_id) return; /* nothing missed */
+    c->replaying = true;
+    c->cursor = n;
+    resume_step(r, c);
+}
+
+void resume_step(rt *r, conn *c)
+{
+    if (!c->replaying || c->close_when_drained) return;
+    /* Only refill when half the queue is free. */
+    if (c->queued_bytes > (size_t)r->cfg->ws_max_queue / 2) return;
+    sqlite3_stmt *st = db_prepare(r->db, SQL_OUTBOX_RANGE);
+    if (!st) return;
+    sqlite3_bind_int64(st, 1, c->cursor);
+    sqlite3_bind_int64(st, 2, r->last_id);
+    sqlite3_bind_int64(st, 3, r->cfg->outbox_batch);
+    int rc;
+    long rows = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *action = (const char *)sqlite3_column_text(st, 1);
+        const char *data = (const char *)sqlite3_column_text(st, 2);
+        const char *recipients = (const char *)sqlite3_column_text(st, 3);
+        int64_t session_id = sqlite3_column_int64(st, 4);
+        c->cursor = id;
+        rows++;
+        if (!action || !data || !recipients ||
+            !outbox_addressed_to(recipients, session_id, c->user_id, c->session_id))
+            continue;
+        packet *p = event_packet(id, action, data, 0);
+        conn_send(r, c, p);
+        packet_unref(p);
+        if (!strcmp(action, "logout")) conn_close_after_drain(c, 1000, "logged out");
+        if (c->close_when_drained) break;
+    }
+    db_done(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        log_error("replay failed: %s", sqlite3_errmsg(r->db->sql));
+        conn_close_after_drain(c, 1011, "replay failed, reconnect");
+        return;
+    }
+    if (rows < r->cfg->outbox_batch && !c->close_when_drained) {
+        /* Caught up with the live position: live from the next event. */
+        c->cursor = r->last_id;
+        c->replaying = false;
+        log_debug("socket %llu resumed", (unsigned long long)c->id);
+    } else {
+        lws_callback_on_writable(c->wsi);
+    }
+}
