@@ -102,13 +102,17 @@ void conn_free_queue(conn *c)
 void conn_send(rt *r, conn *c, packet *p)
 {
     if (!p || c->close_when_drained) return;
-    if (c->queued_bytes + p->len > (size_t)r->cfg->ws_max_queue) {
+    /* One packet always fits an empty queue, however large. */
+    if (c->queued_bytes && c->queued_bytes + p->len > (size_t)r->cfg->ws_max_queue) {
         /* A client that cannot keep up is dropped rather than allowed to
          * hold memory or slow the others; it resumes with last_event_id. */
         log_info("socket %llu of user %lld is too slow (%zu bytes queued): closing",
                  (unsigned long long)c->id, (long long)c->user_id, c->queued_bytes);
         conn_free_queue(c);
         conn_close_after_drain(c, 1008, "too slow: send queue limit exceeded, reconnect");
+        /* A stuck peer may never make the socket writable for the close
+         * frame: drop the connection in any case shortly. */
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 2);
         return;
     }
     queued *q = malloc(sizeof *q);
