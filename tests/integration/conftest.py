@@ -17,6 +17,7 @@ import pathlib
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -57,6 +58,11 @@ class Stack:
             NOVA_PWHASH_OPSLIMIT="1",
             NOVA_PWHASH_MEMLIMIT="8192",
             NOVA_LOG_LEVEL="1",
+            # The suite registers and logs in far faster than a person: a
+            # generous limit so the shared stack never answers 429. The
+            # rate-limit test starts its own stack with a tight one.
+            NOVA_LOGIN_RATE="10000r/s",
+            NOVA_LOGIN_BURST="100000",
             NOVA_WAKE_SOCKET=str(self.dir / "wake.sock"),
             ASAN_OPTIONS=f"log_path={self.dir}/asan:detect_leaks=1:halt_on_error=1",
             UBSAN_OPTIONS=f"log_path={self.dir}/ubsan:print_stacktrace=1:halt_on_error=1",
@@ -256,6 +262,15 @@ class Client:
         )
         return self.user
 
+    def with_token(self, token):
+        """Send this token as the session cookie from now on."""
+        self.http.cookies.clear()
+        if token:
+            # Same domain and path as the server's cookie, so that a new
+            # Set-Cookie replaces it instead of adding a second one.
+            self.http.cookies.set("sessionid", token, domain="127.0.0.1", path="/")
+        return self
+
     @property
     def token(self):
         return self.http.cookies.get("sessionid")
@@ -274,17 +289,39 @@ def fail(r, status):
 
 
 class Socket:
-    """A WebSocket through nginx, authenticated by a session token."""
+    """A WebSocket through nginx, authenticated by a session token.
 
-    def __init__(self, stack, token, query="", headers=None, timeout=10):
+    websocket-client sends the page's own Origin (http://127.0.0.1:<port>)
+    unless told otherwise: origin="..." sends that Origin instead,
+    suppress_origin=True sends none (a non-browser client)."""
+
+    def __init__(self, stack, token, query="", headers=None, timeout=10, origin=None,
+                 suppress_origin=False):
         cookie = f"sessionid={token}" if token else None
+        kw = {}
+        if origin is not None:
+            kw["origin"] = origin
+        if suppress_origin:
+            kw["suppress_origin"] = True
         self.ws = websocket.create_connection(
-            stack.ws_url + query, cookie=cookie, header=headers or [], timeout=timeout
+            stack.ws_url + query, cookie=cookie, header=headers or [], timeout=timeout, **kw
         )
         self.next_request_id = 1
 
     def send(self, packet):
         self.ws.send(packet if isinstance(packet, str) else json.dumps(packet))
+
+    def send_binary(self, data):
+        self.ws.send(data, opcode=websocket.ABNF.OPCODE_BINARY)
+
+    def send_fragments(self, parts, opcode=websocket.ABNF.OPCODE_TEXT):
+        """Send one message as len(parts) frames (first, continuations, final)."""
+        for i, part in enumerate(parts):
+            frame = websocket.ABNF.create_frame(
+                part, opcode if i == 0 else websocket.ABNF.OPCODE_CONT,
+                fin=1 if i == len(parts) - 1 else 0,
+            )
+            self.ws.send_frame(frame)
 
     def recv(self, timeout=10):
         self.ws.settimeout(timeout)
@@ -314,6 +351,26 @@ class Socket:
                 return seen
             seen.append(msg)
 
+    def read_to_close(self, timeout=10):
+        """Read until the server closes the socket. Returns (messages, close
+        code): the JSON packets received before the close, and the code of
+        the close frame (None when the connection just dropped)."""
+        self.ws.settimeout(timeout)
+        msgs = []
+        while True:
+            try:
+                op, frame = self.ws.recv_data_frame(True)
+            except websocket.WebSocketConnectionClosedException:
+                return msgs, None
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                data = frame.data or b""
+                return msgs, struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
+            if op == websocket.ABNF.OPCODE_TEXT:
+                data = frame.data
+                msgs.append(json.loads(data.decode() if isinstance(data, bytes) else data))
+            elif op == websocket.ABNF.OPCODE_BINARY:
+                msgs.append(frame.data)
+
     def close(self):
         try:
             self.ws.close()
@@ -321,17 +378,26 @@ class Socket:
             pass
 
 
+def outbox_max(stack):
+    """The newest outbox event id (0 when empty)."""
+    return stack.sql("SELECT coalesce(max(id), 0) FROM outbox")[0][0]
+
+
 def barrier(client, sock):
     """Deterministic "nothing else is coming": make the server emit an event
     for this user (profile_change via a no-op PATCH /user) and read the
     socket up to it. Events for one user arrive in commit order, so anything
     that was going to reach the socket before the barrier has arrived.
-    Returns the notifications received before the barrier."""
+    Returns the notifications received before the barrier. The barrier is
+    recognised by its event_id (newer than anything in the outbox before the
+    PATCH), so a stray profile_change of someone else is returned, not
+    mistaken for the barrier."""
+    before = outbox_max(client.stack)
     client.ok("PATCH", "/user", {"user_name": client.user["user_name"]})
     seen = []
     while True:
         msg = sock.recv()
-        if msg["action"] == "profile_change":
+        if msg["action"] == "profile_change" and msg.get("event_id", before + 1) > before:
             return seen
         seen.append(msg)
 
@@ -339,6 +405,27 @@ def barrier(client, sock):
 @pytest.fixture(scope="session")
 def stack():
     s = Stack().start()
+    yield s
+    s.stop()
+    reports = s.sanitizer_reports()
+    s.cleanup() if not reports else None
+    assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+
+
+# Settings of the shared "tight" stack: small limits (body, socket message)
+# and a CORS allow-list, for the tests of limits and origins.
+TIGHT_ENV = {
+    "NOVA_BODY_LIMIT": "2048",
+    "NOVA_WS_MAX_FRAME": "4096",
+    "NOVA_CORS_ORIGINS": "http://app.example, https://second.example",
+}
+
+
+@pytest.fixture(scope="session")
+def tight_stack():
+    """A second shared stack with TIGHT_ENV (also serves as "another
+    installation" for determinism checks)."""
+    s = Stack(env=TIGHT_ENV).start()
     yield s
     s.stop()
     reports = s.sanitizer_reports()
