@@ -69,6 +69,8 @@ static const option_def options[] = {
      CFG_REALTIME, "bytes queued to one socket before it is closed as too slow", NULL},
     {"ws-ping-interval", "NOVA_WS_PING_INTERVAL", OPT_LONG, OFF(ws_ping_interval), "30", 1, 3600,
      CFG_REALTIME, "seconds of silence before an idle socket is pinged", NULL},
+    {"ws-max-per-user", "NOVA_WS_MAX_PER_USER", OPT_LONG, OFF(ws_max_per_user), "32", 1, 100000,
+     CFG_REALTIME, "sockets one user may hold on one daemon; beyond, the oldest is closed", NULL},
     {"outbox-poll-ms", "NOVA_OUTBOX_POLL_MS", OPT_LONG, OFF(outbox_poll_ms), "10", 1, 10000,
      CFG_REALTIME, "how often the outbox is checked for new events (milliseconds)", NULL},
     {"outbox-batch", "NOVA_OUTBOX_BATCH", OPT_LONG, OFF(outbox_batch), "512", 1, 100000,

@@ -46,6 +46,7 @@ typedef struct nova_config {
     long ws_max_frame;
     long ws_max_queue; /* bytes queued per socket before it is closed */
     long ws_ping_interval;
+    long ws_max_per_user; /* sockets one user may hold (per daemon) */
     long outbox_poll_ms;
     long outbox_batch;
     long outbox_retention; /* seconds */

@@ -148,6 +148,44 @@ int session_end_all(nova_db *db, int64_t user_id, int64_t keep_id, nova_err *err
     return rc;
 }
 
+static const char SQL_SESSIONS_EXPIRED[] =
+    "SELECT id, user_id FROM sessions WHERE expires_at < ?1 UNION "
+    "SELECT id, user_id FROM sessions WHERE last_seen < ?1 - ?2 LIMIT ?3";
+
+int session_expire(nova_db *db, int batch, int *ended, nova_err *err)
+{
+    *ended = 0;
+    int rc = db_begin(db, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = db_prepare(db, SQL_SESSIONS_EXPIRED);
+    if (!st) {
+        db_rollback(db);
+        return nova_fail(err, 500, "internal error");
+    }
+    sqlite3_bind_double(st, 1, nova_now());
+    sqlite3_bind_int64(st, 2, db->cfg->session_idle);
+    sqlite3_bind_int(st, 3, batch);
+    idlist ids = {0}, users = {0};
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (idlist_push(&ids, sqlite3_column_int64(st, 0)) ||
+            idlist_push(&users, sqlite3_column_int64(st, 1))) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+    }
+    db_done(st);
+    rc = rc == SQLITE_DONE ? 0 : db_fail(db, err);
+    for (size_t i = 0; i < ids.n && !rc; i++) rc = session_end(db, users.v[i], ids.v[i], err);
+    if (!rc) rc = db_commit(db, err);
+    if (rc)
+        db_rollback(db);
+    else
+        *ended = (int)ids.n;
+    idlist_free(&ids);
+    idlist_free(&users);
+    return rc;
+}
+
 void session_cookie(const nova_config *cfg, const char *token, char *out, size_t size)
 {
     if (token)

@@ -42,6 +42,11 @@ int session_end(nova_db *db, int64_t user_id, int64_t session_id, nova_err *err)
 /* End every session of user_id except keep_id (0: end all). */
 int session_end_all(nova_db *db, int64_t user_id, int64_t keep_id, nova_err *err);
 
+/* End up to `batch` sessions that expired (idle or absolute), each with
+ * logout to its sockets, in one write transaction of its own. *ended says
+ * how many. Run it periodically (nova-realtime does). */
+int session_expire(nova_db *db, int batch, int *ended, nova_err *err);
+
 /* Format the Set-Cookie value for token (or a clearing cookie when token
  * is NULL) into out. */
 void session_cookie(const nova_config *cfg, const char *token, char *out, size_t size);

@@ -28,6 +28,19 @@ static size_t bucket_of(const rt *r, int64_t user_id)
 
 void rt_register(rt *r, conn *c)
 {
+    /* Over the per-user cap, the user's oldest open socket makes room. */
+    long open = 0;
+    conn *oldest = NULL;
+    for (conn *o = rt_first_conn_of(r, c->user_id); o; o = rt_next_conn_of(o, c->user_id)) {
+        if (o->close_when_drained) continue;
+        open++;
+        if (!oldest || o->id < oldest->id) oldest = o;
+    }
+    if (oldest && open >= r->cfg->ws_max_per_user) {
+        log_info("user %lld has %ld sockets: closing the oldest", (long long)c->user_id, open);
+        conn_close_after_drain(oldest, 1008, "too many sockets for this user: closed the oldest");
+        lws_set_timeout(oldest->wsi, PENDING_TIMEOUT_USER_OK, 2);
+    }
     size_t b = bucket_of(r, c->user_id);
     c->next_in_bucket = r->buckets[b];
     r->buckets[b] = c;

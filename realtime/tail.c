@@ -12,6 +12,7 @@
 
 #include "../common/log.h"
 #include "../common/outbox.h"
+#include "../common/session.h"
 #include "rt.h"
 
 static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
@@ -132,10 +133,20 @@ static void tail_tick(lws_sorted_usec_list_t *sul)
                      (lws_usec_t)r->cfg->outbox_poll_ms * LWS_US_PER_MS);
 }
 
-/* Record this daemon's position for operators (nova-admin outbox stats). */
+/* Every second: record this daemon's position for operators (nova-admin
+ * outbox stats), and end sessions that expired (their sockets get logout,
+ * delivered by the tail like any event). */
 static void status_tick(lws_sorted_usec_list_t *sul)
 {
     rt *r = lws_container_of(sul, rt, status_timer);
+    nova_err err;
+    int ended = 0;
+    if (session_expire(r->db, 200, &ended, &err))
+        log_error("ending expired sessions failed: %s", err.msg);
+    else if (ended) {
+        log_info("ended %d expired sessions", ended);
+        tail_run(r);
+    }
     sqlite3_stmt *st = db_prepare(r->db, SQL_STATUS_UPSERT);
     if (st) {
         db_bind_text(st, 1, r->name);
@@ -164,6 +175,7 @@ static void prune_tick(lws_sorted_usec_list_t *sul)
         log_error("pruning the outbox failed: %s", err.msg);
     else if (deleted)
         log_debug("pruned %d events", deleted);
+
     lws_sul_schedule(r->ctx, 0, &r->prune_timer, prune_tick,
                      deleted == 500 ? 10 * LWS_US_PER_MS : 60 * LWS_US_PER_SEC);
 }

@@ -53,6 +53,7 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_user ON sessions (user_id);
 CREATE INDEX sessions_expiry ON sessions (expires_at);
+CREATE INDEX sessions_idle ON sessions (last_seen);
 
 -- Friend groups. Every user has exactly one default group, named ''.
 CREATE TABLE friend_groups (

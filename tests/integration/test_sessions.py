@@ -1,0 +1,83 @@
+"""Session lifetime and socket limits: idle and absolute expiry (REST and
+sockets), the per-user socket cap, and no secret in any log."""
+
+import time
+
+from conftest import fail
+
+
+def wait_until(pred, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_idle_session_expires_and_its_socket_gets_logout(make_stack):
+    st = make_stack(env={"NOVA_SESSION_IDLE": "2", "NOVA_SESSION_TOUCH": "0"})
+    a = st.client()
+    a.register()
+    sock = a.socket()
+    assert a.get("/user").status_code == 200
+    # Activity keeps it alive...
+    for _ in range(3):
+        time.sleep(1)
+        assert a.get("/user").status_code == 200
+    # ...idleness ends it: the daemon's expiry job tells the socket.
+    msgs, code = sock.read_to_close(timeout=15)
+    assert [m["action"] for m in msgs] == ["logout"] and code == 1000
+    assert fail(a.get("/user"), 403) == "Invalid Session"
+    assert st.sql("SELECT count(*) FROM sessions WHERE user_id = ?", a.user["id"])[0][0] == 0
+
+
+def test_absolute_expiry_ends_even_an_active_session(make_stack):
+    st = make_stack(env={"NOVA_SESSION_MAX_AGE": "3", "NOVA_SESSION_TOUCH": "0"})
+    a = st.client()
+    a.register()
+    assert wait_until(lambda: a.get("/user").status_code == 403, timeout=10)
+    # A fresh login works again.
+    a.login()
+    assert a.get("/user").status_code == 200
+
+
+def test_the_oldest_socket_makes_room_beyond_the_per_user_cap(make_stack):
+    st = make_stack(env={"NOVA_WS_MAX_PER_USER": "2"})
+    a, b = st.client(), st.client()
+    a.register()
+    b.register()
+    s1, s2 = a.socket(), a.socket()
+    sb = b.socket()  # another user's sockets do not count
+    s3 = a.socket()
+    msgs, code = s1.read_to_close()
+    assert msgs == [] and code == 1008
+    for s in (s2, s3, sb):
+        s.request("ping")
+        assert s.expect("pong")
+        s.close()
+
+
+def test_no_token_password_or_cookie_in_any_log(make_stack):
+    st = make_stack()
+    a = st.client()
+    secret_pw = "Secr3t-passw0rd"
+    a.register(password=secret_pw)
+    first = a.token
+    sock = a.socket()
+    sock.request("ping")
+    sock.expect("pong")
+    a.ok("PATCH", "/user", {"old_password": secret_pw, "new_password": "N3w-passw0rd!"})
+    second = a.token
+    a.post("/user/login", {"user_name": a.user["user_name"], "password": "wrong-one"})
+    a.login(password="N3w-passw0rd!")
+    third = a.token
+    sock.close()
+    st.stop()
+    logs = st.all_logs()
+    for nginx_log in ("access.log", "error.log"):
+        path = st.dir / "nginx" / nginx_log
+        logs += path.read_text(errors="replace") if path.exists() else ""
+    assert a.user["user_name"] in logs or "POST /user/register" in logs  # logs exist
+    for secret in (first, second, third, secret_pw, "N3w-passw0rd!", "wrong-one"):
+        assert secret not in logs
