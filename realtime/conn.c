@@ -7,6 +7,19 @@
 #include "../common/log.h"
 #include "rt.h"
 
+/* Ask lws for a writable callback, and for a forced close shortly. A conn
+ * without a wsi (the in-process fuzzer drives the packet handler without
+ * any network) keeps its queue for inspection instead. */
+void conn_want_write(conn *c)
+{
+    if (c->wsi) lws_callback_on_writable(c->wsi);
+}
+
+static void conn_kill_soon(conn *c)
+{
+    if (c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 2);
+}
+
 int rt_registry_init(rt *r, size_t buckets)
 {
     r->buckets = calloc(buckets, sizeof *r->buckets);
@@ -39,7 +52,7 @@ void rt_register(rt *r, conn *c)
     if (oldest && open >= r->cfg->ws_max_per_user) {
         log_info("user %lld has %ld sockets: closing the oldest", (long long)c->user_id, open);
         conn_close_after_drain(oldest, 1008, "too many sockets for this user: closed the oldest");
-        lws_set_timeout(oldest->wsi, PENDING_TIMEOUT_USER_OK, 2);
+        conn_kill_soon(oldest);
     }
     size_t b = bucket_of(r, c->user_id);
     c->next_in_bucket = r->buckets[b];
@@ -97,7 +110,7 @@ void conn_close_after_drain(conn *c, int code, const char *reason)
     c->close_when_drained = true;
     c->close_code = code;
     snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
-    lws_callback_on_writable(c->wsi);
+    conn_want_write(c);
 }
 
 void conn_free_queue(conn *c)
@@ -125,7 +138,7 @@ void conn_send(rt *r, conn *c, packet *p)
         conn_close_after_drain(c, 1008, "too slow: send queue limit exceeded, reconnect");
         /* A stuck peer may never make the socket writable for the close
          * frame: drop the connection in any case shortly. */
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 2);
+        conn_kill_soon(c);
         return;
     }
     queued *q = malloc(sizeof *q);
@@ -139,7 +152,7 @@ void conn_send(rt *r, conn *c, packet *p)
         c->head = q;
     c->tail = q;
     c->queued_bytes += p->len;
-    lws_callback_on_writable(c->wsi);
+    conn_want_write(c);
 }
 
 void conn_send_text(rt *r, conn *c, const char *text, size_t len)
@@ -180,6 +193,6 @@ int conn_write_next(rt *r, conn *c)
     packet_unref(q->pkt);
     free(q);
     if (n < 0) return -1;
-    if (c->head || c->close_when_drained) lws_callback_on_writable(c->wsi);
+    if (c->head || c->close_when_drained) conn_want_write(c);
     return 0;
 }

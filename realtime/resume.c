@@ -99,6 +99,6 @@ void resume_step(rt *r, conn *c)
         c->replaying = false;
         log_debug("socket %llu resumed", (unsigned long long)c->id);
     } else {
-        lws_callback_on_writable(c->wsi);
+        conn_want_write(c);
     }
 }

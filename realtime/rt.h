@@ -85,6 +85,8 @@ void conn_send(rt *r, conn *c, packet *p);
 void conn_send_text(rt *r, conn *c, const char *text, size_t len);
 /* Send an error packet {"action":"error",...}. */
 void conn_send_error(rt *r, conn *c, int64_t request_id, int code, const char *msg);
+/* Ask for a writable callback (no-op without a wsi). */
+void conn_want_write(conn *c);
 /* Close after the queue has been written. */
 void conn_close_after_drain(conn *c, int code, const char *reason);
 /* Write the next queued packet (SERVER_WRITEABLE); -1 to close. */
