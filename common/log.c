@@ -37,6 +37,9 @@ void log_msg(int level, const char *fmt, ...)
     va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2) len = sizeof line - 2;
+    /* Client-supplied text (paths) must not forge log lines. */
+    for (size_t i = (size_t)n; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f) line[i] = '?';
     line[len++] = '\n';
     /* One write per line so concurrent workers do not interleave. */
     ssize_t w = write(STDERR_FILENO, line, len);
