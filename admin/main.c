@@ -170,14 +170,15 @@ static int outbox_stats(nova_db *db)
     int n = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (!n++)
-            printf("\n%-28s %-8s %-12s %-8s %-8s %s\n", "nova-realtime", "pid", "delivered",
-                   "lag", "sockets", "seen");
+            printf("\n%-28s %-8s %-12s %-8s %-8s %s\n", "nova-realtime", "pid", "delivered", "lag",
+                   "sockets", "seen");
         long long delivered = sqlite3_column_int64(st, 3);
         double seen = now - sqlite3_column_double(st, 5);
         printf("%-28s %-8lld #%-11lld %-8lld %-8lld %.1fs ago%s\n",
                (const char *)sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1),
                delivered, newest > delivered ? newest - delivered : 0,
-               (long long)sqlite3_column_int64(st, 4), seen, seen > 5 ? " (stale: not running?)" : "");
+               (long long)sqlite3_column_int64(st, 4), seen,
+               seen > 5 ? " (stale: not running?)" : "");
     }
     db_done(st);
     if (!n) printf("\nno nova-realtime is running\n");

@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "friend.h"
 #include "json_util.h"
 #include "message.h"
 #include "outbox.h"
+#include "user.h"
 #include "view.h"
 
 static const char SQL_CHAT_LOOKUP[] = "SELECT owner_id, name = '' FROM chats WHERE id = ?";
@@ -108,8 +110,6 @@ int chat_destroy(nova_db *db, int64_t chat_id, nova_err *err)
 
 /* --- group chats -------------------------------------------------------- */
 
-static const char SQL_USER_NAME[] = "SELECT user_name FROM users WHERE id = ?";
-static const char SQL_IS_FRIEND[] = "SELECT 1 FROM friends WHERE user_id = ? AND friend_id = ?";
 static const char SQL_MEMBER_SET_ADMIN[] =
     "UPDATE chat_members SET is_admin = ? WHERE chat_id = ? AND user_id = ?";
 static const char SQL_MEMBER_DELETE[] =
@@ -135,17 +135,6 @@ static const char SQL_GROUPS_OWNED[] =
 static const char SQL_GROUPS_JOINED[] =
     "SELECT m.chat_id FROM chat_members m JOIN chats c ON c.id = m.chat_id "
     "WHERE m.user_id = ?1 AND c.owner_id <> ?1 AND c.name <> '' ORDER BY m.chat_id";
-
-static char *user_name(nova_db *db, int64_t user_id)
-{
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_NAME);
-    if (!st) return NULL;
-    sqlite3_bind_int64(st, 1, user_id);
-    char *name = NULL;
-    if (sqlite3_step(st) == SQLITE_ROW) name = strdup((const char *)sqlite3_column_text(st, 0));
-    db_done(st);
-    return name;
-}
 
 /* A {chat_id, <key>: value, ...} event payload. */
 static json_object *chat_event(int64_t chat_id)
@@ -230,18 +219,6 @@ static int group_and_role(nova_db *db, int64_t caller, int64_t chat_id, chat_inf
     return chat_role(db, chat, caller, role, err);
 }
 
-static int is_friend(nova_db *db, int64_t a, int64_t b, bool *yes, nova_err *err)
-{
-    sqlite3_stmt *st = db_prepare(db, SQL_IS_FRIEND);
-    if (!st) return nova_fail(err, 500, "internal error");
-    sqlite3_bind_int64(st, 1, a);
-    sqlite3_bind_int64(st, 2, b);
-    int rc = sqlite3_step(st);
-    db_done(st);
-    *yes = rc == SQLITE_ROW;
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(db, err);
-}
-
 int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist *members,
                       int64_t *chat_id, nova_err *err)
 {
@@ -251,7 +228,7 @@ int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist
         int64_t id = members->v[i];
         if (idlist_contains(&all, id)) continue;
         bool friend;
-        if ((rc = is_friend(db, owner, id, &friend, err))) break;
+        if ((rc = friend_is(db, owner, id, &friend, err))) break;
         if (!friend) {
             rc = nova_fail(err, 400, "user %lld is not your friend", (long long)id);
             break;
@@ -269,7 +246,7 @@ int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist
     FILE *f = rc ? NULL : open_memstream(&text, &len);
     if (!rc && !f) rc = nova_fail(err, 500, "out of memory");
     for (size_t i = 0; i < all.n && !rc; i++) {
-        char *member = user_name(db, all.v[i]);
+        char *member = user_name_of(db, all.v[i]);
         if (!member) {
             rc = nova_fail(err, 500, "internal error");
             break;
@@ -304,7 +281,7 @@ int chat_leave(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
         return nova_fail(err, 400, "a private chat ends with the friendship, not by leaving");
     if (role == ROLE_OWNER) return delete_group(db, chat_id, err);
     if ((rc = remove_member(db, chat_id, user_id, role, err))) return rc;
-    char *name = user_name(db, user_id);
+    char *name = user_name_of(db, user_id);
     rc = name ? message_post_system(db, chat_id, err, "%s left the chat", name)
               : nova_fail(err, 500, "internal error");
     free(name);
@@ -321,7 +298,7 @@ int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, n
     if (role == ROLE_NONE)
         return nova_fail(err, 403, "you are not a member of chat %lld", (long long)chat_id);
     if (user_id == caller) return nova_fail(err, 400, "you cannot invite yourself");
-    if ((rc = is_friend(db, caller, user_id, &friend, err))) return rc;
+    if ((rc = friend_is(db, caller, user_id, &friend, err))) return rc;
     if (!friend) return nova_fail(err, 400, "user %lld is not your friend", (long long)user_id);
     if ((rc = chat_role(db, &chat, user_id, &target_role, err))) return rc;
     if (target_role != ROLE_NONE)
@@ -457,8 +434,8 @@ int chat_invitation_approve(nova_db *db, int64_t caller, int64_t chat_id, int64_
         (rc = emit_member_event(db, "member_added", chat_id, user_id, err)) ||
         (rc = clear_invitations(db, chat_id, user_id, err)))
         return rc;
-    char *approver = user_name(db, caller), *member = user_name(db, user_id),
-         *by = user_name(db, inviter);
+    char *approver = user_name_of(db, caller), *member = user_name_of(db, user_id),
+         *by = user_name_of(db, inviter);
     rc = approver && member && by
              ? message_post_system(db, chat_id, err,
                                    "%s approved %s to join the group, invited by %s", approver,
@@ -543,7 +520,7 @@ int chat_remove_member(nova_db *db, int64_t caller, int64_t chat_id, int64_t mem
     if (target == ROLE_ADMIN && role != ROLE_OWNER)
         return nova_fail(err, 403, "only the owner may remove an admin");
     if ((rc = remove_member(db, chat_id, member_id, target, err))) return rc;
-    char *remover = user_name(db, caller), *member = user_name(db, member_id);
+    char *remover = user_name_of(db, caller), *member = user_name_of(db, member_id);
     rc = remover && member ? message_post_system(db, chat_id, err, "%s removed %s from the group",
                                                  remover, member)
                            : nova_fail(err, 500, "internal error");

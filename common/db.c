@@ -203,7 +203,8 @@ static void db_wake(nova_db *db)
                 db->wake_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             if (db->wake_fd < 0) return;
             memcpy(sa.sun_path, p, len);
-            ssize_t n = sendto(db->wake_fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
+            ssize_t n =
+                sendto(db->wake_fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
             (void)n;
         }
         p = end ? end + 1 : p + len;

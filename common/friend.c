@@ -231,7 +231,6 @@ static const char SQL_FRIEND_SET_GROUP[] =
     "UPDATE friends SET group_id = ? WHERE user_id = ? AND friend_id = ?";
 static const char SQL_FRIEND_LIST[] =
     "SELECT friend_id FROM friends WHERE user_id = ? ORDER BY created_at, friend_id";
-static const char SQL_USER_NAME[] = "SELECT user_name FROM users WHERE id = ?";
 
 /* The private chat of two friends, 0 when they are not friends. */
 static int friendship_chat(nova_db *db, int64_t a, int64_t b, int64_t *chat_id, nova_err *err)
@@ -244,6 +243,14 @@ static int friendship_chat(nova_db *db, int64_t a, int64_t b, int64_t *chat_id, 
     *chat_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     db_done(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(db, err);
+}
+
+int friend_is(nova_db *db, int64_t a, int64_t b, bool *yes, nova_err *err)
+{
+    int64_t chat;
+    int rc = friendship_chat(db, a, b, &chat, err);
+    *yes = !rc && chat;
+    return rc;
 }
 
 int friend_check(nova_db *db, int64_t owner, int64_t friend_id, int not_friend_status,
@@ -273,17 +280,6 @@ static int emit_pair(nova_db *db, const char *action, int64_t a, int64_t b, nova
     return 0;
 }
 
-static char *name_of(nova_db *db, int64_t user_id)
-{
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_NAME);
-    if (!st) return NULL;
-    sqlite3_bind_int64(st, 1, user_id);
-    char *name = NULL;
-    if (sqlite3_step(st) == SQLITE_ROW) name = strdup((const char *)sqlite3_column_text(st, 0));
-    db_done(st);
-    return name;
-}
-
 /* Make accepter and inviter friends (API.md §4 "Making a friendship"). */
 static int befriend(nova_db *db, int64_t accepter, int64_t inviter, nova_err *err)
 {
@@ -308,7 +304,7 @@ static int befriend(nova_db *db, int64_t accepter, int64_t inviter, nova_err *er
     if ((rc = db_exec_done(db, st, err))) return rc;
     if ((rc = emit_pair(db, "friend_created", accepter, inviter, err))) return rc;
 
-    char *a = name_of(db, accepter), *b = name_of(db, inviter);
+    char *a = user_name_of(db, accepter), *b = user_name_of(db, inviter);
     rc = a && b ? message_post_system(db, chat_id, err, "%s added %s as a friend", a, b)
                 : nova_fail(err, 500, "internal error");
     free(a);

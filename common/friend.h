@@ -8,6 +8,7 @@
 #define NOVA_FRIEND_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "db.h"
@@ -43,6 +44,9 @@ int friend_invitation_accept(nova_db *db, int64_t caller, int64_t invitation_id,
 int friend_invitation_decline(nova_db *db, int64_t caller, int64_t invitation_id, nova_err *err);
 /* [FriendInvitation] received by caller. */
 json_object *friend_invitation_list(nova_db *db, int64_t caller, nova_err *err);
+
+/* Are a and b friends? */
+int friend_is(nova_db *db, int64_t a, int64_t b, bool *yes, nova_err *err);
 
 /* Friendships. not_friend_status: 404 for GET, 400 for PATCH/DELETE. */
 int friend_check(nova_db *db, int64_t owner, int64_t friend_id, int not_friend_status,

@@ -113,9 +113,8 @@ void outbox_clear_origin(nova_db *db)
 static const char SQL_OUTBOX_PRUNE[] =
     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE created_at < ? ORDER BY id "
     "LIMIT ?)";
-static const char SQL_OUTBOX_BOUNDS[] =
-    "SELECT (SELECT min(id) FROM outbox), "
-    "(SELECT seq FROM sqlite_sequence WHERE name = 'outbox')";
+static const char SQL_OUTBOX_BOUNDS[] = "SELECT (SELECT min(id) FROM outbox), "
+                                        "(SELECT seq FROM sqlite_sequence WHERE name = 'outbox')";
 
 int outbox_prune(nova_db *db, double before, int batch, int *deleted, nova_err *err)
 {
@@ -135,8 +134,8 @@ int outbox_bounds(nova_db *db, int64_t *oldest, int64_t *newest, nova_err *err)
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *newest = sqlite3_column_int64(st, 1);
-        *oldest = sqlite3_column_type(st, 0) == SQLITE_NULL ? *newest + 1
-                                                            : sqlite3_column_int64(st, 0);
+        *oldest =
+            sqlite3_column_type(st, 0) == SQLITE_NULL ? *newest + 1 : sqlite3_column_int64(st, 0);
     }
     db_done(st);
     return rc == SQLITE_ROW ? 0 : db_fail(db, err);

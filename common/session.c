@@ -175,7 +175,8 @@ int session_expire(nova_db *db, int batch, int *ended, nova_err *err)
     }
     db_done(st);
     rc = rc == SQLITE_DONE ? 0 : db_fail(db, err);
-    for (size_t i = 0; i < ids.n && !rc; i++) rc = session_end(db, users.v[i], ids.v[i], err);
+    for (size_t i = 0; i < ids.n && !rc; i++)
+        rc = session_end(db, users.v[i], ids.v[i], err);
     if (!rc) rc = db_commit(db, err);
     if (rc)
         db_rollback(db);

@@ -130,8 +130,7 @@ int user_patch_validate(const user_patch *p, nova_err *err)
     return 0;
 }
 
-/* The user's name as stored (malloc'd) or NULL. */
-static char *user_name_of(nova_db *db, int64_t user_id)
+char *user_name_of(nova_db *db, int64_t user_id)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_USER_NAME_OF);
     if (!st) return NULL;

@@ -58,6 +58,9 @@ int user_update(nova_db *db, const session *s, const user_patch *p, const char *
  * transaction. */
 int user_delete(nova_db *db, int64_t user_id, nova_err *err);
 
+/* The user's name as stored (malloc'd), or NULL. */
+char *user_name_of(nova_db *db, int64_t user_id);
+
 /* True if user_id names a real (non-system) existing user. */
 int user_exists(nova_db *db, int64_t user_id, nova_err *err);
 
