@@ -237,7 +237,7 @@ static int run(nova_config *cfg)
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
     static lws_retry_bo_t retry;
     retry.secs_since_valid_ping = (uint16_t)cfg->ws_ping_interval;
-    retry.secs_since_valid_hangup = (uint16_t)(cfg->ws_ping_interval * 2 + 10);
+    retry.secs_since_valid_hangup = (uint16_t)(cfg->ws_ping_interval * 2 + 2);
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);

@@ -81,3 +81,25 @@ def test_no_token_password_or_cookie_in_any_log(make_stack):
     assert a.user["user_name"] in logs or "POST /user/register" in logs  # logs exist
     for secret in (first, second, third, secret_pw, "N3w-passw0rd!", "wrong-one"):
         assert secret not in logs
+
+
+def test_a_dead_peer_is_pinged_and_dropped_while_a_live_one_stays(make_stack):
+    st = make_stack(env={"NOVA_WS_PING_INTERVAL": "1"})
+    a = st.client()
+    a.register()
+    dead, live = a.socket(), a.socket()
+    # The live socket reads (websocket-client answers pings while reading);
+    # the dead one never reads, so it never answers a ping.
+    deadline = time.time() + 8
+    while time.time() < deadline:
+        try:
+            live.ws.settimeout(0.5)
+            live.ws.recv()
+        except Exception:
+            pass
+    assert wait_until(lambda: st.sql("SELECT sockets FROM realtime_daemons")[0][0] == 1)
+    live.request("ping")
+    assert live.expect("pong")
+    # The dead one was hung up on: reading it now finds the connection gone.
+    msgs, code = dead.read_to_close(timeout=5)
+    assert code in (None, 1006, 1000, 1001) and all(m.get("action") != "profile_change" for m in msgs)
