@@ -115,3 +115,14 @@ def test_daemons_stop_cleanly_on_sigterm():
         reports = s.sanitizer_reports()
         s.cleanup()
     assert not reports, reports
+
+
+def test_the_documented_chat_session_runs(stack):
+    """README's walkthrough (scripts/demo: curl + scripts/ws) works as written."""
+    from conftest import ROOT
+
+    r = subprocess.run([str(ROOT / "scripts/demo")], capture_output=True, text=True,
+                       env={"NOVA_URL": stack.base, "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.rstrip().endswith("demo: OK")
+    assert '"message":"Message recalled"' in r.stdout
