@@ -249,8 +249,9 @@ int json_parse_strict(const char *text, size_t len, int max_depth, json_object *
     if (len > INT32_MAX) return nova_fail(err, 400, "body is not valid JSON");
     int rc = check_syntax(text, len, max_depth, err);
     if (rc) return rc;
-    /* json-c counts the outermost container as one level, like we do. */
-    json_tokener *tok = json_tokener_new_ex(max_depth);
+    /* The checker above enforces max_depth; json-c counts a scalar inside
+     * the deepest container as one more level, so give it room. */
+    json_tokener *tok = json_tokener_new_ex(max_depth + 1);
     if (!tok) return nova_fail(err, 500, "internal error");
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     json_object *v = json_tokener_parse_ex(tok, text, (int)len);

@@ -13,6 +13,11 @@
 /* Number of code points in a UTF-8 string, or -1 if it is not UTF-8. */
 long utf8_length(const char *s);
 
+/* Copy at most max_bytes of src into dst (size bytes) as text safe to
+ * echo in a message: valid UTF-8 only (each invalid byte becomes '?', no
+ * character is cut in half), control characters as '?'. Returns dst. */
+char *utf8_excerpt(char *dst, size_t size, const char *src, size_t max_bytes);
+
 int validate_user_name(const char *s, nova_err *err);
 int validate_password(const char *s, const char *field, nova_err *err);
 int validate_email(const char *s, nova_err *err);

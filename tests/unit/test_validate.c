@@ -443,6 +443,26 @@ static void test_utf8_length_invalid(void **state)
     }
 }
 
+/* Text echoed in error messages is always valid UTF-8, cut only at
+ * character boundaries, without control characters. */
+static void test_utf8_excerpt(void **state)
+{
+    (void)state;
+    char out[16];
+    assert_string_equal(utf8_excerpt(out, sizeof out, "/user/abc", 200), "/user/abc");
+    assert_string_equal(utf8_excerpt(out, sizeof out, "/\xff/\xc3", 200), "/?/?");
+    assert_string_equal(utf8_excerpt(out, sizeof out, "a\nb\x7f", 200), "a?b?");
+    /* "\xc3\xa9" (é) must not be cut in half by max_bytes... */
+    assert_string_equal(utf8_excerpt(out, sizeof out, "ab\xc3\xa9", 3), "ab");
+    /* ...nor by the output size (room for 3 bytes + NUL). */
+    char small[4];
+    assert_string_equal(utf8_excerpt(small, sizeof small, "ab\xc3\xa9", 200), "ab");
+    /* overlong and surrogate forms are invalid bytes */
+    assert_string_equal(utf8_excerpt(out, sizeof out, "\xc0\x80\xed\xa0\x80", 200), "?????");
+    assert_int_equal(
+        utf8_length(utf8_excerpt(out, sizeof out, "x\xe2\x82\xacy\xf0\x9f\x98\x80", 200)), 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -464,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_validate_length),
         cmocka_unit_test(test_utf8_length_valid),
         cmocka_unit_test(test_utf8_length_invalid),
+        cmocka_unit_test(test_utf8_excerpt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
