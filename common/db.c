@@ -219,7 +219,7 @@ int db_commit(nova_db *db, nova_err *err)
         return rc;
     }
     db->in_write = false;
-    if (db->emitted) db_wake(db);
+    if (db->emitted && !db->no_wake) db_wake(db);
     db->emitted = false;
     return 0;
 }

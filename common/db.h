@@ -32,6 +32,7 @@ struct nova_db {
     /* Set when the current write transaction emitted an event. */
     bool emitted;
     int wake_fd;
+    bool no_wake; /* never poke the wake socket (nova-realtime itself) */
 };
 
 /* Open (creating if needed) the database of cfg->db_path and apply the

@@ -71,32 +71,74 @@ json_object *view_user_detailed(nova_db *db, int64_t user_id, nova_err *err)
     return user_view(db, user_id, true, err);
 }
 
-/* --- a small cache of User.Basic objects for list views --------------- */
+/* --- a cache of User.Basic objects for list views ----------------------- */
 
+/* Open addressing on user id; grows as needed, so a page of a big group's
+ * messages costs one query per distinct user at most. */
 typedef struct user_cache {
-    int64_t ids[64];
-    json_object *objs[64];
-    int n;
+    int64_t *ids;
+    json_object **objs;
+    size_t n, cap;
 } user_cache;
+
+static size_t cache_slot(const user_cache *c, int64_t id)
+{
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+    size_t i = (size_t)(h >> 20) & (c->cap - 1);
+    while (c->objs[i] && c->ids[i] != id)
+        i = (i + 1) & (c->cap - 1);
+    return i;
+}
+
+static bool cache_put(user_cache *c, int64_t id, json_object *o)
+{
+    if ((c->n + 1) * 2 > c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        user_cache grown = {calloc(cap, sizeof *grown.ids), calloc(cap, sizeof *grown.objs), 0,
+                            cap};
+        if (!grown.ids || !grown.objs) {
+            free(grown.ids);
+            free(grown.objs);
+            return false;
+        }
+        for (size_t i = 0; i < c->cap; i++) {
+            if (!c->objs[i]) continue;
+            size_t j = cache_slot(&grown, c->ids[i]);
+            grown.ids[j] = c->ids[i];
+            grown.objs[j] = c->objs[i];
+            grown.n++;
+        }
+        free(c->ids);
+        free(c->objs);
+        *c = grown;
+    }
+    size_t i = cache_slot(c, id);
+    if (c->objs[i]) return true;
+    c->ids[i] = id;
+    c->objs[i] = json_object_get(o);
+    c->n++;
+    return true;
+}
 
 /* A new reference to the User.Basic of user_id (cached), or NULL. */
 static json_object *cached_user(nova_db *db, user_cache *c, int64_t user_id, nova_err *err)
 {
-    for (int i = 0; i < c->n; i++)
-        if (c->ids[i] == user_id) return json_object_get(c->objs[i]);
-    json_object *o = view_user_basic(db, user_id, err);
-    if (o && c->n < 64) {
-        c->ids[c->n] = user_id;
-        c->objs[c->n++] = json_object_get(o);
+    if (c->cap) {
+        size_t i = cache_slot(c, user_id);
+        if (c->objs[i]) return json_object_get(c->objs[i]);
     }
+    json_object *o = view_user_basic(db, user_id, err);
+    if (o) cache_put(c, user_id, o);
     return o;
 }
 
 static void user_cache_free(user_cache *c)
 {
-    for (int i = 0; i < c->n; i++)
+    for (size_t i = 0; i < c->cap; i++)
         json_object_put(c->objs[i]);
-    c->n = 0;
+    free(c->ids);
+    free(c->objs);
+    memset(c, 0, sizeof *c);
 }
 
 /* Add a user array built from the ids a statement yields (column 0). */
@@ -201,8 +243,9 @@ static const char SQL_MESSAGE_VIEW[] =
 static const char SQL_MESSAGE_REPLIES[] =
     "SELECT id FROM messages WHERE reply_to_id = ? ORDER BY id";
 static const char SQL_CHAT_WATERMARKS[] =
-    "SELECT user_id, last_read_id FROM chat_relations WHERE chat_id = ? AND last_read_id > 0 "
-    "ORDER BY user_id";
+    "SELECT r.user_id, r.last_read_id, u.user_name, u.avatar_url FROM chat_relations r "
+    "JOIN users u ON u.id = r.user_id WHERE r.chat_id = ? AND r.last_read_id > 0 "
+    "ORDER BY r.user_id";
 
 static json_object *message_basic(nova_db *db, user_cache *cache, int64_t message_id,
                                   int64_t viewer, int64_t *reply_to, nova_err *err)
@@ -238,14 +281,24 @@ typedef struct watermarks {
     idlist users, marks;
 } watermarks;
 
-static int load_watermarks(nova_db *db, int64_t chat_id, watermarks *w, nova_err *err)
+/* Load a chat's watermarks, and the readers' User.Basic into the cache in
+ * the same query, so read_users costs no query per reader. */
+static int load_watermarks(nova_db *db, user_cache *cache, int64_t chat_id, watermarks *w,
+                           nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_CHAT_WATERMARKS);
     if (!st) return nova_fail(err, 500, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (idlist_push(&w->users, sqlite3_column_int64(st, 0)) ||
+        int64_t user_id = sqlite3_column_int64(st, 0);
+        json_object *u = json_object_new_object();
+        json_object_object_add(u, "id", json_i64(user_id));
+        json_object_object_add(u, "user_name", json_str(col_text(st, 2)));
+        json_object_object_add(u, "avatar_url", json_str(col_text(st, 3)));
+        bool ok = cache_put(cache, user_id, u);
+        json_object_put(u);
+        if (!ok || idlist_push(&w->users, user_id) ||
             idlist_push(&w->marks, sqlite3_column_int64(st, 1))) {
             db_done(st);
             return nova_fail(err, 500, "internal error");
@@ -328,7 +381,7 @@ json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t view
     user_cache cache = {0};
     watermarks w = {0};
     json_object *o = NULL;
-    if (!load_watermarks(db, chat_id, &w, err))
+    if (!load_watermarks(db, &cache, chat_id, &w, err))
         o = message_detailed(db, &cache, &w, message_id, viewer, err);
     watermarks_free(&w);
     user_cache_free(&cache);
@@ -367,7 +420,7 @@ json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const m
     user_cache cache = {0};
     watermarks w = {0};
     json_object *list = json_object_new_array();
-    int rc = load_watermarks(db, chat_id, &w, err);
+    int rc = load_watermarks(db, &cache, chat_id, &w, err);
     for (size_t i = 0; i < ids.n && !rc; i++) {
         json_object *m = message_detailed(db, &cache, &w, ids.v[i], viewer, err);
         if (m)

@@ -4,6 +4,7 @@
  * upgrades (Origin), reassembles and bounds client messages, runs the
  * socket actions, and delivers outbox events (tail.c). SIGTERM/SIGINT stop
  * it cleanly. */
+#include <ev.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +21,12 @@
 #include "../common/session.h"
 #include "rt.h"
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop(int sig)
+/* SIGTERM/SIGINT: leave the event loop; the context is destroyed after. */
+static void on_stop(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    (void)sig;
-    stop_requested = 1;
+    (void)revents;
+    log_info("signal %d: stopping", w->signum);
+    ev_break(loop, EVBREAK_ALL);
 }
 
 /* Is the upgrade's Origin acceptable? Absent (non-browser clients), the
@@ -158,7 +159,9 @@ static int wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 static const struct lws_protocols protocols[] = {
-    {"nova", callback, sizeof(conn), 4096, 0, NULL, 0},
+    /* A small receive buffer keeps idle sockets cheap; larger messages
+     * arrive in several callbacks and are reassembled by receive(). */
+    {"nova", callback, sizeof(conn), 1024, 0, NULL, 0},
     {"nova-wake", wake_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -224,6 +227,7 @@ static int run(nova_config *cfg)
 
     r.db = db_open(cfg, &err);
     if (!r.db) return 1;
+    r.db->no_wake = true; /* it delivers its own commits itself */
     if (migrate_check(r.db, &err)) {
         log_error("%s", err.msg);
         db_close(r.db);
@@ -245,7 +249,19 @@ static int run(nova_config *cfg)
     info.user = &r;
     info.retry_and_idle_policy = &retry;
     info.timeout_secs = 10;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    /* libev (epoll) rather than lws's default poll() loop, whose every pass
+     * costs time proportional to the number of open sockets. The loop is
+     * ours ("foreign"), so that we own its signal handling. */
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
+    if (!loop) {
+        log_error("cannot create the event loop");
+        rt_registry_free(&r);
+        db_close(r.db);
+        return 1;
+    }
+    void *foreign_loops[1] = {loop};
+    info.foreign_loops = foreign_loops;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
     char *end;
     long port = strtol(cfg->rt_listen, &end, 10);
     if (*cfg->rt_listen && !*end && port > 0 && port < 65536) {
@@ -261,6 +277,8 @@ static int run(nova_config *cfg)
     if (r.ctx) r.vhost = lws_get_vhost_by_name(r.ctx, "default");
     if (!r.ctx || !r.vhost) {
         log_error("cannot listen on %s", cfg->rt_listen);
+        if (r.ctx) lws_context_destroy(r.ctx);
+        ev_loop_destroy(loop);
         rt_registry_free(&r);
         db_close(r.db);
         return 1;
@@ -269,17 +287,19 @@ static int run(nova_config *cfg)
     if (cfg->wake_socket[0]) wake_listen(&r);
     log_info("listening on %s as %s", cfg->rt_listen, r.name);
 
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    ev_signal sigterm, sigint;
+    ev_signal_init(&sigterm, on_stop, SIGTERM);
+    ev_signal_init(&sigint, on_stop, SIGINT);
+    ev_signal_start(loop, &sigterm);
+    ev_signal_start(loop, &sigint);
     signal(SIGPIPE, SIG_IGN);
 
-    while (!stop_requested && lws_service(r.ctx, 0) >= 0) {
-    }
+    ev_run(loop, 0);
     log_info("stopping with %zu sockets open", r.n_conns);
+    ev_signal_stop(loop, &sigterm);
+    ev_signal_stop(loop, &sigint);
     lws_context_destroy(r.ctx);
+    ev_loop_destroy(loop);
     static const char SQL_STATUS_DELETE[] = "DELETE FROM realtime_daemons WHERE name = ?";
     sqlite3_stmt *st = db_prepare(r.db, SQL_STATUS_DELETE);
     if (st) {
