@@ -78,23 +78,34 @@ static int receive(rt *r, conn *c, struct lws *wsi, const void *in, size_t len)
     if (c->rx_len + len + remaining > max) {
         free(c->rx);
         c->rx = NULL;
-        c->rx_len = 0;
+        c->rx_len = c->rx_cap = 0;
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                          (unsigned char *)"message too big", 15);
         return -1;
     }
-    char *grown = realloc(c->rx, c->rx_len + len + remaining + 1);
-    if (!grown) return -1;
-    c->rx = grown;
-    memcpy(c->rx + c->rx_len, in, len);
-    c->rx_len += len;
+    /* Grow with what has arrived, not with what the frame announces, so a
+     * slow sender cannot make us reserve the maximum up front. */
+    if (c->rx_len + len > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap * 2 : 1024;
+        while (cap < c->rx_len + len)
+            cap *= 2;
+        if (cap > max) cap = max;
+        char *grown = realloc(c->rx, cap);
+        if (!grown) return -1;
+        c->rx = grown;
+        c->rx_cap = cap;
+    }
+    if (len) {
+        memcpy(c->rx + c->rx_len, in, len);
+        c->rx_len += len;
+    }
     if (!lws_is_final_fragment(wsi) || remaining) return 0;
     /* Unauthenticated or closing sockets (logged out) run no actions. */
     if (c->registered && !c->close_when_drained)
-        actions_handle(r, c, c->rx, c->rx_len, lws_frame_is_binary(wsi));
+        actions_handle(r, c, c->rx ? c->rx : "", c->rx_len, lws_frame_is_binary(wsi));
     free(c->rx);
     c->rx = NULL;
-    c->rx_len = 0;
+    c->rx_len = c->rx_cap = 0;
     return 0;
 }
 

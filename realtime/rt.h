@@ -46,7 +46,7 @@ typedef struct conn {
     size_t queued_bytes;
     /* message being reassembled from fragments */
     char *rx;
-    size_t rx_len;
+    size_t rx_len, rx_cap;
 } conn;
 
 typedef struct rt {
