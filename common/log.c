@@ -9,11 +9,15 @@
 
 static const char *log_program = "nova";
 static int log_level = LOG_INFO;
+static int log_pid;
 
+/* Call again in each child after fork(): the pid is kept, not asked for
+ * on every line. */
 void log_init(const char *program, int level)
 {
     log_program = program;
     log_level = level;
+    log_pid = (int)getpid();
 }
 
 void log_msg(int level, const char *fmt, ...)

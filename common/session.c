@@ -44,10 +44,11 @@ int session_token_from_cookie(const char *header, char out[TOKEN_LEN + 1])
     return -1;
 }
 
-int session_lookup(nova_db *db, const char *token, session *out, nova_err *err)
+int session_check(nova_db *db, const char *token, session *out, nova_err *err)
 {
     unsigned char hash[TOKEN_HASH_LEN];
     token_hash(token, strlen(token), hash);
+    out->expired = out->stale = false;
     sqlite3_stmt *st = db_prepare(db, SQL_SESSION_BY_HASH);
     if (!st) return nova_fail(err, 500, "internal error");
     sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
@@ -56,7 +57,8 @@ int session_lookup(nova_db *db, const char *token, session *out, nova_err *err)
         db_done(st);
         return rc == SQLITE_DONE ? nova_fail(err, 403, "Invalid Session") : db_fail(db, err);
     }
-    session s = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1)};
+    out->id = sqlite3_column_int64(st, 0);
+    out->user_id = sqlite3_column_int64(st, 1);
     const void *stored = sqlite3_column_blob(st, 2);
     bool match = sqlite3_column_bytes(st, 2) == TOKEN_HASH_LEN &&
                  sodium_memcmp(stored, hash, TOKEN_HASH_LEN) == 0;
@@ -67,25 +69,38 @@ int session_lookup(nova_db *db, const char *token, session *out, nova_err *err)
     const nova_config *cfg = db->cfg;
     double now = nova_now();
     if (now > last_seen + (double)cfg->session_idle || now > expires_at) {
-        nova_err ignored;
-        if (!db_begin(db, &ignored)) {
-            if (session_end(db, s.user_id, s.id, &ignored) || db_commit(db, &ignored))
-                db_rollback(db);
-        }
+        out->expired = true;
         return nova_fail(err, 403, "Invalid Session");
     }
-    if (now - last_seen >= (double)cfg->session_touch) {
+    out->stale = now - last_seen >= (double)cfg->session_touch;
+    return 0;
+}
+
+void session_settle(nova_db *db, const session *s)
+{
+    nova_err ignored;
+    if (s->expired) {
+        if (!db_begin(db, &ignored)) {
+            if (session_end(db, s->user_id, s->id, &ignored) || db_commit(db, &ignored))
+                db_rollback(db);
+        }
+    } else if (s->stale) {
         /* Best effort: a busy database must not fail the request. */
         sqlite3_stmt *t = db_prepare(db, SQL_SESSION_TOUCH);
         if (t) {
-            sqlite3_bind_double(t, 1, now);
-            sqlite3_bind_int64(t, 2, s.id);
+            sqlite3_bind_double(t, 1, nova_now());
+            sqlite3_bind_int64(t, 2, s->id);
             sqlite3_step(t);
             db_done(t);
         }
     }
-    *out = s;
-    return 0;
+}
+
+int session_lookup(nova_db *db, const char *token, session *out, nova_err *err)
+{
+    int rc = session_check(db, token, out, err);
+    session_settle(db, out);
+    return rc;
 }
 
 int session_create(nova_db *db, int64_t user_id, char token_out[TOKEN_LEN + 1], int64_t *session_id,

@@ -6,6 +6,7 @@
 #ifndef NOVA_SESSION_H
 #define NOVA_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,11 +16,22 @@
 typedef struct session {
     int64_t id;
     int64_t user_id;
+    bool expired; /* set by session_check: the session must be ended */
+    bool stale;   /* set by session_check: last_seen should be refreshed */
 } session;
 
 /* Extract the sessionid cookie value from a Cookie header into
  * out[TOKEN_LEN + 1]. Returns 0 when a well-formed token was found. */
 int session_token_from_cookie(const char *cookie_header, char out[TOKEN_LEN + 1]);
+
+/* The read half of session_lookup, for callers inside a read transaction:
+ * finds the session and says (expired/stale) what session_settle must
+ * write once the transaction is over. 403 for unknown or expired. */
+int session_check(nova_db *db, const char *token, session *out, nova_err *err);
+
+/* End an expired session (logout to its sockets) or refresh a stale one's
+ * last_seen, as session_check found. Outside any transaction. */
+void session_settle(nova_db *db, const session *s);
 
 /* Find the live session of a token. 0 when found (in *out); 403
  * "Invalid Session" when unknown or expired (an expired session is deleted

@@ -131,11 +131,17 @@ int api_result(api_call *c, json_object *data, nova_err *err)
     return data ? 0 : err->status ? err->status : 500;
 }
 
+/* The session token the request's cookie carries, if well formed. */
+static bool cookie_token(const http_request *req, char token[TOKEN_LEN + 1])
+{
+    return req->cookie && !session_token_from_cookie(req->cookie, token);
+}
+
 int api_optional_session(api_call *c, session *s)
 {
     char token[TOKEN_LEN + 1];
     nova_err ignored;
-    if (!c->req->cookie || session_token_from_cookie(c->req->cookie, token)) return -1;
+    if (!cookie_token(c->req, token)) return -1;
     int rc = session_lookup(c->db, token, s, &ignored);
     sodium_memzero(token, sizeof token);
     return rc;
@@ -147,6 +153,7 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
     nova_err err;
     nova_err_clear(&err);
     api_call call = {.db = db, .cfg = cfg, .req = req, .resp = resp};
+    bool snapshot = false; /* a read transaction is open */
 
     /* 1. route, 2. method */
     unsigned method = router_method(req->method), allowed = 0;
@@ -184,18 +191,33 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
         goto fail;
     }
     add_cors(cfg, req, resp, false);
+    /* A GET runs in one read snapshot, session check included; whatever
+     * the session needs written (expiry, last_seen) waits until after. */
+    if (method == METHOD_GET) {
+        if (db_begin_read(db, &err)) goto fail;
+        snapshot = true;
+    }
     /* 4. session */
-    if (route->needs_session && api_optional_session(&call, &call.session)) {
-        nova_fail(&err, 403, "Invalid Session");
-        goto fail;
+    if (route->needs_session) {
+        char token[TOKEN_LEN + 1];
+        nova_err why;
+        int rc = cookie_token(req, token) ? session_check(db, token, &call.session, &why) : 403;
+        sodium_memzero(token, sizeof token);
+        if (!snapshot) session_settle(db, &call.session);
+        if (rc) {
+            nova_fail(&err, rc, "%s", rc == 403 ? "Invalid Session" : why.msg);
+            goto fail;
+        }
     }
     /* 5. body */
     if (method != METHOD_GET && check_body(&call, &err)) goto fail;
-    /* 6. handler; reads see one snapshot of the database */
-    bool snapshot = method == METHOD_GET;
-    if (snapshot && db_begin_read(db, &err)) goto fail;
+    /* 6. handler */
     int status = route->handler(&call, &err);
-    if (snapshot) db_rollback(db);
+    if (snapshot) {
+        db_rollback(db);
+        snapshot = false;
+        session_settle(db, &call.session);
+    }
     if (status) {
         if (db->in_write) db_rollback(db);
         goto fail;
@@ -205,6 +227,10 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
     json_object_put(call.body);
     return;
 fail:
+    if (snapshot) {
+        db_rollback(db);
+        session_settle(db, &call.session);
+    }
     /* 7. never leak internals: 5xx messages are generic by construction. */
     if (!err.status) nova_fail(&err, 500, "internal error");
     respond(resp, err.status, NULL, err.msg);

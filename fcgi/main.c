@@ -54,6 +54,9 @@ static const char *param(FCGX_Request *r, const char *name)
 static char *read_body(FCGX_Request *r, long limit, size_t *len, bool *too_large)
 {
     const char *cl = param(r, "CONTENT_LENGTH");
+    const char *method = param(r, "REQUEST_METHOD");
+    /* A GET's body is ignored: unless one is announced, do not look. */
+    if ((!cl || !*cl) && method && !strcmp(method, "GET")) cl = "0";
     long long declared = cl && *cl ? strtoll(cl, NULL, 10) : -1;
     *len = 0;
     *too_large = declared > limit;
