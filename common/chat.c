@@ -347,26 +347,6 @@ static int require_staff(nova_db *db, int64_t caller, int64_t chat_id, chat_info
     return 0;
 }
 
-static json_object *list_views(nova_db *db, sqlite3_stmt *st, int64_t viewer,
-                               json_object *(*view)(nova_db *, int64_t, int64_t, nova_err *),
-                               nova_err *err)
-{
-    idlist ids = {0};
-    if (db_collect_ids(db, st, &ids, err)) return NULL;
-    json_object *arr = json_object_new_array();
-    for (size_t i = 0; i < ids.n; i++) {
-        json_object *o = view(db, ids.v[i], viewer, err);
-        if (!o) {
-            json_object_put(arr);
-            arr = NULL;
-            break;
-        }
-        json_object_array_add(arr, o);
-    }
-    idlist_free(&ids);
-    return arr;
-}
-
 static json_object *invitation_view(nova_db *db, int64_t id, int64_t viewer, nova_err *err)
 {
     (void)viewer;
@@ -385,7 +365,7 @@ json_object *chat_invitation_list(nova_db *db, int64_t caller, int64_t chat_id, 
     }
     sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_OF_CHAT);
     if (st) sqlite3_bind_int64(st, 1, chat_id);
-    return list_views(db, st, caller, invitation_view, err);
+    return view_list(db, st, caller, invitation_view, err);
 }
 
 /* The first inviter of a pending invitation, or 400. */
@@ -533,7 +513,7 @@ json_object *chat_list(nova_db *db, int64_t user_id, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_CHATS_OF_USER);
     if (st) sqlite3_bind_int64(st, 1, user_id);
-    return list_views(db, st, user_id, view_chat_relation, err);
+    return view_list(db, st, user_id, view_chat_relation, err);
 }
 
 int chat_forget_user(nova_db *db, int64_t user_id, nova_err *err)

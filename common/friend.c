@@ -122,30 +122,9 @@ int friend_group_delete(nova_db *db, int64_t owner, int64_t group_id, nova_err *
     return db_exec_done(db, st, err);
 }
 
-/* A JSON array of view(id) for every id the bound statement yields. */
-static json_object *list_of(nova_db *db, sqlite3_stmt *st, int64_t owner,
-                            json_object *(*view)(nova_db *, int64_t, int64_t, nova_err *),
-                            nova_err *err)
+static json_object *group_view(nova_db *db, int64_t id, int64_t viewer, nova_err *err)
 {
-    idlist ids = {0};
-    if (db_collect_ids(db, st, &ids, err)) return NULL;
-    json_object *arr = json_object_new_array();
-    for (size_t i = 0; i < ids.n; i++) {
-        json_object *o = view(db, owner, ids.v[i], err);
-        if (!o) {
-            json_object_put(arr);
-            arr = NULL;
-            break;
-        }
-        json_object_array_add(arr, o);
-    }
-    idlist_free(&ids);
-    return arr;
-}
-
-static json_object *group_view(nova_db *db, int64_t owner, int64_t id, nova_err *err)
-{
-    (void)owner;
+    (void)viewer;
     return view_friend_group(db, id, err);
 }
 
@@ -153,7 +132,7 @@ json_object *friend_group_list(nova_db *db, int64_t owner, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_GROUP_LIST);
     if (st) sqlite3_bind_int64(st, 1, owner);
-    return list_of(db, st, owner, group_view, err);
+    return view_list(db, st, owner, group_view, err);
 }
 
 /* --- search ------------------------------------------------------------- */
@@ -169,9 +148,9 @@ static const char SQL_FIND_SCAN[] =
     "SELECT id FROM users WHERE instr(user_name, ?1) > 0 AND id <> ?2 AND is_system = 0 "
     "ORDER BY id LIMIT ?3";
 
-static json_object *basic_view(nova_db *db, int64_t owner, int64_t id, nova_err *err)
+static json_object *basic_view(nova_db *db, int64_t id, int64_t viewer, nova_err *err)
 {
-    (void)owner;
+    (void)viewer;
     return view_user_basic(db, id, err);
 }
 
@@ -210,7 +189,7 @@ json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
         nova_fail(err, 400, "give 'id' or 'name_contains'");
         return NULL;
     }
-    return list_of(db, st, caller, basic_view, err);
+    return view_list(db, st, caller, basic_view, err);
 }
 
 /* --- friendships -------------------------------------------------------- */
@@ -373,9 +352,9 @@ int friend_invitation_decline(nova_db *db, int64_t caller, int64_t invitation_id
     return db_exec_done(db, st, err);
 }
 
-static json_object *invitation_view(nova_db *db, int64_t owner, int64_t id, nova_err *err)
+static json_object *invitation_view(nova_db *db, int64_t id, int64_t viewer, nova_err *err)
 {
-    (void)owner;
+    (void)viewer;
     return view_friend_invitation(db, id, err);
 }
 
@@ -383,7 +362,7 @@ json_object *friend_invitation_list(nova_db *db, int64_t caller, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_RECEIVED);
     if (st) sqlite3_bind_int64(st, 1, caller);
-    return list_of(db, st, caller, invitation_view, err);
+    return view_list(db, st, caller, invitation_view, err);
 }
 
 int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comment,
@@ -479,7 +458,7 @@ int friend_delete(nova_db *db, int64_t owner, int64_t friend_id, nova_err *err)
     return chat_destroy(db, chat, err);
 }
 
-static json_object *friend_view(nova_db *db, int64_t owner, int64_t id, nova_err *err)
+static json_object *friend_view(nova_db *db, int64_t id, int64_t owner, nova_err *err)
 {
     return view_friend(db, owner, id, err);
 }
@@ -488,7 +467,7 @@ json_object *friend_list(nova_db *db, int64_t owner, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_LIST);
     if (st) sqlite3_bind_int64(st, 1, owner);
-    return list_of(db, st, owner, friend_view, err);
+    return view_list(db, st, owner, friend_view, err);
 }
 
 int friend_delete_all(nova_db *db, int64_t user_id, nova_err *err)

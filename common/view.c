@@ -553,3 +553,21 @@ json_object *view_chat_invitation(nova_db *db, int64_t invitation_id, nova_err *
     }
     return o;
 }
+
+json_object *view_list(nova_db *db, sqlite3_stmt *st, int64_t viewer, view_fn view, nova_err *err)
+{
+    idlist ids = {0};
+    if (db_collect_ids(db, st, &ids, err)) return NULL;
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < ids.n; i++) {
+        json_object *o = view(db, ids.v[i], viewer, err);
+        if (!o) {
+            json_object_put(arr);
+            arr = NULL;
+            break;
+        }
+        json_object_array_add(arr, o);
+    }
+    idlist_free(&ids);
+    return arr;
+}
