@@ -213,6 +213,10 @@ static void on_tail_signal(int sig)
 /* The last 10 events, then (follow) every new one as it commits. */
 static int outbox_tail(nova_db *db, bool follow)
 {
+    if (follow) {
+        signal(SIGINT, on_tail_signal);
+        signal(SIGTERM, on_tail_signal);
+    }
     sqlite3_stmt *st = db_prepare(db, SQL_OUTBOX_NEWEST);
     if (!st) return 1;
     sqlite3_bind_int64(st, 3, 10);
@@ -224,8 +228,6 @@ static int outbox_tail(nova_db *db, bool follow)
     db_done(st);
     fflush(stdout);
     if (!follow) return 0;
-    signal(SIGINT, on_tail_signal);
-    signal(SIGTERM, on_tail_signal);
     if (!last) {
         int64_t oldest, newest;
         nova_err err;

@@ -2,6 +2,7 @@
 out-of-date database, with --help, with nova-admin, and stopping on SIGTERM."""
 
 import shutil
+import socket
 import signal
 import sqlite3
 import subprocess
@@ -126,3 +127,64 @@ def test_the_documented_chat_session_runs(stack):
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.rstrip().endswith("demo: OK")
     assert '"message":"Message recalled"' in r.stdout
+
+
+def test_operator_outbox_tools(stack):
+    """nova-admin outbox stats / show / tail [-f], and the outbox_recent view."""
+    import time
+
+    a = stack.client()
+    a.register()
+    a.ok("PATCH", "/user", {"avatar_url": "https://example.com/op.png"})
+    newest = stack.sql("SELECT max(id) FROM outbox")[0][0]
+
+    # stats: rows, newest id, and the running daemon with its position (it
+    # records it every second).
+    deadline = time.time() + 10
+    pid = stack.procs["realtime"].pid
+    while True:
+        stats = stack.admin("outbox", "stats").stdout
+        daemon = [l.split() for l in stats.splitlines() if l.startswith(f"{socket.gethostname()}:{pid} ")]
+        # name, pid, delivered, lag, sockets, seen
+        if daemon and daemon[0][2] == f"#{newest}" and daemon[0][3] == "0":
+            break
+        assert time.time() < deadline, stats
+        time.sleep(0.3)
+    assert daemon[0][1] == str(pid)
+    rows = stack.sql("SELECT count(*) FROM outbox")[0][0]
+    assert f"events retained   {rows}" in stats
+    assert "events per minute" in stats
+    assert "no nova-realtime is running" not in stats
+
+    show = stack.admin("outbox", "show", str(newest)).stdout
+    assert show.startswith(f"#{newest} ") and "profile_change" in show
+    assert f"to users [{a.user['id']}]" in show
+    missing = stack.admin("outbox", "show", "999999999", check=False)
+    assert missing.returncode == 1 and "no event #999999999" in missing.stdout
+
+    tail = stack.admin("outbox", "tail").stdout
+    assert tail.count("\n#") + tail.startswith("#") == min(rows, 10)
+    assert f"#{newest} " in tail
+
+    follow = subprocess.Popen([str(BUILD / "nova-admin"), "outbox", "tail", "-f"],
+                              env=stack.env, stdout=subprocess.PIPE, text=True)
+    try:
+        # It prints the last 10 events (up to `newest`) first; then a new
+        # one must appear as it commits.
+        deadline = time.time() + 10
+        seen = ""
+        while f"#{newest} " not in seen:
+            assert time.time() < deadline, seen
+            seen += follow.stdout.readline()
+        a.ok("PATCH", "/user", {"avatar_url": "https://example.com/op2.png"})
+        want = stack.sql("SELECT max(id) FROM outbox")[0][0]
+        while f"#{want} " not in seen:
+            assert time.time() < deadline, seen
+            seen += follow.stdout.readline()
+    finally:
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(10) == 0
+
+    recent = subprocess.run(["sqlite3", str(stack.db_path), "select * from outbox_recent limit 1"],
+                            capture_output=True, text=True, check=True).stdout
+    assert recent.startswith(f"{want}|") and "|profile_change|users [" in recent
