@@ -206,6 +206,21 @@ class Stack:
             con.close()
 
 
+# Every session token a client of the suite held: at the end of the run the
+# shared stack's logs (daemons and nginx) must contain none of them.
+SEEN_TOKENS = set()
+
+
+def secrets_in_logs(stack, secrets):
+    """The secrets that appear in any log of a stack (daemons and nginx)."""
+    text = stack.all_logs()
+    for name in ("access.log", "error.log"):
+        path = stack.dir / "nginx" / name
+        if path.exists():
+            text += path.read_text(errors="replace")
+    return [s for s in secrets if s and s in text]
+
+
 def unique_name(prefix="u"):
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
@@ -220,6 +235,13 @@ class Client:
         self.password = PASSWORD
 
     def request(self, method, path, body=None, raw=None, headers=None, **kw):
+        r = self._request(method, path, body, raw, headers, **kw)
+        token = self.http.cookies.get("sessionid")
+        if token:
+            SEEN_TOKENS.add(token)
+        return r
+
+    def _request(self, method, path, body=None, raw=None, headers=None, **kw):
         h = dict(headers or {})
         data = raw
         if body is not None:
@@ -408,8 +430,11 @@ def stack():
     yield s
     s.stop()
     reports = s.sanitizer_reports()
-    s.cleanup() if not reports else None
+    leaked = secrets_in_logs(s, SEEN_TOKENS | {PASSWORD})
+    assert len(SEEN_TOKENS) > 0
+    s.cleanup() if not reports and not leaked else None
     assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+    assert not leaked, f"{len(leaked)} session tokens or passwords appear in the logs"
 
 
 # Settings of the shared "tight" stack: small limits (body, socket message)

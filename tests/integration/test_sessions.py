@@ -103,3 +103,26 @@ def test_a_dead_peer_is_pinged_and_dropped_while_a_live_one_stays(make_stack):
     # The dead one was hung up on: reading it now finds the connection gone.
     msgs, code = dead.read_to_close(timeout=5)
     assert code in (None, 1006, 1000, 1001) and all(m.get("action") != "profile_change" for m in msgs)
+
+
+def test_cookie_secure_and_samesite_when_configured(make_stack):
+    st = make_stack(env={"NOVA_COOKIE_SECURE": "1", "NOVA_COOKIE_SAMESITE": "None"})
+    c = st.client()
+    r = c.post("/user/register", {"user_name": "secure_cookie_user", "password": "secret1"})
+    assert r.status_code == 200
+    cookie = r.headers["Set-Cookie"]
+    assert cookie.startswith("sessionid=")
+    attrs = [a.strip() for a in cookie.split(";")[1:]]
+    assert "HttpOnly" in attrs and "Secure" in attrs and "SameSite=None" in attrs
+    assert "Path=/" in attrs
+
+
+def test_samesite_none_without_secure_is_refused_at_start(tmp_path):
+    import subprocess
+
+    from conftest import BUILD
+
+    r = subprocess.run([str(BUILD / "nova-api"), "--socket", str(tmp_path / "a.sock")],
+                       env={"NOVA_DB": str(tmp_path / "x.db"), "NOVA_COOKIE_SAMESITE": "None"},
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "cookie-secure" in r.stderr
