@@ -481,6 +481,38 @@ def client(stack):
     return stack.client()
 
 
+def _registered(stack):
+    c = stack.client()
+    c.register()
+    return c
+
+
+# Five fresh users on the shared stack, for tests that need a cast.
+@pytest.fixture
+def alice(stack):
+    return _registered(stack)
+
+
+@pytest.fixture
+def bob(stack):
+    return _registered(stack)
+
+
+@pytest.fixture
+def carol(stack):
+    return _registered(stack)
+
+
+@pytest.fixture
+def dave(stack):
+    return _registered(stack)
+
+
+@pytest.fixture
+def erin(stack):
+    return _registered(stack)
+
+
 @pytest.fixture
 def user(stack):
     c = stack.client()

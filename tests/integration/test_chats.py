@@ -20,31 +20,6 @@ from chat_helpers import (
 from friend_support import invitation_from, invite
 
 
-@pytest.fixture
-def alice(stack):
-    return register(stack)
-
-
-@pytest.fixture
-def bob(stack):
-    return register(stack)
-
-
-@pytest.fixture
-def carol(stack):
-    return register(stack)
-
-
-@pytest.fixture
-def dave(stack):
-    return register(stack)
-
-
-@pytest.fixture
-def erin(stack):
-    return register(stack)
-
-
 def owned_chats(stack, client):
     return stack.sql("SELECT count(*) FROM chats WHERE owner_id = ?", uid(client))[0][0]
 

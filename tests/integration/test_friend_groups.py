@@ -9,16 +9,6 @@ from friend_support import (
 )
 
 
-@pytest.fixture
-def alice(stack):
-    return register(stack)
-
-
-@pytest.fixture
-def bob(stack):
-    return register(stack)
-
-
 # -- the default group ---------------------------------------------------------
 
 

@@ -20,21 +20,6 @@ from friend_support import (
 )
 
 
-@pytest.fixture
-def alice(stack):
-    return register(stack)
-
-
-@pytest.fixture
-def bob(stack):
-    return register(stack)
-
-
-@pytest.fixture
-def carol(stack):
-    return register(stack)
-
-
 def open_socket(client):
     """A socket for client that has read everything committed before it
     opened: a socket may still be handed events committed just before it

@@ -21,26 +21,6 @@ from chat_helpers import (
 )
 
 
-@pytest.fixture
-def alice(stack):
-    return register(stack)
-
-
-@pytest.fixture
-def bob(stack):
-    return register(stack)
-
-
-@pytest.fixture
-def carol(stack):
-    return register(stack)
-
-
-@pytest.fixture
-def dave(stack):
-    return register(stack)
-
-
 def trio(alice, bob, carol):
     """alice owns a group with bob and carol; returns its id."""
     befriend_all(alice, bob, carol)
