@@ -64,6 +64,8 @@ static const char SQL_MARK_READ[] =
     "(SELECT coalesce(max(id), 0) FROM messages WHERE chat_id = ?1)) "
     "WHERE chat_id = ?1 AND user_id = ?2";
 
+static int mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err);
+
 typedef struct message_info {
     int64_t chat_id;
     int64_t sender_id;
@@ -102,7 +104,7 @@ int message_send(nova_db *db, int64_t user_id, int64_t chat_id, const char *cont
             return nova_fail(err, 400, "reply_to must be a message of the same chat");
     }
     if ((rc = message_post(db, chat_id, user_id, content, reply_to, message_id, err))) return rc;
-    return message_mark_read(db, user_id, chat_id, err);
+    return mark_read(db, user_id, chat_id, err); /* membership checked above */
 }
 
 int message_recall(nova_db *db, int64_t user_id, int64_t message_id, bool delete_for_me,
@@ -145,18 +147,25 @@ out:
     return rc;
 }
 
-int message_mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
+/* Move user_id's watermark to the newest message of a chat they are a
+ * member of, and tell the members. */
+static int mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
 {
-    chat_info chat;
-    int rc = chat_require_member(db, user_id, chat_id, &chat, 400, 400, err);
-    if (rc) return rc;
     sqlite3_stmt *st = db_prepare(db, SQL_MARK_READ);
     if (!st) return nova_fail(err, 500, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     sqlite3_bind_int64(st, 2, user_id);
-    if ((rc = db_exec_done(db, st, err))) return rc;
+    int rc = db_exec_done(db, st, err);
+    if (rc) return rc;
     json_object *data = json_object_new_object();
     json_object_object_add(data, "chat_id", json_i64(chat_id));
     json_object_object_add(data, "user_id", json_i64(user_id));
     return outbox_emit_chat(db, "messages_read", data, chat_id, err);
+}
+
+int message_mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
+{
+    chat_info chat;
+    int rc = chat_require_member(db, user_id, chat_id, &chat, 400, 400, err);
+    return rc ? rc : mark_read(db, user_id, chat_id, err);
 }
