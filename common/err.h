@@ -14,7 +14,8 @@ typedef struct nova_err {
 } nova_err;
 
 /* Record a failure and return its status, so callers can write
- * `return nova_fail(err, 400, "...")`. err may be NULL. */
+ * `return nova_fail(err, 400, "...")`. err may be NULL. The message is
+ * kept valid UTF-8 without control characters (it may quote client text). */
 int nova_fail(nova_err *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -7,7 +7,6 @@
 
 #include "../common/json_util.h"
 #include "../common/log.h"
-#include "../common/validate.h"
 
 enum { AUTH = 1, OPEN = 0 };
 
@@ -168,9 +167,8 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
             memcpy(call.ids, ids, sizeof ids);
         }
     }
-    char shown[256];
     if (!allowed) {
-        nova_fail(&err, 404, "no such path: %s", utf8_excerpt(shown, sizeof shown, req->path, 200));
+        nova_fail(&err, 404, "no such path: %.200s", req->path);
         goto fail;
     }
     char allow[96];
@@ -184,10 +182,8 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
     }
     if (!route) {
         http_add_header(resp, "Allow", allow);
-        char method_shown[32];
-        nova_fail(&err, 405, "method %s not allowed on %s",
-                  utf8_excerpt(method_shown, sizeof method_shown, req->method, 16),
-                  utf8_excerpt(shown, sizeof shown, req->path, 200));
+        nova_fail(&err, 405, "method %.16s not allowed on %.200s", req->method ? req->method : "",
+                  req->path);
         goto fail;
     }
     add_cors(cfg, req, resp, false);

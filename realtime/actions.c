@@ -12,7 +12,6 @@
 #include "../common/log.h"
 #include "../common/message.h"
 #include "../common/outbox.h"
-#include "../common/validate.h"
 #include "rt.h"
 
 typedef struct action_call {
@@ -158,8 +157,7 @@ void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary)
         json_object_put(msg);
         return;
     }
-    char shown[80];
-    nova_fail(&err, 400, "unknown action '%s'", utf8_excerpt(shown, sizeof shown, name, 64));
+    nova_fail(&err, 400, "unknown action '%.64s'", name);
 fail:
     /* Domain failures are 400 packets; storage trouble keeps its 5xx. */
     conn_send_error(r, c, a.request_id, err.status >= 500 ? err.status : 400, err.msg);
