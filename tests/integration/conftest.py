@@ -487,30 +487,16 @@ def _registered(stack):
     return c
 
 
+def _cast_member(name):
+    @pytest.fixture(name=name)
+    def fresh_user(stack):
+        return _registered(stack)
+
+    return fresh_user
+
+
 # Five fresh users on the shared stack, for tests that need a cast.
-@pytest.fixture
-def alice(stack):
-    return _registered(stack)
-
-
-@pytest.fixture
-def bob(stack):
-    return _registered(stack)
-
-
-@pytest.fixture
-def carol(stack):
-    return _registered(stack)
-
-
-@pytest.fixture
-def dave(stack):
-    return _registered(stack)
-
-
-@pytest.fixture
-def erin(stack):
-    return _registered(stack)
+alice, bob, carol, dave, erin = map(_cast_member, ("alice", "bob", "carol", "dave", "erin"))
 
 
 @pytest.fixture
