@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef enum { OPT_LONG, OPT_BOOL, OPT_STRING } opt_type;
 
@@ -216,9 +217,8 @@ void config_free(nova_config *cfg)
     }
 }
 
-bool config_origin_allowed(const nova_config *cfg, const char *origin)
+static bool origin_listed(const nova_config *cfg, const char *origin, size_t len)
 {
-    size_t len = strlen(origin);
     if (!len) return false;
     const char *p = cfg->cors_origins;
     while (*p) {
@@ -234,4 +234,19 @@ bool config_origin_allowed(const nova_config *cfg, const char *origin)
         p = end;
     }
     return false;
+}
+
+bool config_origin_allowed(const nova_config *cfg, const char *origin)
+{
+    return origin_listed(cfg, origin, strlen(origin));
+}
+
+bool origin_trusted(const nova_config *cfg, const char *origin, size_t len, const char *scheme,
+                    const char *host)
+{
+    if (origin_listed(cfg, origin, len)) return true;
+    if (!host || !*host || !scheme) return false;
+    size_t slen = strlen(scheme), hlen = strlen(host);
+    return len == slen + 3 + hlen && !strncasecmp(origin, scheme, slen) &&
+           !memcmp(origin + slen, "://", 3) && !strncasecmp(origin + slen + 3, host, hlen);
 }

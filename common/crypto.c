@@ -17,6 +17,18 @@ int password_hash(const nova_config *cfg, const char *password, char *out)
                : -1;
 }
 
+const char *password_dummy_hash(const nova_config *cfg)
+{
+    static char dummy[crypto_pwhash_STRBYTES];
+    if (!dummy[0]) {
+        char random[TOKEN_LEN + 1];
+        token_new(random);
+        if (password_hash(cfg, random, dummy)) dummy[0] = '\0';
+        sodium_memzero(random, sizeof random);
+    }
+    return dummy[0] ? dummy : NULL;
+}
+
 bool password_verify(const char *stored, const char *password)
 {
     return stored && crypto_pwhash_str_verify(stored, password, strlen(password)) == 0;

@@ -21,6 +21,11 @@ int crypto_init(void);
  * of memory. out must hold crypto_pwhash_STRBYTES. */
 int password_hash(const nova_config *cfg, const char *password, char *out);
 
+/* A hash of a random password with the configured cost, made once per
+ * process: verifying against it costs what a real verification costs, so
+ * a login with an unknown name takes as long as a wrong password. */
+const char *password_dummy_hash(const nova_config *cfg);
+
 /* True when password matches the stored argon2id string. */
 bool password_verify(const char *stored, const char *password);
 

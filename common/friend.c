@@ -366,7 +366,7 @@ json_object *friend_invitation_list(nova_db *db, int64_t caller, nova_err *err)
 }
 
 int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comment,
-                  int64_t source_chat, bool *became_friends, nova_err *err)
+                  const friend_source *source, bool *became_friends, nova_err *err)
 {
     *became_friends = false;
     nova_err missing;
@@ -395,6 +395,10 @@ int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comme
         return befriend(db, caller, target, err);
     }
 
+    if (!source->given) return nova_fail(err, 400, "missing field 'source'");
+    if (!source->search && source->chat_id <= 0)
+        return nova_fail(err, 400, "field 'source' must be \"search\" or a chat id");
+    int64_t source_chat = source->search ? 0 : source->chat_id;
     if (source_chat) {
         st = db_prepare(db, SQL_BOTH_MEMBERS);
         if (!st) return nova_fail(err, 500, "internal error");

@@ -33,11 +33,19 @@ json_object *friend_group_list(nova_db *db, int64_t owner, nova_err *err);
 json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
                          const char *name_contains, nova_err *err);
 
-/* Invite target (source_chat 0 = "search"). When target has already
- * invited caller, that invitation is accepted instead and *became_friends
- * is set. */
+/* Where an invitation says the two met, as the request gave it. */
+typedef struct friend_source {
+    bool given;      /* the field was present */
+    bool search;     /* "search" */
+    int64_t chat_id; /* otherwise: the chat id it held, 0 when not an id */
+} friend_source;
+
+/* Invite target. When target has already invited caller, that invitation
+ * is accepted instead and *became_friends is set; the source is then not
+ * checked (API.md §4). Otherwise the source must be "search" or a chat
+ * both are members of (400). */
 int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comment,
-                  int64_t source_chat, bool *became_friends, nova_err *err);
+                  const friend_source *source, bool *became_friends, nova_err *err);
 /* Accept (→ *inviter) or decline an invitation addressed to caller. */
 int friend_invitation_accept(nova_db *db, int64_t caller, int64_t invitation_id, int64_t *inviter,
                              nova_err *err);

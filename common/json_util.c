@@ -66,6 +66,18 @@ static bool is_hex(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/* The code unit of the \\uXXXX escape at p, or -1 when malformed. */
+static long hex4(const scanner *s, const unsigned char *p)
+{
+    if (s->end - p < 6) return -1;
+    long v = 0;
+    for (int i = 2; i < 6; i++) {
+        if (!is_hex(p[i])) return -1;
+        v = v * 16 + (p[i] <= '9' ? p[i] - '0' : (p[i] | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
 static bool scan_string(scanner *s)
 {
     s->p++; /* opening quote */
@@ -80,10 +92,21 @@ static bool scan_string(scanner *s)
             if (s->end - s->p < 2) break;
             unsigned char e = s->p[1];
             if (e == 'u') {
-                if (s->end - s->p < 6 || !is_hex(s->p[2]) || !is_hex(s->p[3]) || !is_hex(s->p[4]) ||
-                    !is_hex(s->p[5]))
-                    return fail_scan(s, "bad \\u escape");
+                long unit = hex4(s, s->p);
+                if (unit < 0) return fail_scan(s, "bad \\u escape");
                 s->p += 6;
+                /* An escaped surrogate is only valid as a high-low pair
+                 * (RFC 8259 §7); json-c would turn a lone one into U+FFFD. */
+                if (unit >= 0xDC00 && unit <= 0xDFFF)
+                    return fail_scan(s, "lone surrogate in a \\u escape");
+                if (unit >= 0xD800 && unit <= 0xDBFF) {
+                    long low = s->end - s->p >= 2 && s->p[0] == '\\' && s->p[1] == 'u'
+                                   ? hex4(s, s->p)
+                                   : -1;
+                    if (low < 0xDC00 || low > 0xDFFF)
+                        return fail_scan(s, "lone surrogate in a \\u escape");
+                    s->p += 6;
+                }
             } else if (strchr("\"\\/bfnrt", e) && e) {
                 s->p += 2;
             } else {

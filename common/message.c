@@ -114,10 +114,12 @@ int message_recall(nova_db *db, int64_t user_id, int64_t message_id, bool delete
     chat_info chat;
     int rc;
     if ((rc = message_lookup(db, message_id, &m, err))) return rc;
+    /* Both need membership: a user who left or was removed from a group
+     * no longer changes anything in it, their old messages included. */
+    if ((rc = chat_require_member(db, user_id, m.chat_id, &chat, 400, 400, err))) return rc;
     json_object *data = json_object_new_object();
     json_object_object_add(data, "message_id", json_i64(message_id));
     if (delete_for_me) {
-        if ((rc = chat_require_member(db, user_id, m.chat_id, &chat, 400, 400, err))) goto out;
         sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_HIDE);
         if (!st) {
             rc = nova_fail(err, 500, "internal error");

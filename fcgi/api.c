@@ -8,47 +8,52 @@
 #include "../common/json_util.h"
 #include "../common/log.h"
 
-enum { AUTH = 1, OPEN = 0 };
+/* Shorthands for the route table. */
+#define OPEN SESSION_NONE
+#define AUTH SESSION_REQUIRED
+#define MAYBE SESSION_OPTIONAL
+#define READ TX_READ
+#define WRITE TX_WRITE
 
 /* The whole route table of API.md §4, in its order. */
 const api_route api_routes[] = {
-    {METHOD_POST, "/user/register", h_user_register, OPEN},
-    {METHOD_POST, "/user/login", h_user_login, OPEN},
-    {METHOD_POST, "/user/logout", h_user_logout, AUTH},
-    {METHOD_GET, "/user", h_user_get, AUTH},
-    {METHOD_PATCH, "/user", h_user_patch, AUTH},
-    {METHOD_DELETE, "/user", h_user_delete, AUTH},
-    {METHOD_GET, "/user/{id}", h_user_by_id, AUTH},
+    {METHOD_POST, "/user/register", h_user_register_prepare, h_user_register, MAYBE, WRITE},
+    {METHOD_POST, "/user/login", h_user_login_prepare, h_user_login, MAYBE, WRITE},
+    {METHOD_POST, "/user/logout", NULL, h_user_logout, AUTH, WRITE},
+    {METHOD_GET, "/user", NULL, h_user_get, AUTH, READ},
+    {METHOD_PATCH, "/user", h_user_patch_prepare, h_user_patch, AUTH, WRITE},
+    {METHOD_DELETE, "/user", NULL, h_user_delete, AUTH, WRITE},
+    {METHOD_GET, "/user/{id}", NULL, h_user_by_id, AUTH, READ},
 
-    {METHOD_POST, "/friend/group/add", h_friend_group_add, AUTH},
-    {METHOD_GET, "/friend/group/list", h_friend_group_list, AUTH},
-    {METHOD_GET, "/friend/group/{id}", h_friend_group_get, AUTH},
-    {METHOD_PATCH, "/friend/group/{id}", h_friend_group_patch, AUTH},
-    {METHOD_DELETE, "/friend/group/{id}", h_friend_group_delete, AUTH},
+    {METHOD_POST, "/friend/group/add", NULL, h_friend_group_add, AUTH, WRITE},
+    {METHOD_GET, "/friend/group/list", NULL, h_friend_group_list, AUTH, READ},
+    {METHOD_GET, "/friend/group/{id}", NULL, h_friend_group_get, AUTH, READ},
+    {METHOD_PATCH, "/friend/group/{id}", NULL, h_friend_group_patch, AUTH, WRITE},
+    {METHOD_DELETE, "/friend/group/{id}", NULL, h_friend_group_delete, AUTH, WRITE},
 
-    {METHOD_POST, "/friend/find", h_friend_find, AUTH},
-    {METHOD_POST, "/friend/invite", h_friend_invite, AUTH},
-    {METHOD_GET, "/friend/invitation", h_friend_invitation_list, AUTH},
-    {METHOD_POST, "/friend/invitation/{id}", h_friend_invitation_accept, AUTH},
-    {METHOD_DELETE, "/friend/invitation/{id}", h_friend_invitation_decline, AUTH},
-    {METHOD_GET, "/friend", h_friend_list, AUTH},
-    {METHOD_GET, "/friend/{id}", h_friend_get, AUTH},
-    {METHOD_PATCH, "/friend/{id}", h_friend_patch, AUTH},
-    {METHOD_DELETE, "/friend/{id}", h_friend_delete, AUTH},
+    {METHOD_POST, "/friend/find", NULL, h_friend_find, AUTH, READ},
+    {METHOD_POST, "/friend/invite", NULL, h_friend_invite, AUTH, WRITE},
+    {METHOD_GET, "/friend/invitation", NULL, h_friend_invitation_list, AUTH, READ},
+    {METHOD_POST, "/friend/invitation/{id}", NULL, h_friend_invitation_accept, AUTH, WRITE},
+    {METHOD_DELETE, "/friend/invitation/{id}", NULL, h_friend_invitation_decline, AUTH, WRITE},
+    {METHOD_GET, "/friend", NULL, h_friend_list, AUTH, READ},
+    {METHOD_GET, "/friend/{id}", NULL, h_friend_get, AUTH, READ},
+    {METHOD_PATCH, "/friend/{id}", NULL, h_friend_patch, AUTH, WRITE},
+    {METHOD_DELETE, "/friend/{id}", NULL, h_friend_delete, AUTH, WRITE},
 
-    {METHOD_POST, "/chat/new", h_chat_new, AUTH},
-    {METHOD_POST, "/chat/{id}/invite", h_chat_invite, AUTH},
-    {METHOD_GET, "/chat/{id}/invitation", h_chat_invitation_list, AUTH},
-    {METHOD_POST, "/chat/{id}/invitation/{id}", h_chat_invitation_approve, AUTH},
-    {METHOD_DELETE, "/chat/{id}/invitation/{id}", h_chat_invitation_decline, AUTH},
-    {METHOD_GET, "/chat", h_chat_list, AUTH},
-    {METHOD_GET, "/chat/{id}", h_chat_get, AUTH},
-    {METHOD_DELETE, "/chat/{id}", h_chat_delete, AUTH},
-    {METHOD_GET, "/chat/{id}/messages", h_chat_messages, AUTH},
-    {METHOD_POST, "/chat/{id}/filter", h_chat_filter, AUTH},
-    {METHOD_POST, "/chat/{id}/{id}/admin", h_chat_admin, AUTH},
-    {METHOD_POST, "/chat/{id}/set_owner", h_chat_set_owner, AUTH},
-    {METHOD_DELETE, "/chat/{id}/{id}", h_chat_remove_member, AUTH},
+    {METHOD_POST, "/chat/new", NULL, h_chat_new, AUTH, WRITE},
+    {METHOD_POST, "/chat/{id}/invite", NULL, h_chat_invite, AUTH, WRITE},
+    {METHOD_GET, "/chat/{id}/invitation", NULL, h_chat_invitation_list, AUTH, READ},
+    {METHOD_POST, "/chat/{id}/invitation/{id}", NULL, h_chat_invitation_approve, AUTH, WRITE},
+    {METHOD_DELETE, "/chat/{id}/invitation/{id}", NULL, h_chat_invitation_decline, AUTH, WRITE},
+    {METHOD_GET, "/chat", NULL, h_chat_list, AUTH, READ},
+    {METHOD_GET, "/chat/{id}", NULL, h_chat_get, AUTH, READ},
+    {METHOD_DELETE, "/chat/{id}", NULL, h_chat_delete, AUTH, WRITE},
+    {METHOD_GET, "/chat/{id}/messages", NULL, h_chat_messages, AUTH, READ},
+    {METHOD_POST, "/chat/{id}/filter", NULL, h_chat_filter, AUTH, READ},
+    {METHOD_POST, "/chat/{id}/{id}/admin", NULL, h_chat_admin, AUTH, WRITE},
+    {METHOD_POST, "/chat/{id}/set_owner", NULL, h_chat_set_owner, AUTH, WRITE},
+    {METHOD_DELETE, "/chat/{id}/{id}", NULL, h_chat_remove_member, AUTH, WRITE},
 };
 const size_t api_route_count = sizeof api_routes / sizeof api_routes[0];
 
@@ -119,9 +124,7 @@ static int check_body(api_call *c, nova_err *err)
 
 void api_set_cookie(api_call *c, const char *token)
 {
-    char cookie[256];
-    session_cookie(c->cfg, token, cookie, sizeof cookie);
-    http_add_header(c->resp, "Set-Cookie", cookie);
+    session_cookie(c->cfg, token, c->set_cookie, sizeof c->set_cookie);
 }
 
 int api_result(api_call *c, json_object *data, nova_err *err)
@@ -136,23 +139,83 @@ static bool cookie_token(const http_request *req, char token[TOKEN_LEN + 1])
     return req->cookie && !session_token_from_cookie(req->cookie, token);
 }
 
-int api_optional_session(api_call *c, session *s)
+/* Look up the session the request carries. 0 with *s for a live one; 403
+ * otherwise (s->expired / s->stale say what settle_session must write
+ * once the transaction is over). */
+static int check_session(api_call *c, session *s)
 {
     char token[TOKEN_LEN + 1];
     nova_err ignored;
-    if (!cookie_token(c->req, token)) return -1;
-    int rc = session_lookup(c->db, token, s, &ignored);
+    memset(s, 0, sizeof *s);
+    int rc = cookie_token(c->req, token) ? session_check(c->db, token, s, &ignored) : 403;
     sodium_memzero(token, sizeof token);
+    return rc;
+}
+
+/* A state-changing request (anything but GET and OPTIONS) from a browser
+ * page of a foreign site is refused, whatever cookie it carries: its
+ * Origin (or, without one, its Referer) must be the page's own origin or
+ * an allowed one. Requests with neither header (non-browser clients) pass. */
+static int check_origin(api_call *c, nova_err *err)
+{
+    const http_request *req = c->req;
+    const char *scheme = req->scheme && *req->scheme ? req->scheme : "http";
+    if (req->origin) {
+        if (origin_trusted(c->cfg, req->origin, strlen(req->origin), scheme, req->host)) return 0;
+    } else if (req->referer) {
+        /* scheme://host[:port] of the referring page */
+        const char *p = strstr(req->referer, "://");
+        size_t len = 0;
+        if (p) {
+            p += 3;
+            len = (size_t)(p - req->referer) + strcspn(p, "/?#");
+        }
+        if (len && origin_trusted(c->cfg, req->referer, len, scheme, req->host)) return 0;
+    } else {
+        return 0;
+    }
+    log_info("refused a cross-site %s %.200s", req->method, req->path);
+    return nova_fail(err, 403, "cross-site request refused");
+}
+
+/* After the request's transaction: end an expired session (logout to its
+ * sockets) or refresh a stale one, each in its own small write. */
+static void settle_session(api_call *c, const session *s)
+{
+    if (s->expired || s->stale) session_settle(c->db, s);
+}
+
+/* Steps 4-6 inside the route's transaction: session, body, handler. */
+static int run_in_transaction(api_call *c, const api_route *route, int body_status,
+                              nova_err *body_err, session *seen, nova_err *err)
+{
+    int rc = route->tx == TX_WRITE ? db_begin(c->db, err) : db_begin_read(c->db, err);
+    if (rc) return rc;
+    if (route->session != SESSION_NONE) {
+        rc = check_session(c, seen);
+        c->has_session = !rc;
+        if (c->has_session) c->session = *seen;
+        if (rc && route->session == SESSION_REQUIRED) rc = nova_fail(err, 403, "Invalid Session");
+        else rc = 0;
+    }
+    if (!rc && body_status) {
+        *err = *body_err;
+        rc = body_status;
+    }
+    if (!rc) rc = route->handler(c, err);
+    if (!rc && route->tx == TX_WRITE) return db_commit(c->db, err);
+    db_rollback(c->db);
     return rc;
 }
 
 void api_handle(nova_db *db, const http_request *req, http_response *resp)
 {
     const nova_config *cfg = db->cfg;
-    nova_err err;
+    nova_err err, body_err;
     nova_err_clear(&err);
+    nova_err_clear(&body_err);
     api_call call = {.db = db, .cfg = cfg, .req = req, .resp = resp};
-    bool snapshot = false; /* a read transaction is open */
+    session seen = {0}; /* the session the cookie named, live or not */
 
     /* 1. route, 2. method */
     unsigned method = router_method(req->method), allowed = 0;
@@ -187,49 +250,38 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
         goto fail;
     }
     add_cors(cfg, req, resp, false);
-    /* A GET runs in one read snapshot, session check included; whatever
-     * the session needs written (expiry, last_seen) waits until after. */
-    if (method == METHOD_GET) {
-        if (db_begin_read(db, &err)) goto fail;
-        snapshot = true;
-    }
-    /* 4. session */
-    if (route->needs_session) {
-        char token[TOKEN_LEN + 1];
-        nova_err why;
-        int rc = cookie_token(req, token) ? session_check(db, token, &call.session, &why) : 403;
-        sodium_memzero(token, sizeof token);
-        if (!snapshot) session_settle(db, &call.session);
-        if (rc) {
-            nova_fail(&err, rc, "%s", rc == 403 ? "Invalid Session" : why.msg);
+    if (method != METHOD_GET && check_origin(&call, &err)) goto fail;
+    /* 5. body: parsed now, reported after the session check (step 4). */
+    int body_status = method == METHOD_GET ? 0 : check_body(&call, &body_err);
+    /* Slow work before the transaction. Only a live session may ask for
+     * it; the handler checks the session again under the transaction. */
+    if (route->prepare) {
+        if (route->session == SESSION_REQUIRED && check_session(&call, &seen)) {
+            nova_fail(&err, 403, "Invalid Session");
             goto fail;
         }
+        if (route->session == SESSION_REQUIRED) call.session = seen;
+        if (body_status) {
+            err = body_err;
+            goto fail;
+        }
+        if (route->prepare(&call, &err)) goto fail;
     }
-    /* 5. body */
-    if (method != METHOD_GET && check_body(&call, &err)) goto fail;
-    /* 6. handler */
-    int status = route->handler(&call, &err);
-    if (snapshot) {
-        db_rollback(db);
-        snapshot = false;
-        session_settle(db, &call.session);
-    }
-    if (status) {
-        if (db->in_write) db_rollback(db);
-        goto fail;
-    }
+    /* 4-6. session, body and handler in the route's transaction */
+    if (run_in_transaction(&call, route, body_status, &body_err, &seen, &err)) goto fail;
+    settle_session(&call, &seen);
+    if (call.set_cookie[0]) http_add_header(resp, "Set-Cookie", call.set_cookie);
     respond(resp, 200, call.data, NULL);
-    json_object_put(call.data);
-    json_object_put(call.body);
-    return;
+    goto done;
 fail:
-    if (snapshot) {
-        db_rollback(db);
-        session_settle(db, &call.session);
-    }
+    settle_session(&call, &seen);
     /* 7. never leak internals: 5xx messages are generic by construction. */
     if (!err.status) nova_fail(&err, 500, "internal error");
     respond(resp, err.status, NULL, err.msg);
+done:
     json_object_put(call.data);
     json_object_put(call.body);
+    free(call.prep.verified_hash);
+    sodium_memzero(call.prep.new_hash, sizeof call.prep.new_hash);
+    sodium_memzero(call.set_cookie, sizeof call.set_cookie);
 }

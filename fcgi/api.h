@@ -1,10 +1,10 @@
 /* api.h - nova-api's request pipeline (API.md §1) and its handlers.
  *
- * api_handle runs: route (404) → method (405 + Allow) → OPTIONS → session
- * (403) → body checks (400/413) → handler → envelope. Handlers translate
- * the request into domain calls (common/) and the result into a view; they
- * never open transactions of their own making beyond begin/commit around
- * one domain operation. */
+ * api_handle runs: route (404) → method (405 + Allow) → OPTIONS → origin
+ * of a state-changing request (403) → [prepare] → begin → session (403) →
+ * body checks (400/413) → handler → commit → envelope. Handlers translate
+ * the request into domain calls (common/) and the result into a view,
+ * inside the transaction the route names; they never begin or commit. */
 #ifndef NOVA_API_H
 #define NOVA_API_H
 
@@ -15,25 +15,55 @@
 #include "http.h"
 #include "router.h"
 
+/* What a route does with the caller's session cookie. */
+enum api_session {
+    SESSION_NONE,     /* not looked at */
+    SESSION_REQUIRED, /* 403 "Invalid Session" without a live one */
+    SESSION_OPTIONAL, /* register/login: a live one is ended by the handler */
+};
+
+/* The transaction the pipeline runs a route's handler in. */
+enum api_tx {
+    TX_READ,  /* one read snapshot: every query sees one state */
+    TX_WRITE, /* BEGIN IMMEDIATE: check, change, emit events, build the view */
+};
+
 typedef struct api_call {
     nova_db *db;
     const nova_config *cfg;
     const http_request *req;
     http_response *resp;
-    session session; /* the caller's session (routes that need one) */
+    session session;  /* the caller's live session (has_session) */
+    bool has_session; /* SESSION_REQUIRED: always; SESSION_OPTIONAL: if carried */
     int64_t ids[ROUTE_MAX_IDS];
     json_object *body; /* parsed body; NULL for an empty body or JSON null */
     json_object *data; /* handler result, put in the envelope (NULL: null) */
+    char set_cookie[256]; /* sent only once the transaction has committed */
+    /* Results of a route's prepare step, for its handler. */
+    struct {
+        int64_t user_id;                         /* login: whose password was verified */
+        char *verified_hash;                     /* the stored hash a password matched */
+        char new_hash[crypto_pwhash_STRBYTES];   /* a new password, hashed */
+        bool has_new_hash;
+    } prep;
 } api_call;
 
 /* A handler returns 0 and sets c->data, or a failure status with err. */
 typedef int (*api_handler)(api_call *c, nova_err *err);
 
+/* A route of API.md §4. The pipeline (api_handle) owns the transaction:
+ * it runs prepare (if any) outside of it, then opens `tx`, checks the
+ * session inside it, runs handler (check → change → events → view), and
+ * commits or rolls back. Handlers never begin or commit. prepare is the
+ * place for work too slow to hold a lock for (argon2id): it may read the
+ * database in autocommit, and its handler must re-check what it relied on. */
 typedef struct api_route {
     unsigned method;
     const char *pattern;
+    api_handler prepare;
     api_handler handler;
-    int needs_session;
+    enum api_session session;
+    enum api_tx tx;
 } api_route;
 
 extern const api_route api_routes[];
@@ -42,7 +72,10 @@ extern const size_t api_route_count;
 /* Answer one request. resp must be initialised by the caller. */
 void api_handle(nova_db *db, const http_request *req, http_response *resp);
 
-/* Handlers: user.c */
+/* Handlers: h_user.c (prepare steps: *_prepare) */
+int h_user_register_prepare(api_call *c, nova_err *err);
+int h_user_login_prepare(api_call *c, nova_err *err);
+int h_user_patch_prepare(api_call *c, nova_err *err);
 int h_user_register(api_call *c, nova_err *err);
 int h_user_login(api_call *c, nova_err *err);
 int h_user_logout(api_call *c, nova_err *err);
@@ -84,22 +117,11 @@ int h_chat_remove_member(api_call *c, nova_err *err);
 
 /* Helpers shared by handlers. */
 
-/* Run one domain write in a transaction: begin, op, commit; on failure
- * return its status from the handler (the pipeline rolls back). */
-#define API_WRITE(c, err, op)                                                                      \
-    do {                                                                                           \
-        int rc_ = db_begin((c)->db, (err));                                                        \
-        if (!rc_) rc_ = (op);                                                                      \
-        if (!rc_) rc_ = db_commit((c)->db, (err));                                                 \
-        if (rc_) return rc_;                                                                       \
-    } while (0)
-
 /* Answer with data (a view), or with the failure that made it NULL. */
 int api_result(api_call *c, json_object *data, nova_err *err);
 
-/* Set the session cookie (token) or clear it (NULL). */
+/* Set the session cookie (token) or clear it (NULL): the header goes out
+ * with the answer if the transaction commits. */
 void api_set_cookie(api_call *c, const char *token);
-/* The session the request carried, if valid: 0 and *s, else nonzero. */
-int api_optional_session(api_call *c, session *s);
 
 #endif

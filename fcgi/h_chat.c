@@ -30,9 +30,7 @@ int h_chat_new(api_call *c, nova_err *err)
             rc = nova_fail(err, 500, "out of memory");
     }
     int64_t chat_id = 0;
-    if (!rc && !(rc = db_begin(c->db, err)) &&
-        !(rc = chat_create_group(c->db, c->session.user_id, name, &ids, &chat_id, err)))
-        rc = db_commit(c->db, err);
+    if (!rc) rc = chat_create_group(c->db, c->session.user_id, name, &ids, &chat_id, err);
     idlist_free(&ids);
     if (rc) return rc;
     return api_result(c, view_chat(c->db, chat_id, c->session.user_id, err), err);
@@ -52,8 +50,7 @@ int h_chat_invite(api_call *c, nova_err *err)
     int64_t user_id;
     int rc = user_id_field(c, "user_id", &user_id, err);
     if (rc) return rc;
-    API_WRITE(c, err, chat_invite(c->db, c->session.user_id, c->ids[0], user_id, err));
-    return 0;
+    return chat_invite(c->db, c->session.user_id, c->ids[0], user_id, err);
 }
 
 int h_chat_invitation_list(api_call *c, nova_err *err)
@@ -63,16 +60,12 @@ int h_chat_invitation_list(api_call *c, nova_err *err)
 
 int h_chat_invitation_approve(api_call *c, nova_err *err)
 {
-    API_WRITE(c, err,
-              chat_invitation_approve(c->db, c->session.user_id, c->ids[0], c->ids[1], err));
-    return 0;
+    return chat_invitation_approve(c->db, c->session.user_id, c->ids[0], c->ids[1], err);
 }
 
 int h_chat_invitation_decline(api_call *c, nova_err *err)
 {
-    API_WRITE(c, err,
-              chat_invitation_decline(c->db, c->session.user_id, c->ids[0], c->ids[1], err));
-    return 0;
+    return chat_invitation_decline(c->db, c->session.user_id, c->ids[0], c->ids[1], err);
 }
 
 int h_chat_list(api_call *c, nova_err *err)
@@ -90,8 +83,7 @@ int h_chat_get(api_call *c, nova_err *err)
 
 int h_chat_delete(api_call *c, nova_err *err)
 {
-    API_WRITE(c, err, chat_leave(c->db, c->session.user_id, c->ids[0], err));
-    return 0;
+    return chat_leave(c->db, c->session.user_id, c->ids[0], err);
 }
 
 /* A positive integer query parameter (?name=N); absent leaves *out. */
@@ -194,9 +186,7 @@ int h_chat_admin(api_call *c, nova_err *err)
     if (!json_object_is_type(c->body, json_type_boolean))
         return nova_fail(err, 400, "the body must be true or false");
     bool is_admin = json_object_get_boolean(c->body);
-    API_WRITE(c, err,
-              chat_set_admin(c->db, c->session.user_id, c->ids[0], c->ids[1], is_admin, err));
-    return 0;
+    return chat_set_admin(c->db, c->session.user_id, c->ids[0], c->ids[1], is_admin, err);
 }
 
 int h_chat_set_owner(api_call *c, nova_err *err)
@@ -204,12 +194,10 @@ int h_chat_set_owner(api_call *c, nova_err *err)
     int64_t owner;
     int rc = user_id_field(c, "chat_owner", &owner, err);
     if (rc) return rc;
-    API_WRITE(c, err, chat_set_owner(c->db, c->session.user_id, c->ids[0], owner, err));
-    return 0;
+    return chat_set_owner(c->db, c->session.user_id, c->ids[0], owner, err);
 }
 
 int h_chat_remove_member(api_call *c, nova_err *err)
 {
-    API_WRITE(c, err, chat_remove_member(c->db, c->session.user_id, c->ids[0], c->ids[1], err));
-    return 0;
+    return chat_remove_member(c->db, c->session.user_id, c->ids[0], c->ids[1], err);
 }

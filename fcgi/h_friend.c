@@ -23,7 +23,7 @@ int h_friend_group_add(api_call *c, nova_err *err)
     int64_t id;
     int rc = group_name_field(c, &name, err);
     if (rc) return rc;
-    API_WRITE(c, err, friend_group_add(c->db, c->session.user_id, name, &id, err));
+    if ((rc = friend_group_add(c->db, c->session.user_id, name, &id, err))) return rc;
     return api_result(c, view_friend_group(c->db, id, err), err);
 }
 
@@ -44,14 +44,13 @@ int h_friend_group_patch(api_call *c, nova_err *err)
     const char *name;
     int rc = group_name_field(c, &name, err);
     if (rc) return rc;
-    API_WRITE(c, err, friend_group_rename(c->db, c->session.user_id, c->ids[0], name, err));
+    if ((rc = friend_group_rename(c->db, c->session.user_id, c->ids[0], name, err))) return rc;
     return api_result(c, view_friend_group(c->db, c->ids[0], err), err);
 }
 
 int h_friend_group_delete(api_call *c, nova_err *err)
 {
-    API_WRITE(c, err, friend_group_delete(c->db, c->session.user_id, c->ids[0], err));
-    return 0;
+    return friend_group_delete(c->db, c->session.user_id, c->ids[0], err);
 }
 
 int h_friend_find(api_call *c, nova_err *err)
@@ -70,7 +69,7 @@ int h_friend_find(api_call *c, nova_err *err)
 
 int h_friend_invite(api_call *c, nova_err *err)
 {
-    int64_t target, source_chat = 0;
+    int64_t target;
     const char *comment;
     int rc;
     if ((rc = json_require_object(c->body, "body", err)) ||
@@ -78,17 +77,19 @@ int h_friend_invite(api_call *c, nova_err *err)
         (rc = json_field_string(c->body, "comment", true, &comment, NULL, err)) ||
         (rc = validate_length(comment, "comment", 0, COMMENT_MAX, err)))
         return rc;
-    json_object *source;
-    if (!json_object_object_get_ex(c->body, "source", &source))
-        return nova_fail(err, 400, "missing field 'source'");
-    bool is_search = json_object_is_type(source, json_type_string) &&
-                     !strcmp(json_object_get_string(source), "search");
-    if (!is_search && (!json_is_int64(source, &source_chat) || source_chat <= 0))
-        return nova_fail(err, 400, "field 'source' must be \"search\" or a chat id");
+    /* Read, not judged: the domain checks it only when it is needed. */
+    friend_source source = {.given = false};
+    json_object *v;
+    if (json_object_object_get_ex(c->body, "source", &v)) {
+        source.given = true;
+        source.search =
+            json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), "search");
+        if (!source.search && !json_is_int64(v, &source.chat_id)) source.chat_id = 0;
+    }
     bool became_friends;
-    API_WRITE(c, err,
-              friend_invite(c->db, c->session.user_id, target, comment, source_chat,
-                            &became_friends, err));
+    if ((rc = friend_invite(c->db, c->session.user_id, target, comment, &source, &became_friends,
+                            err)))
+        return rc;
     if (became_friends)
         return api_result(c, view_friend(c->db, c->session.user_id, target, err), err);
     return 0;
@@ -102,15 +103,14 @@ int h_friend_invitation_list(api_call *c, nova_err *err)
 int h_friend_invitation_accept(api_call *c, nova_err *err)
 {
     int64_t inviter;
-    API_WRITE(c, err,
-              friend_invitation_accept(c->db, c->session.user_id, c->ids[0], &inviter, err));
+    int rc = friend_invitation_accept(c->db, c->session.user_id, c->ids[0], &inviter, err);
+    if (rc) return rc;
     return api_result(c, view_friend(c->db, c->session.user_id, inviter, err), err);
 }
 
 int h_friend_invitation_decline(api_call *c, nova_err *err)
 {
-    API_WRITE(c, err, friend_invitation_decline(c->db, c->session.user_id, c->ids[0], err));
-    return 0;
+    return friend_invitation_decline(c->db, c->session.user_id, c->ids[0], err);
 }
 
 int h_friend_list(api_call *c, nova_err *err)
@@ -138,12 +138,11 @@ int h_friend_patch(api_call *c, nova_err *err)
         return rc;
     if (has_group && group_id <= 0)
         return nova_fail(err, 400, "friend group %lld not found", (long long)group_id);
-    API_WRITE(c, err, friend_update(c->db, c->session.user_id, c->ids[0], nickname, group_id, err));
+    if ((rc = friend_update(c->db, c->session.user_id, c->ids[0], nickname, group_id, err))) return rc;
     return api_result(c, view_friend(c->db, c->session.user_id, c->ids[0], err), err);
 }
 
 int h_friend_delete(api_call *c, nova_err *err)
 {
-    API_WRITE(c, err, friend_delete(c->db, c->session.user_id, c->ids[0], err));
-    return 0;
+    return friend_delete(c->db, c->session.user_id, c->ids[0], err);
 }

@@ -1,4 +1,9 @@
-/* h_user.c - /user endpoints (API.md §4 "User"). */
+/* h_user.c - /user endpoints (API.md §4 "User").
+ *
+ * Register, login and a password change hash or verify a password
+ * (argon2id, ~100 ms): that happens in each route's prepare step, before
+ * the pipeline opens the write transaction, and the handler re-checks
+ * under the lock whatever the prepare step relied on. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,18 +27,16 @@ static int read_credentials(api_call *c, const char **name, const char **passwor
     return 0;
 }
 
-/* Commit the write begun by the caller, then answer with the caller's
- * User.Detailed and the new cookie. */
-static int finish_login(api_call *c, int64_t user_id, const char *token, nova_err *err)
+/* Answer with the caller's User.Detailed and the new session's cookie. */
+static int answer_login(api_call *c, int64_t user_id, char token[TOKEN_LEN + 1], nova_err *err)
 {
-    int rc = db_commit(c->db, err);
-    if (rc) return rc;
-    api_set_cookie(c, token);
     c->data = view_user_detailed(c->db, user_id, err);
+    if (c->data) api_set_cookie(c, token);
+    sodium_memzero(token, TOKEN_LEN + 1);
     return c->data ? 0 : err->status;
 }
 
-int h_user_register(api_call *c, nova_err *err)
+int h_user_register_prepare(api_call *c, nova_err *err)
 {
     const char *name, *password;
     int rc = read_credentials(c, &name, &password, err);
@@ -45,53 +48,60 @@ int h_user_register(api_call *c, nova_err *err)
         free(unused);
         return nova_fail(err, 409, "user_name '%s' is taken", name);
     }
-    char hash[crypto_pwhash_STRBYTES];
-    if (password_hash(c->cfg, password, hash)) return nova_fail(err, 503, "server busy, try again");
-    session previous;
-    bool had_session = !api_optional_session(c, &previous);
-
-    char token[TOKEN_LEN + 1];
-    int64_t user_id;
-    if ((rc = db_begin(c->db, err))) return rc;
-    if ((had_session && (rc = session_end(c->db, previous.user_id, previous.id, err))) ||
-        (rc = user_register(c->db, name, hash, &user_id, token, err)))
-        return rc;
-    log_info("registered user %lld", (long long)user_id);
-    rc = finish_login(c, user_id, token, err);
-    sodium_memzero(token, sizeof token);
-    return rc;
+    if (password_hash(c->cfg, password, c->prep.new_hash))
+        return nova_fail(err, 503, "server busy, try again");
+    c->prep.has_new_hash = true;
+    return 0;
 }
 
-int h_user_login(api_call *c, nova_err *err)
+int h_user_register(api_call *c, nova_err *err)
+{
+    const char *name = json_object_get_string(json_object_object_get(c->body, "user_name"));
+    char token[TOKEN_LEN + 1];
+    int64_t user_id;
+    int rc;
+    if ((c->has_session && (rc = session_end(c->db, c->session.user_id, c->session.id, err))) ||
+        (rc = user_register(c->db, name, c->prep.new_hash, &user_id, token, err)))
+        return rc;
+    log_info("registered user %lld", (long long)user_id);
+    return answer_login(c, user_id, token, err);
+}
+
+int h_user_login_prepare(api_call *c, nova_err *err)
 {
     const char *name, *password;
     int rc = read_credentials(c, &name, &password, err);
     if (rc) return rc;
-    int64_t user_id;
-    char *hash = NULL;
-    if ((rc = user_credentials_by_name(c->db, name, &user_id, &hash, err))) return rc;
-    bool ok = password_verify(hash, password);
-    free(hash);
-    if (!ok) return nova_fail(err, 403, "wrong user name or password");
+    rc = user_credentials_by_name(c->db, name, &c->prep.user_id, &c->prep.verified_hash, err);
+    if (rc && rc != 403) return rc;
+    /* An unknown name costs one verification too, so that timing does
+     * not tell which names exist. */
+    bool ok = password_verify(rc ? password_dummy_hash(c->cfg) : c->prep.verified_hash, password);
+    if (rc || !ok) return nova_fail(err, 403, "wrong user name or password");
+    return 0;
+}
 
-    session previous;
-    bool had_session = !api_optional_session(c, &previous);
+int h_user_login(api_call *c, nova_err *err)
+{
+    /* The account may have been deleted, or its password changed, since
+     * the password was verified. */
+    char *current = NULL;
+    int rc = user_credentials_by_id(c->db, c->prep.user_id, &current, err);
+    bool same = !rc && current && !strcmp(current, c->prep.verified_hash);
+    free(current);
+    if (!same && (!rc || rc == 404)) return nova_fail(err, 403, "wrong user name or password");
+    if (rc) return rc;
+
     char token[TOKEN_LEN + 1];
-    if ((rc = db_begin(c->db, err)) ||
-        (rc = user_login(c->db, user_id, had_session ? &previous : NULL, token, err)))
+    if ((rc = user_login(c->db, c->prep.user_id, c->has_session ? &c->session : NULL, token, err)))
         return rc;
-    rc = finish_login(c, user_id, token, err);
-    sodium_memzero(token, sizeof token);
-    return rc;
+    return answer_login(c, c->prep.user_id, token, err);
 }
 
 int h_user_logout(api_call *c, nova_err *err)
 {
-    int rc;
-    if ((rc = db_begin(c->db, err)) ||
-        (rc = session_end(c->db, c->session.user_id, c->session.id, err)) ||
-        (rc = db_commit(c->db, err)))
-        return rc;
+    int rc = session_end(c->db, c->session.user_id, c->session.id, err);
+    if (rc) return rc;
     api_set_cookie(c, NULL);
     return 0;
 }
@@ -102,55 +112,63 @@ int h_user_get(api_call *c, nova_err *err)
     return c->data ? 0 : err->status;
 }
 
-int h_user_patch(api_call *c, nova_err *err)
+/* The fields of a PATCH /user body (pointers into c->body). */
+static int read_patch(api_call *c, user_patch *p, nova_err *err)
 {
-    user_patch p = {0};
+    memset(p, 0, sizeof *p);
     int rc;
     if ((rc = json_require_object(c->body, "body", err)) ||
-        (rc = json_field_string(c->body, "old_password", false, &p.old_password, NULL, err)) ||
-        (rc = json_field_string(c->body, "new_password", false, &p.new_password, NULL, err)) ||
-        (rc = json_field_string(c->body, "user_name", false, &p.user_name, NULL, err)) ||
-        (rc = json_field_string(c->body, "email", false, &p.email, NULL, err)) ||
-        (rc = json_field_string(c->body, "phone", false, &p.phone, NULL, err)) ||
-        (rc = json_field_string(c->body, "avatar_url", false, &p.avatar_url, NULL, err)) ||
-        (rc = user_patch_validate(&p, err)))
+        (rc = json_field_string(c->body, "old_password", false, &p->old_password, NULL, err)) ||
+        (rc = json_field_string(c->body, "new_password", false, &p->new_password, NULL, err)) ||
+        (rc = json_field_string(c->body, "user_name", false, &p->user_name, NULL, err)) ||
+        (rc = json_field_string(c->body, "email", false, &p->email, NULL, err)) ||
+        (rc = json_field_string(c->body, "phone", false, &p->phone, NULL, err)) ||
+        (rc = json_field_string(c->body, "avatar_url", false, &p->avatar_url, NULL, err)) ||
+        (rc = user_patch_validate(p, err)))
         return rc;
+    return 0;
+}
 
-    char *stored = NULL;
-    if (p.old_password) {
-        if ((rc = user_credentials_by_id(c->db, c->session.user_id, &stored, err))) return rc;
-        if (!password_verify(stored, p.old_password)) {
-            free(stored);
-            return nova_fail(err, 403, "old_password is wrong");
-        }
-    }
-    char new_hash[crypto_pwhash_STRBYTES];
-    if (p.new_password && password_hash(c->cfg, p.new_password, new_hash)) {
-        free(stored);
-        return nova_fail(err, 503, "server busy, try again");
-    }
-    char token[TOKEN_LEN + 1];
-    bool changes = p.new_password || p.user_name || p.email || p.phone || p.avatar_url;
-    if (changes) {
-        if (!(rc = db_begin(c->db, err)) &&
-            !(rc = user_update(c->db, &c->session, &p, stored, p.new_password ? new_hash : NULL,
-                               token, err)) &&
-            !(rc = db_commit(c->db, err)) && token[0])
-            api_set_cookie(c, token);
-        sodium_memzero(token, sizeof token);
-    }
-    free(stored);
+int h_user_patch_prepare(api_call *c, nova_err *err)
+{
+    user_patch p;
+    int rc = read_patch(c, &p, err);
     if (rc) return rc;
+    if (p.old_password) {
+        rc = user_credentials_by_id(c->db, c->session.user_id, &c->prep.verified_hash, err);
+        if (rc) return rc == 404 ? nova_fail(err, 403, "Invalid Session") : rc;
+        if (!password_verify(c->prep.verified_hash, p.old_password))
+            return nova_fail(err, 403, "old_password is wrong");
+    }
+    if (p.new_password) {
+        if (password_hash(c->cfg, p.new_password, c->prep.new_hash))
+            return nova_fail(err, 503, "server busy, try again");
+        c->prep.has_new_hash = true;
+    }
+    return 0;
+}
+
+int h_user_patch(api_call *c, nova_err *err)
+{
+    user_patch p;
+    int rc = read_patch(c, &p, err);
+    if (rc) return rc;
+    if (p.new_password || p.user_name || p.email || p.phone || p.avatar_url) {
+        char token[TOKEN_LEN + 1];
+        rc = user_update(c->db, &c->session, &p, c->prep.verified_hash,
+                         c->prep.has_new_hash ? c->prep.new_hash : NULL, token, err);
+        if (!rc && token[0]) api_set_cookie(c, token);
+        sodium_memzero(token, sizeof token);
+        if (rc) return rc;
+    }
     c->data = view_user_detailed(c->db, c->session.user_id, err);
     return c->data ? 0 : err->status;
 }
 
 int h_user_delete(api_call *c, nova_err *err)
 {
-    int rc;
-    if ((rc = db_begin(c->db, err)) || (rc = user_delete(c->db, c->session.user_id, err)) ||
-        (rc = db_commit(c->db, err)))
-        return rc;
+    int rc = user_delete(c->db, c->session.user_id, err);
+    if (rc) return rc;
     log_info("deleted user %lld", (long long)c->session.user_id);
     api_set_cookie(c, NULL);
     return 0;

@@ -17,6 +17,9 @@ typedef struct http_request {
     const char *content_type; /* NULL when absent */
     const char *cookie;       /* Cookie header, or NULL */
     const char *origin;       /* Origin header, or NULL */
+    const char *referer;      /* Referer header, or NULL */
+    const char *host;         /* Host header, or NULL */
+    const char *scheme;       /* "http" or "https" as nginx saw it, or NULL */
     const char *body;
     size_t body_len;
     bool body_too_large; /* the adapter stopped reading at the limit */

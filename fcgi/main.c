@@ -102,6 +102,9 @@ static void serve(nova_db *db, FCGX_Request *r)
         .content_type = param(r, "CONTENT_TYPE"),
         .cookie = param(r, "HTTP_COOKIE"),
         .origin = param(r, "HTTP_ORIGIN"),
+        .referer = param(r, "HTTP_REFERER"),
+        .host = param(r, "HTTP_HOST"),
+        .scheme = param(r, "REQUEST_SCHEME"),
     };
     if (!req.query) req.query = "";
     if (!req.method) req.method = "";

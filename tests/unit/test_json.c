@@ -365,6 +365,25 @@ static void test_parse_rejects_non_utf8_sequences(void **state)
     EXPECT_REJECTED(texts);
 }
 
+/* Escaped UTF-16: a surrogate pair is one code point; a lone high or low
+ * surrogate (json-c would store U+FFFD) is refused. */
+static void test_parse_escaped_surrogates(void **state)
+{
+    (void)state;
+    static const char *const lone[] = {
+        "\"\\ud800\"",        "\"\\udfff\"",       "\"a\\uD83Dz\"",      "\"\\ud83d\\u0041\"",
+        "\"\\ude00\\ud83d\"", "\"\\ud83d\\ud83d\"", "{\"\\udc00\":1}", "\"\\ud83d\\\"",
+    };
+    EXPECT_REJECTED(lone);
+    json_object *v;
+    assert_int_equal(parse("\"\\ud83d\\ude00\"", &v), 0);
+    assert_string_equal(json_object_get_string(v), "\xF0\x9F\x98\x80");
+    json_object_put(v);
+    assert_int_equal(parse("\"\\uD7FF\\uE000\"", &v), 0);
+    assert_string_equal(json_object_get_string(v), "\xED\x9F\xBF\xEE\x80\x80");
+    json_object_put(v);
+}
+
 static void test_parse_raw_nul(void **state)
 {
     (void)state;
@@ -688,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_parse_invalid_utf8),
         cmocka_unit_test(test_parse_rejects_non_utf8_sequences),
         cmocka_unit_test(test_parse_raw_nul),
+        cmocka_unit_test(test_parse_escaped_surrogates),
         cmocka_unit_test(test_is_int64),
         cmocka_unit_test(test_is_int64_below_range),
         cmocka_unit_test(test_parse_rejects_out_of_range_integers),
