@@ -230,6 +230,7 @@ static void check_validators(const char *s)
 typedef struct scan_facts {
     int max_depth; /* containers inside each other */
     bool big_integer, non_finite, bad_utf8;
+    bool lone_surrogate; /* a \\uD800-\\uDFFF escape that is not half of a pair */
     bool bad_key; /* a container where a key belongs: SQLite 3.40 accepts
                      {"a":1,{"":"x"}:2} (it checks the last node parsed) */
     long keys;    /* object keys in the text */
@@ -252,7 +253,19 @@ static scan_facts scan(const unsigned char *s, size_t n)
         if (value_start && expect_key && c != '"') f.bad_key = true;
         if (value_start) expect_key = false;
         if (c == '"') {
+            int want_low = 0; /* 1: the previous escape was a high surrogate */
             for (i++; i < n && s[i] != '"';) {
+                if (s[i] == '\\' && i + 5 < n && s[i + 1] == 'u') {
+                    char hex[5] = {(char)s[i + 2], (char)s[i + 3], (char)s[i + 4], (char)s[i + 5], 0};
+                    long unit = strtol(hex, NULL, 16);
+                    bool high = unit >= 0xD800 && unit < 0xDC00, low = unit >= 0xDC00 && unit < 0xE000;
+                    if (want_low ? !low : low) f.lone_surrogate = true;
+                    want_low = high && !want_low;
+                    i += 6;
+                    continue;
+                }
+                if (want_low) f.lone_surrogate = true;
+                want_low = 0;
                 if (s[i] == '\\') {
                     i += 2;
                 } else if (s[i] >= 0x80) {
@@ -266,6 +279,7 @@ static scan_facts scan(const unsigned char *s, size_t n)
                     i++;
                 }
             }
+            if (want_low) f.lone_surrogate = true;
             i++;
             /* A key (followed by ':') is no value of its own. */
             size_t j = i;
@@ -434,12 +448,13 @@ static void check_json(const uint8_t *data, size_t size)
             if (members < f.keys) f.non_finite = false;
         }
         expected = f.max_depth <= MAX_DEPTH && !f.big_integer && !f.non_finite && !f.bad_utf8 &&
-                   !f.bad_key;
+                   !f.bad_key && !f.lone_surrogate;
         why = f.bad_key                 ? "an object key is not a string"
               : f.max_depth > MAX_DEPTH ? "it is nested too deep"
               : f.big_integer           ? "an integer is beyond int64"
               : f.non_finite            ? "a number is not finite"
               : f.bad_utf8              ? "a string is not UTF-8"
+              : f.lone_surrogate        ? "a \\u escape is a lone surrogate"
                                         : "it is valid JSON within the limits";
     }
     if ((rc == 0) != expected)

@@ -509,12 +509,23 @@ static void check_response(const fuzz_request *r, const http_response *resp, boo
         json_object *d = shape_envelope(resp->body, resp->body_len, st, &root, where);
         const char *error = st == 200 ? "" : shape_str(root, "error");
         bool invalid_session = !strcmp(error, "Invalid Session");
-        if (route && route->session == SESSION_REQUIRED && !valid_session && (st != 403 || !invalid_session))
+        /* A state-changing request from a foreign page is refused first
+         * (the fuzzer's requests carry no Host: only the listed origin is
+         * trusted). */
+        bool cross_site = route && route->method != METHOD_GET && r->req.origin &&
+                          strcmp(r->req.origin, ALLOWED_ORIGIN);
+        bool refused = !strcmp(error, "cross-site request refused");
+        if (cross_site != refused || (refused && st != 403))
+            fuzz_fail("%s: origin %s on %s but %d '%s'", where,
+                      r->req.origin ? r->req.origin : "none", r->req.method, st, error);
+        if (route && route->session == SESSION_REQUIRED && !valid_session && !cross_site &&
+            (st != 403 || !invalid_session))
             fuzz_fail("%s: no valid session but %d '%s'", where, st, error);
         if (invalid_session && valid_session)
             fuzz_fail("%s: 'Invalid Session' with a valid session", where);
         /* Body checks, in the order of API.md §1 step 5. */
-        bool past_auth = route && (!route->session == SESSION_REQUIRED || valid_session);
+        bool past_auth =
+            route && !cross_site && (route->session != SESSION_REQUIRED || valid_session);
         bool no_type = !r->req.content_type || !r->req.content_type[0];
         if (past_auth && route->method != METHOD_GET) {
             if (!no_type && !json_media_type(r->req.content_type)) {
