@@ -26,10 +26,10 @@ static const char SQL_RELATION_UPSERT[] =
     "excluded.last_read_id)";
 static const char SQL_CHAT_DELETE[] = "DELETE FROM chats WHERE id = ?";
 
-int chat_lookup(nova_db *db, int64_t chat_id, chat_info *out, int missing_status, nova_err *err)
+int chat_lookup(nova_db *db, int64_t chat_id, chat_info *out, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_CHAT_LOOKUP);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -40,7 +40,7 @@ int chat_lookup(nova_db *db, int64_t chat_id, chat_info *out, int missing_status
     db_done(st);
     if (rc == SQLITE_ROW) return 0;
     if (rc == SQLITE_DONE)
-        return nova_fail(err, missing_status, "chat %lld not found", (long long)chat_id);
+        return nova_fail(err, ERR_NOT_FOUND, "chat %lld not found", (long long)chat_id);
     return db_fail(db, err);
 }
 
@@ -48,7 +48,7 @@ int chat_role(nova_db *db, const chat_info *chat, int64_t user_id, enum chat_rol
               nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_MEMBER_ROLE);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, chat->id);
     sqlite3_bind_int64(st, 2, user_id);
     int rc = sqlite3_step(st);
@@ -64,14 +64,14 @@ int chat_role(nova_db *db, const chat_info *chat, int64_t user_id, enum chat_rol
 int chat_add_member(nova_db *db, int64_t chat_id, int64_t user_id, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_MEMBER_INSERT);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     sqlite3_bind_int64(st, 2, user_id);
     sqlite3_bind_double(st, 3, nova_now());
     int rc = db_exec_done(db, st, err);
     if (rc) return rc;
     st = db_prepare(db, SQL_RELATION_UPSERT);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     sqlite3_bind_int64(st, 2, user_id);
     return db_exec_done(db, st, err);
@@ -81,7 +81,7 @@ static int chat_insert(nova_db *db, const char *name, int64_t owner, int64_t *ch
                        nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_CHAT_INSERT);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_text(st, 1, name);
     sqlite3_bind_int64(st, 2, owner);
     sqlite3_bind_double(st, 3, nova_now());
@@ -103,7 +103,7 @@ int chat_create_private(nova_db *db, int64_t owner, int64_t other, int64_t *chat
 int chat_destroy(nova_db *db, int64_t chat_id, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_CHAT_DELETE);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     return db_exec_done(db, st, err);
 }
@@ -156,7 +156,7 @@ static int set_admin(nova_db *db, int64_t chat_id, int64_t user_id, bool is_admi
                      nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_MEMBER_SET_ADMIN);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int(st, 1, is_admin);
     sqlite3_bind_int64(st, 2, chat_id);
     sqlite3_bind_int64(st, 3, user_id);
@@ -177,7 +177,7 @@ static int remove_member(nova_db *db, int64_t chat_id, int64_t user_id, enum cha
     if (role == ROLE_ADMIN && (rc = set_admin(db, chat_id, user_id, false, true, err))) return rc;
     if ((rc = emit_member_event(db, "member_deleted", chat_id, user_id, err))) return rc;
     sqlite3_stmt *st = db_prepare(db, SQL_MEMBER_DELETE);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     sqlite3_bind_int64(st, 2, user_id);
     return db_exec_done(db, st, err);
@@ -187,53 +187,55 @@ static int remove_member(nova_db *db, int64_t chat_id, int64_t user_id, enum cha
 static int delete_group(nova_db *db, int64_t chat_id, nova_err *err)
 {
     json_object *chat = view_chat(db, chat_id, 0, err);
-    if (!chat) return err->status;
+    if (!chat) return err->kind;
     json_object *data = json_object_new_object();
     json_object_object_add(data, "chat", chat);
     int rc = outbox_emit_chat(db, "chat_deleted", data, chat_id, err);
     return rc ? rc : chat_destroy(db, chat_id, err);
 }
 
-int chat_require_member(nova_db *db, int64_t caller, int64_t chat_id, chat_info *chat,
-                        int missing_status, int not_member_status, nova_err *err)
+int chat_gate(nova_db *db, int64_t caller, int64_t chat_id, enum chat_need need, bool group_only,
+              chat_info *chat, enum chat_role *role, nova_err *err)
 {
-    enum chat_role role;
+    enum chat_role r;
     int rc;
-    if ((rc = chat_lookup(db, chat_id, chat, missing_status, err)) ||
-        (rc = chat_role(db, chat, caller, &role, err)))
-        return rc;
-    if (role == ROLE_NONE)
-        return nova_fail(err, not_member_status, "you are not a member of chat %lld",
+    if (!role) role = &r;
+    if ((rc = chat_lookup(db, chat_id, chat, err))) return rc;
+    if (group_only && chat->is_private)
+        return nova_fail(err, ERR_INVALID, "chat %lld is a private chat", (long long)chat_id);
+    if ((rc = chat_role(db, chat, caller, role, err))) return rc;
+    switch (need) {
+    case NEED_MEMBER:
+        if (*role != ROLE_NONE) return 0;
+        return nova_fail(err, ERR_FORBIDDEN, "you are not a member of chat %lld",
                          (long long)chat_id);
-    return 0;
-}
-
-/* A group chat (400 when unknown or private) and the caller's role. */
-static int group_and_role(nova_db *db, int64_t caller, int64_t chat_id, chat_info *chat,
-                          enum chat_role *role, nova_err *err)
-{
-    int rc;
-    if ((rc = chat_lookup(db, chat_id, chat, 400, err))) return rc;
-    if (chat->is_private)
-        return nova_fail(err, 400, "chat %lld is a private chat", (long long)chat_id);
-    return chat_role(db, chat, caller, role, err);
+    case NEED_STAFF:
+        if (*role == ROLE_OWNER || *role == ROLE_ADMIN) return 0;
+        return nova_fail(err, ERR_FORBIDDEN, "only the owner and admins of chat %lld may do this",
+                         (long long)chat_id);
+    case NEED_OWNER:
+        if (*role == ROLE_OWNER) return 0;
+        return nova_fail(err, ERR_FORBIDDEN, "only the owner of chat %lld may do this",
+                         (long long)chat_id);
+    }
+    return nova_fail(err, ERR_INTERNAL, "internal error");
 }
 
 int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist *members,
                       int64_t *chat_id, nova_err *err)
 {
     idlist all = {0};
-    int rc = idlist_push(&all, owner) ? nova_fail(err, 500, "out of memory") : 0;
+    int rc = idlist_push(&all, owner) ? nova_fail(err, ERR_INTERNAL, "out of memory") : 0;
     for (size_t i = 0; i < members->n && !rc; i++) {
         int64_t id = members->v[i];
         if (idlist_contains(&all, id)) continue;
         bool friend;
         if ((rc = friend_is(db, owner, id, &friend, err))) break;
         if (!friend) {
-            rc = nova_fail(err, 400, "user %lld is not your friend", (long long)id);
+            rc = nova_fail(err, ERR_INVALID, "user %lld is not your friend", (long long)id);
             break;
         }
-        if (idlist_push(&all, id)) rc = nova_fail(err, 500, "out of memory");
+        if (idlist_push(&all, id)) rc = nova_fail(err, ERR_INTERNAL, "out of memory");
     }
     if (!rc) rc = chat_insert(db, name, owner, chat_id, err);
     for (size_t i = 0; i < all.n && !rc; i++)
@@ -244,11 +246,11 @@ int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist
     char *owner_name = NULL, *text = NULL;
     size_t len = 0;
     FILE *f = rc ? NULL : open_memstream(&text, &len);
-    if (!rc && !f) rc = nova_fail(err, 500, "out of memory");
+    if (!rc && !f) rc = nova_fail(err, ERR_INTERNAL, "out of memory");
     for (size_t i = 0; i < all.n && !rc; i++) {
         char *member = user_name_of(db, all.v[i]);
         if (!member) {
-            rc = nova_fail(err, 500, "internal error");
+            rc = nova_fail(err, ERR_INTERNAL, "internal error");
             break;
         }
         if (i == 0) {
@@ -267,23 +269,17 @@ int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist
     return rc;
 }
 
-int chat_leave(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
+int chat_delete_or_leave(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
 {
     chat_info chat;
     enum chat_role role;
-    int rc;
-    if ((rc = chat_lookup(db, chat_id, &chat, 400, err)) ||
-        (rc = chat_role(db, &chat, user_id, &role, err)))
-        return rc;
-    if (role == ROLE_NONE)
-        return nova_fail(err, 400, "you are not a member of chat %lld", (long long)chat_id);
-    if (chat.is_private)
-        return nova_fail(err, 400, "a private chat ends with the friendship, not by leaving");
+    int rc = chat_gate(db, user_id, chat_id, NEED_MEMBER, true, &chat, &role, err);
+    if (rc) return rc;
     if (role == ROLE_OWNER) return delete_group(db, chat_id, err);
     if ((rc = remove_member(db, chat_id, user_id, role, err))) return rc;
     char *name = user_name_of(db, user_id);
     rc = name ? message_post_system(db, chat_id, err, "%s left the chat", name)
-              : nova_fail(err, 500, "internal error");
+              : nova_fail(err, ERR_INTERNAL, "internal error");
     free(name);
     return rc;
 }
@@ -291,27 +287,25 @@ int chat_leave(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
 int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, nova_err *err)
 {
     chat_info chat;
-    enum chat_role role, target_role;
+    enum chat_role target_role;
     bool friend;
     int rc;
-    if ((rc = group_and_role(db, caller, chat_id, &chat, &role, err))) return rc;
-    if (role == ROLE_NONE)
-        return nova_fail(err, 403, "you are not a member of chat %lld", (long long)chat_id);
-    if (user_id == caller) return nova_fail(err, 400, "you cannot invite yourself");
+    if ((rc = chat_gate(db, caller, chat_id, NEED_MEMBER, true, &chat, NULL, err))) return rc;
+    if (user_id == caller) return nova_fail(err, ERR_INVALID, "you cannot invite yourself");
     if ((rc = friend_is(db, caller, user_id, &friend, err))) return rc;
-    if (!friend) return nova_fail(err, 400, "user %lld is not your friend", (long long)user_id);
+    if (!friend) return nova_fail(err, ERR_INVALID, "user %lld is not your friend", (long long)user_id);
     if ((rc = chat_role(db, &chat, user_id, &target_role, err))) return rc;
     if (target_role != ROLE_NONE)
-        return nova_fail(err, 400, "user %lld is already a member", (long long)user_id);
+        return nova_fail(err, ERR_INVALID, "user %lld is already a member", (long long)user_id);
 
     sqlite3_stmt *st = db_prepare(db, SQL_INVITATION_DELETE_SAME);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     sqlite3_bind_int64(st, 2, user_id);
     sqlite3_bind_int64(st, 3, caller);
     if ((rc = db_exec_done(db, st, err))) return rc;
     st = db_prepare(db, SQL_INVITATION_INSERT);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     sqlite3_bind_int64(st, 2, user_id);
     sqlite3_bind_int64(st, 3, caller);
@@ -325,7 +319,7 @@ int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, n
     if (st) sqlite3_bind_int64(st, 1, chat_id);
     rc = db_collect_ids(db, st, &staff, err);
     json_object *inv = rc ? NULL : view_chat_invitation(db, invitation_id, err);
-    if (!rc && !inv) rc = err->status;
+    if (!rc && !inv) rc = err->kind;
     if (!rc) {
         json_object *data = json_object_new_object();
         json_object_object_add(data, "invitation", inv);
@@ -333,18 +327,6 @@ int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, n
     }
     idlist_free(&staff);
     return rc;
-}
-
-/* Owner or admin of a group: the gate of the invitation endpoints. */
-static int require_staff(nova_db *db, int64_t caller, int64_t chat_id, chat_info *chat,
-                         nova_err *err)
-{
-    enum chat_role role;
-    int rc = group_and_role(db, caller, chat_id, chat, &role, err);
-    if (rc) return rc;
-    if (role != ROLE_OWNER && role != ROLE_ADMIN)
-        return nova_fail(err, 403, "only the owner and admins may do this");
-    return 0;
 }
 
 static json_object *invitation_view(nova_db *db, int64_t id, int64_t viewer, nova_err *err)
@@ -356,19 +338,13 @@ static json_object *invitation_view(nova_db *db, int64_t id, int64_t viewer, nov
 json_object *chat_invitation_list(nova_db *db, int64_t caller, int64_t chat_id, nova_err *err)
 {
     chat_info chat;
-    enum chat_role role;
-    if (chat_lookup(db, chat_id, &chat, 400, err) || chat_role(db, &chat, caller, &role, err))
-        return NULL;
-    if (role != ROLE_OWNER && role != ROLE_ADMIN) {
-        nova_fail(err, 403, "only the owner and admins may see invitations");
-        return NULL;
-    }
+    if (chat_gate(db, caller, chat_id, NEED_STAFF, false, &chat, NULL, err)) return NULL;
     sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_OF_CHAT);
     if (st) sqlite3_bind_int64(st, 1, chat_id);
     return view_list(db, st, caller, invitation_view, err);
 }
 
-/* The first inviter of a pending invitation, or 400. */
+/* The first inviter of a pending invitation (ERR_NOT_FOUND without one). */
 static int pending_inviter(nova_db *db, int64_t chat_id, int64_t user_id, int64_t *inviter,
                            nova_err *err)
 {
@@ -380,7 +356,7 @@ static int pending_inviter(nova_db *db, int64_t chat_id, int64_t user_id, int64_
     }
     int rc = db_collect_ids(db, st, &ids, err);
     if (!rc && !ids.n)
-        rc = nova_fail(err, 400, "user %lld has no pending invitation to this chat",
+        rc = nova_fail(err, ERR_NOT_FOUND, "user %lld has no pending invitation to this chat",
                        (long long)user_id);
     if (!rc) *inviter = ids.v[0];
     idlist_free(&ids);
@@ -390,7 +366,7 @@ static int pending_inviter(nova_db *db, int64_t chat_id, int64_t user_id, int64_
 static int clear_invitations(nova_db *db, int64_t chat_id, int64_t user_id, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_DELETE_USER);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     sqlite3_bind_int64(st, 2, user_id);
     return db_exec_done(db, st, err);
@@ -403,12 +379,12 @@ int chat_invitation_approve(nova_db *db, int64_t caller, int64_t chat_id, int64_
     enum chat_role target;
     int64_t inviter;
     int rc;
-    if ((rc = require_staff(db, caller, chat_id, &chat, err)) ||
+    if ((rc = chat_gate(db, caller, chat_id, NEED_STAFF, true, &chat, NULL, err)) ||
         (rc = pending_inviter(db, chat_id, user_id, &inviter, err)) ||
         (rc = chat_role(db, &chat, user_id, &target, err)))
         return rc;
     if (target != ROLE_NONE)
-        return nova_fail(err, 400, "user %lld is already a member", (long long)user_id);
+        return nova_fail(err, ERR_INVALID, "user %lld is already a member", (long long)user_id);
     if ((rc = chat_add_member(db, chat_id, user_id, err)) ||
         (rc = outbox_emit(db, "new_group_chat", chat_event(chat_id), &user_id, 1, err)) ||
         (rc = emit_member_event(db, "member_added", chat_id, user_id, err)) ||
@@ -420,7 +396,7 @@ int chat_invitation_approve(nova_db *db, int64_t caller, int64_t chat_id, int64_
              ? message_post_system(db, chat_id, err,
                                    "%s approved %s to join the group, invited by %s", approver,
                                    member, by)
-             : nova_fail(err, 500, "internal error");
+             : nova_fail(err, ERR_INTERNAL, "internal error");
     free(approver);
     free(member);
     free(by);
@@ -433,7 +409,7 @@ int chat_invitation_decline(nova_db *db, int64_t caller, int64_t chat_id, int64_
     chat_info chat;
     int64_t inviter;
     int rc;
-    if ((rc = require_staff(db, caller, chat_id, &chat, err)) ||
+    if ((rc = chat_gate(db, caller, chat_id, NEED_STAFF, true, &chat, NULL, err)) ||
         (rc = pending_inviter(db, chat_id, user_id, &inviter, err)))
         return rc;
     return clear_invitations(db, chat_id, user_id, err);
@@ -443,16 +419,15 @@ int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_
                    nova_err *err)
 {
     chat_info chat;
-    enum chat_role role, target;
+    enum chat_role target;
     int rc;
-    if ((rc = group_and_role(db, caller, chat_id, &chat, &role, err))) return rc;
-    if (role != ROLE_OWNER) return nova_fail(err, 403, "only the owner may appoint admins");
+    if ((rc = chat_gate(db, caller, chat_id, NEED_OWNER, true, &chat, NULL, err))) return rc;
     if ((rc = chat_role(db, &chat, member_id, &target, err))) return rc;
     if (target == ROLE_NONE)
-        return nova_fail(err, 400, "user %lld is not a member", (long long)member_id);
-    if (target == ROLE_OWNER) return nova_fail(err, 400, "the owner cannot be made an admin");
+        return nova_fail(err, ERR_INVALID, "user %lld is not a member", (long long)member_id);
+    if (target == ROLE_OWNER) return nova_fail(err, ERR_INVALID, "the owner cannot be made an admin");
     if ((target == ROLE_ADMIN) == is_admin)
-        return nova_fail(err, 400, "user %lld is already %s", (long long)member_id,
+        return nova_fail(err, ERR_INVALID, "user %lld is already %s", (long long)member_id,
                          is_admin ? "an admin" : "not an admin");
     return set_admin(db, chat_id, member_id, is_admin, true, err);
 }
@@ -460,18 +435,17 @@ int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_
 int chat_set_owner(nova_db *db, int64_t caller, int64_t chat_id, int64_t new_owner, nova_err *err)
 {
     chat_info chat;
-    enum chat_role role, target;
+    enum chat_role target;
     int rc;
-    if ((rc = group_and_role(db, caller, chat_id, &chat, &role, err))) return rc;
-    if (role != ROLE_OWNER) return nova_fail(err, 403, "only the owner may hand the chat over");
+    if ((rc = chat_gate(db, caller, chat_id, NEED_OWNER, true, &chat, NULL, err))) return rc;
     if ((rc = chat_role(db, &chat, new_owner, &target, err))) return rc;
     if (target == ROLE_NONE)
-        return nova_fail(err, 400, "user %lld is not a member", (long long)new_owner);
+        return nova_fail(err, ERR_INVALID, "user %lld is not a member", (long long)new_owner);
     if (target == ROLE_OWNER)
-        return nova_fail(err, 400, "user %lld is already the owner", (long long)new_owner);
+        return nova_fail(err, ERR_INVALID, "user %lld is already the owner", (long long)new_owner);
 
     sqlite3_stmt *st = db_prepare(db, SQL_CHAT_SET_OWNER);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, new_owner);
     sqlite3_bind_int64(st, 2, chat_id);
     if ((rc = db_exec_done(db, st, err))) return rc;
@@ -490,20 +464,18 @@ int chat_remove_member(nova_db *db, int64_t caller, int64_t chat_id, int64_t mem
     chat_info chat;
     enum chat_role role, target;
     int rc;
-    if ((rc = group_and_role(db, caller, chat_id, &chat, &role, err))) return rc;
-    if (role != ROLE_OWNER && role != ROLE_ADMIN)
-        return nova_fail(err, 403, "only the owner and admins may remove members");
+    if ((rc = chat_gate(db, caller, chat_id, NEED_STAFF, true, &chat, &role, err))) return rc;
     if ((rc = chat_role(db, &chat, member_id, &target, err))) return rc;
     if (target == ROLE_NONE)
-        return nova_fail(err, 400, "user %lld is not a member", (long long)member_id);
-    if (target == ROLE_OWNER) return nova_fail(err, 403, "the owner cannot be removed");
+        return nova_fail(err, ERR_INVALID, "user %lld is not a member", (long long)member_id);
+    if (target == ROLE_OWNER) return nova_fail(err, ERR_FORBIDDEN, "the owner cannot be removed");
     if (target == ROLE_ADMIN && role != ROLE_OWNER)
-        return nova_fail(err, 403, "only the owner may remove an admin");
+        return nova_fail(err, ERR_FORBIDDEN, "only the owner may remove an admin");
     if ((rc = remove_member(db, chat_id, member_id, target, err))) return rc;
     char *remover = user_name_of(db, caller), *member = user_name_of(db, member_id);
     rc = remover && member ? message_post_system(db, chat_id, err, "%s removed %s from the group",
                                                  remover, member)
-                           : nova_fail(err, 500, "internal error");
+                           : nova_fail(err, ERR_INTERNAL, "internal error");
     free(remover);
     free(member);
     return rc;
@@ -532,7 +504,7 @@ int chat_forget_user(nova_db *db, int64_t user_id, nova_err *err)
     for (size_t i = 0; i < joined.n && !rc; i++) {
         chat_info chat;
         enum chat_role role;
-        if (!(rc = chat_lookup(db, joined.v[i], &chat, 500, err)) &&
+        if (!(rc = chat_lookup(db, joined.v[i], &chat, err)) &&
             !(rc = chat_role(db, &chat, user_id, &role, err)))
             rc = remove_member(db, joined.v[i], user_id, role, err);
     }

@@ -22,9 +22,24 @@ typedef struct chat_info {
     bool is_private;
 } chat_info;
 
-/* Load a chat; missing_status (400 or 404, per endpoint) if it does not
- * exist. */
-int chat_lookup(nova_db *db, int64_t chat_id, chat_info *out, int missing_status, nova_err *err);
+/* Load a chat; ERR_NOT_FOUND if it does not exist. */
+int chat_lookup(nova_db *db, int64_t chat_id, chat_info *out, nova_err *err);
+
+/* What the caller must be in a chat for an operation (chat_gate). */
+enum chat_need {
+    NEED_MEMBER, /* any member */
+    NEED_STAFF,  /* the owner or an admin */
+    NEED_OWNER,  /* the owner */
+};
+
+/* The one access gate: may caller do this to chat_id? Loads the chat
+ * (ERR_NOT_FOUND when unknown), refuses a private chat where group_only
+ * (ERR_INVALID), then checks the caller's role against need
+ * (ERR_FORBIDDEN). On success *chat and *role (role may be NULL) are the
+ * chat and the caller's role in it. Every operation on a chat starts
+ * here; what each endpoint answers for each kind is the route table's. */
+int chat_gate(nova_db *db, int64_t caller, int64_t chat_id, enum chat_need need, bool group_only,
+              chat_info *chat, enum chat_role *role, nova_err *err);
 
 /* The role of user_id in a chat (ROLE_NONE when not a member). */
 int chat_role(nova_db *db, const chat_info *chat, int64_t user_id, enum chat_role *role,
@@ -48,8 +63,9 @@ int chat_destroy(nova_db *db, int64_t chat_id, nova_err *err);
 int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist *members,
                       int64_t *chat_id, nova_err *err);
 
-/* DELETE /chat/<id>: the owner deletes the group, anyone else leaves. */
-int chat_leave(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err);
+/* DELETE /chat/<id> of a group: the owner deletes it (chat_deleted to the
+ * members), anyone else leaves it ("member left"). */
+int chat_delete_or_leave(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err);
 
 /* Invitations (the simplified flow of API.md §4). */
 int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, nova_err *err);
@@ -65,11 +81,6 @@ int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_
 int chat_set_owner(nova_db *db, int64_t caller, int64_t chat_id, int64_t new_owner, nova_err *err);
 int chat_remove_member(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_id,
                        nova_err *err);
-
-/* A chat the caller is a member of: 0, or missing_status when the chat is
- * unknown and not_member_status when the caller is not in it. */
-int chat_require_member(nova_db *db, int64_t caller, int64_t chat_id, chat_info *chat,
-                        int missing_status, int not_member_status, nova_err *err);
 
 /* [UserChatRelation] of every chat the user is a member of. */
 json_object *chat_list(nova_db *db, int64_t user_id, nova_err *err);

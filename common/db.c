@@ -26,7 +26,7 @@ nova_db *db_open(const nova_config *cfg, nova_err *err)
 {
     nova_db *db = calloc(1, sizeof *db);
     if (!db) {
-        nova_fail(err, 500, "out of memory");
+        nova_fail(err, ERR_INTERNAL, "out of memory");
         return NULL;
     }
     db->cfg = cfg;
@@ -37,7 +37,7 @@ nova_db *db_open(const nova_config *cfg, nova_err *err)
     if (rc != SQLITE_OK) {
         log_error("cannot open database %s: %s", cfg->db_path,
                   db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
-        nova_fail(err, 503, "database unavailable");
+        nova_fail(err, ERR_UNAVAILABLE, "database unavailable");
         db_close(db);
         return NULL;
     }
@@ -135,9 +135,9 @@ int db_fail(nova_db *db, nova_err *err)
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_PROTOCOL:
-        return nova_fail(err, 503, "storage temporarily unavailable, try again");
+        return nova_fail(err, ERR_UNAVAILABLE, "storage temporarily unavailable, try again");
     default:
-        return nova_fail(err, 500, "internal error");
+        return nova_fail(err, ERR_INTERNAL, "internal error");
     }
 }
 
@@ -153,7 +153,7 @@ int db_exec_script(nova_db *db, const char *sql, nova_err *err)
 
 int db_exec_done(nova_db *db, sqlite3_stmt *st, nova_err *err)
 {
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) return db_fail(db, err);
@@ -171,7 +171,7 @@ int db_begin(nova_db *db, nova_err *err)
      * extra tries cover the rare BUSY that bypasses the handler. */
     for (int attempt = 0;; attempt++) {
         sqlite3_stmt *st = db_prepare(db, SQL_BEGIN_IMMEDIATE);
-        if (!st) return nova_fail(err, 500, "internal error");
+        if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc == SQLITE_DONE) break;
@@ -271,12 +271,12 @@ void idlist_free(idlist *l)
 
 int db_collect_ids(nova_db *db, sqlite3_stmt *st, idlist *out, nova_err *err)
 {
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (idlist_push(out, sqlite3_column_int64(st, 0))) {
             sqlite3_reset(st);
-            return nova_fail(err, 500, "internal error");
+            return nova_fail(err, ERR_INTERNAL, "internal error");
         }
     }
     sqlite3_reset(st);

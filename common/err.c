@@ -1,4 +1,5 @@
-/* err.c - recording failures in a nova_err. */
+/* err.c - recording failures in a nova_err, and what a kind means to a
+ * client. */
 #include "err.h"
 
 #include <stdarg.h>
@@ -6,7 +7,7 @@
 
 #include "validate.h"
 
-int nova_fail(nova_err *err, int status, const char *fmt, ...)
+int nova_fail(nova_err *err, int kind, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -17,13 +18,38 @@ int nova_fail(nova_err *err, int status, const char *fmt, ...)
         /* Messages reach clients inside JSON: whatever they quote, and
          * wherever the buffer cut them, keep them valid UTF-8. */
         utf8_excerpt(err->msg, sizeof err->msg, raw, sizeof raw);
-        err->status = status;
+        err->kind = kind;
     }
-    return status;
+    return kind;
 }
 
 void nova_err_clear(nova_err *err)
 {
-    err->status = 0;
+    err->kind = ERR_NONE;
     err->msg[0] = '\0';
+}
+
+int err_http_status(int kind)
+{
+    switch (kind) {
+    case ERR_INVALID:
+        return 400;
+    case ERR_FORBIDDEN:
+        return 403;
+    case ERR_NOT_FOUND:
+        return 404;
+    case ERR_CONFLICT:
+        return 409;
+    case ERR_TOO_LARGE:
+        return 413;
+    case ERR_UNAVAILABLE:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+int err_socket_code(int kind)
+{
+    return kind == ERR_UNAVAILABLE ? 503 : kind == ERR_INTERNAL || kind == ERR_NONE ? 500 : 400;
 }

@@ -24,12 +24,12 @@ static const char SQL_GROUP_MOVE_FRIENDS[] =
 static const char SQL_GROUP_LIST[] =
     "SELECT id FROM friend_groups WHERE user_id = ? ORDER BY is_default DESC, id";
 
-/* Owner and default flag of a group: 0, or missing_status. */
+/* Owner and default flag of a group: 0, or ERR_NOT_FOUND. */
 static int group_info(nova_db *db, int64_t group_id, int64_t *owner, bool *is_default,
-                      int missing_status, nova_err *err)
+                      nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_GROUP_OWNER);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, group_id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -39,19 +39,18 @@ static int group_info(nova_db *db, int64_t group_id, int64_t *owner, bool *is_de
     db_done(st);
     if (rc == SQLITE_ROW) return 0;
     if (rc == SQLITE_DONE)
-        return nova_fail(err, missing_status, "friend group %lld not found", (long long)group_id);
+        return nova_fail(err, ERR_NOT_FOUND, "friend group %lld not found", (long long)group_id);
     return db_fail(db, err);
 }
 
-int friend_group_check(nova_db *db, int64_t owner, int64_t group_id, int missing_status,
-                       nova_err *err)
+int friend_group_check(nova_db *db, int64_t owner, int64_t group_id, nova_err *err)
 {
     int64_t who;
     bool is_default;
-    int rc = group_info(db, group_id, &who, &is_default, missing_status, err);
+    int rc = group_info(db, group_id, &who, &is_default, err);
     if (rc) return rc;
     if (who != owner)
-        return nova_fail(err, 403, "friend group %lld is not yours", (long long)group_id);
+        return nova_fail(err, ERR_FORBIDDEN, "friend group %lld is not yours", (long long)group_id);
     return 0;
 }
 
@@ -60,18 +59,18 @@ static int group_editable(nova_db *db, int64_t owner, int64_t group_id, nova_err
 {
     int64_t who;
     bool is_default;
-    int rc = group_info(db, group_id, &who, &is_default, 400, err);
+    int rc = group_info(db, group_id, &who, &is_default, err);
     if (rc) return rc;
     if (who != owner)
-        return nova_fail(err, 403, "friend group %lld is not yours", (long long)group_id);
-    if (is_default) return nova_fail(err, 400, "the default friend group cannot be changed");
+        return nova_fail(err, ERR_FORBIDDEN, "friend group %lld is not yours", (long long)group_id);
+    if (is_default) return nova_fail(err, ERR_INVALID, "the default friend group cannot be changed");
     return 0;
 }
 
 int friend_group_add(nova_db *db, int64_t owner, const char *name, int64_t *group_id, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_GROUP_INSERT);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, owner);
     db_bind_text(st, 2, name);
     int rc = db_exec_done(db, st, err);
@@ -85,7 +84,7 @@ int friend_group_rename(nova_db *db, int64_t owner, int64_t group_id, const char
     int rc = group_editable(db, owner, group_id, err);
     if (rc) return rc;
     sqlite3_stmt *st = db_prepare(db, SQL_GROUP_RENAME);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_text(st, 1, name);
     sqlite3_bind_int64(st, 2, group_id);
     return db_exec_done(db, st, err);
@@ -97,7 +96,7 @@ static int default_group(nova_db *db, int64_t owner, int64_t *group_id, nova_err
     sqlite3_stmt *st = db_prepare(db, SQL_GROUP_DEFAULT);
     if (st) sqlite3_bind_int64(st, 1, owner);
     int rc = db_collect_ids(db, st, &ids, err);
-    if (!rc && ids.n != 1) rc = nova_fail(err, 500, "internal error");
+    if (!rc && ids.n != 1) rc = nova_fail(err, ERR_INTERNAL, "internal error");
     if (!rc) *group_id = ids.v[0];
     idlist_free(&ids);
     return rc;
@@ -111,13 +110,13 @@ int friend_group_delete(nova_db *db, int64_t owner, int64_t group_id, nova_err *
         (rc = default_group(db, owner, &fallback, err)))
         return rc;
     sqlite3_stmt *st = db_prepare(db, SQL_GROUP_MOVE_FRIENDS);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, fallback);
     sqlite3_bind_int64(st, 2, owner);
     sqlite3_bind_int64(st, 3, group_id);
     if ((rc = db_exec_done(db, st, err))) return rc;
     st = db_prepare(db, SQL_GROUP_DELETE);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, group_id);
     return db_exec_done(db, st, err);
 }
@@ -186,7 +185,7 @@ json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
             sqlite3_bind_int64(st, 3, FRIEND_FIND_LIMIT);
         }
     } else {
-        nova_fail(err, 400, "give 'id' or 'name_contains'");
+        nova_fail(err, ERR_INVALID, "give 'id' or 'name_contains'");
         return NULL;
     }
     return view_list(db, st, caller, basic_view, err);
@@ -215,7 +214,7 @@ static const char SQL_FRIEND_LIST[] =
 static int friendship_chat(nova_db *db, int64_t a, int64_t b, int64_t *chat_id, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_ARE_FRIENDS);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, a);
     sqlite3_bind_int64(st, 2, b);
     int rc = sqlite3_step(st);
@@ -232,14 +231,13 @@ int friend_is(nova_db *db, int64_t a, int64_t b, bool *yes, nova_err *err)
     return rc;
 }
 
-int friend_check(nova_db *db, int64_t owner, int64_t friend_id, int not_friend_status,
-                 nova_err *err)
+int friend_check(nova_db *db, int64_t owner, int64_t friend_id, nova_err *err)
 {
     int64_t chat;
     int rc = friendship_chat(db, owner, friend_id, &chat, err);
     if (rc) return rc;
     if (!chat)
-        return nova_fail(err, not_friend_status, "user %lld is not your friend",
+        return nova_fail(err, ERR_NOT_FOUND, "user %lld is not your friend",
                          (long long)friend_id);
     return 0;
 }
@@ -250,7 +248,7 @@ static int emit_pair(nova_db *db, const char *action, int64_t a, int64_t b, nova
     int64_t sides[2][2] = {{a, b}, {b, a}};
     for (int i = 0; i < 2; i++) {
         json_object *other = view_user_detailed(db, sides[i][1], err);
-        if (!other) return err->status;
+        if (!other) return err->kind;
         json_object *data = json_object_new_object();
         json_object_object_add(data, "friend", other);
         int rc = outbox_emit(db, action, data, &sides[i][0], 1, err);
@@ -269,7 +267,7 @@ static int befriend(nova_db *db, int64_t accepter, int64_t inviter, nova_err *er
     int64_t pairs[2][2] = {{accepter, inviter}, {inviter, accepter}};
     for (int i = 0; i < 2; i++) {
         sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_INSERT);
-        if (!st) return nova_fail(err, 500, "internal error");
+        if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
         sqlite3_bind_int64(st, 1, pairs[i][0]);
         sqlite3_bind_int64(st, 2, pairs[i][1]);
         sqlite3_bind_int64(st, 3, chat_id);
@@ -277,7 +275,7 @@ static int befriend(nova_db *db, int64_t accepter, int64_t inviter, nova_err *er
         if ((rc = db_exec_done(db, st, err))) return rc;
     }
     sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_DELETE_PAIR);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, accepter);
     sqlite3_bind_int64(st, 2, inviter);
     if ((rc = db_exec_done(db, st, err))) return rc;
@@ -285,7 +283,7 @@ static int befriend(nova_db *db, int64_t accepter, int64_t inviter, nova_err *er
 
     char *a = user_name_of(db, accepter), *b = user_name_of(db, inviter);
     rc = a && b ? message_post_system(db, chat_id, err, "%s added %s as a friend", a, b)
-                : nova_fail(err, 500, "internal error");
+                : nova_fail(err, ERR_INTERNAL, "internal error");
     free(a);
     free(b);
     return rc;
@@ -311,7 +309,7 @@ static int invitation_for(nova_db *db, int64_t caller, int64_t invitation_id, in
                           nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_INVITATION_GET);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, invitation_id);
     int rc = sqlite3_step(st);
     int64_t receiver = 0;
@@ -321,10 +319,10 @@ static int invitation_for(nova_db *db, int64_t caller, int64_t invitation_id, in
     }
     db_done(st);
     if (rc == SQLITE_DONE)
-        return nova_fail(err, 400, "invitation %lld not found", (long long)invitation_id);
+        return nova_fail(err, ERR_NOT_FOUND, "invitation %lld not found", (long long)invitation_id);
     if (rc != SQLITE_ROW) return db_fail(db, err);
     if (receiver != caller)
-        return nova_fail(err, 403, "invitation %lld is not addressed to you",
+        return nova_fail(err, ERR_FORBIDDEN, "invitation %lld is not addressed to you",
                          (long long)invitation_id);
     return 0;
 }
@@ -337,7 +335,7 @@ int friend_invitation_accept(nova_db *db, int64_t caller, int64_t invitation_id,
     if ((rc = invitation_for(db, caller, invitation_id, inviter, err)) ||
         (rc = friendship_chat(db, caller, *inviter, &chat, err)))
         return rc;
-    if (chat) return nova_fail(err, 409, "you are already friends");
+    if (chat) return nova_fail(err, ERR_CONFLICT, "you are already friends");
     return befriend(db, caller, *inviter, err);
 }
 
@@ -347,7 +345,7 @@ int friend_invitation_decline(nova_db *db, int64_t caller, int64_t invitation_id
     int rc = invitation_for(db, caller, invitation_id, &sender, err);
     if (rc) return rc;
     sqlite3_stmt *st = db_prepare(db, SQL_INVITATION_DELETE);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, invitation_id);
     return db_exec_done(db, st, err);
 }
@@ -369,15 +367,12 @@ int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comme
                   const friend_source *source, bool *became_friends, nova_err *err)
 {
     *became_friends = false;
-    nova_err missing;
-    if (user_exists(db, target, &missing))
-        return missing.status == 404 ? nova_fail(err, 400, "user %lld not found", (long long)target)
-                                     : nova_fail(err, missing.status, "%s", missing.msg);
-    if (target == caller) return nova_fail(err, 400, "you cannot invite yourself");
-    int64_t chat;
-    int rc = friendship_chat(db, caller, target, &chat, err);
+    int rc = user_exists(db, target, err);
     if (rc) return rc;
-    if (chat) return nova_fail(err, 409, "you are already friends");
+    if (target == caller) return nova_fail(err, ERR_INVALID, "you cannot invite yourself");
+    int64_t chat;
+    if ((rc = friendship_chat(db, caller, target, &chat, err))) return rc;
+    if (chat) return nova_fail(err, ERR_CONFLICT, "you are already friends");
 
     /* A crossing invitation: accept theirs instead. */
     idlist theirs = {0};
@@ -395,24 +390,24 @@ int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comme
         return befriend(db, caller, target, err);
     }
 
-    if (!source->given) return nova_fail(err, 400, "missing field 'source'");
+    if (!source->given) return nova_fail(err, ERR_INVALID, "missing field 'source'");
     if (!source->search && source->chat_id <= 0)
-        return nova_fail(err, 400, "field 'source' must be \"search\" or a chat id");
+        return nova_fail(err, ERR_INVALID, "field 'source' must be \"search\" or a chat id");
     int64_t source_chat = source->search ? 0 : source->chat_id;
     if (source_chat) {
         st = db_prepare(db, SQL_BOTH_MEMBERS);
-        if (!st) return nova_fail(err, 500, "internal error");
+        if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
         sqlite3_bind_int64(st, 1, source_chat);
         sqlite3_bind_int64(st, 2, caller);
         sqlite3_bind_int64(st, 3, target);
         int64_t both = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
         db_done(st);
         if (both != 2)
-            return nova_fail(err, 400,
+            return nova_fail(err, ERR_INVALID,
                              "source must be \"search\" or a chat you are both members of");
     }
     st = db_prepare(db, SQL_INVITATION_UPSERT);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, caller);
     sqlite3_bind_int64(st, 2, target);
     db_bind_text(st, 3, comment);
@@ -425,11 +420,11 @@ int friend_update(nova_db *db, int64_t owner, int64_t friend_id, const char *nic
                   int64_t group_id, nova_err *err)
 {
     int rc;
-    if ((rc = friend_check(db, owner, friend_id, 400, err))) return rc;
-    if (group_id && (rc = friend_group_check(db, owner, group_id, 400, err))) return rc;
+    if ((rc = friend_check(db, owner, friend_id, err))) return rc;
+    if (group_id && (rc = friend_group_check(db, owner, group_id, err))) return rc;
     if (nickname) {
         sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_SET_NICKNAME);
-        if (!st) return nova_fail(err, 500, "internal error");
+        if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
         db_bind_text(st, 1, nickname);
         sqlite3_bind_int64(st, 2, owner);
         sqlite3_bind_int64(st, 3, friend_id);
@@ -437,7 +432,7 @@ int friend_update(nova_db *db, int64_t owner, int64_t friend_id, const char *nic
     }
     if (group_id) {
         sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_SET_GROUP);
-        if (!st) return nova_fail(err, 500, "internal error");
+        if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
         sqlite3_bind_int64(st, 1, group_id);
         sqlite3_bind_int64(st, 2, owner);
         sqlite3_bind_int64(st, 3, friend_id);
@@ -451,11 +446,12 @@ int friend_delete(nova_db *db, int64_t owner, int64_t friend_id, nova_err *err)
     int64_t chat;
     int rc = friendship_chat(db, owner, friend_id, &chat, err);
     if (rc) return rc;
-    if (!chat) return nova_fail(err, 400, "user %lld is not your friend", (long long)friend_id);
+    if (!chat)
+        return nova_fail(err, ERR_NOT_FOUND, "user %lld is not your friend", (long long)friend_id);
     /* Tell both first, while both users are still there to describe. */
     if ((rc = emit_pair(db, "friend_deleted", owner, friend_id, err))) return rc;
     sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_DELETE_PAIR);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, owner);
     sqlite3_bind_int64(st, 2, friend_id);
     if ((rc = db_exec_done(db, st, err))) return rc;

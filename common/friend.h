@@ -15,10 +15,9 @@
 
 enum { FRIEND_FIND_LIMIT = 50 };
 
-/* Groups. group_check: 0 when group_id is owner's; unknown → missing
- * status (404 for GET, 400 otherwise); someone else's → 403. */
-int friend_group_check(nova_db *db, int64_t owner, int64_t group_id, int missing_status,
-                       nova_err *err);
+/* Groups. group_check: 0 when group_id is owner's; unknown →
+ * ERR_NOT_FOUND; someone else's → ERR_FORBIDDEN. */
+int friend_group_check(nova_db *db, int64_t owner, int64_t group_id, nova_err *err);
 int friend_group_add(nova_db *db, int64_t owner, const char *name, int64_t *group_id,
                      nova_err *err);
 int friend_group_rename(nova_db *db, int64_t owner, int64_t group_id, const char *name,
@@ -56,9 +55,9 @@ json_object *friend_invitation_list(nova_db *db, int64_t caller, nova_err *err);
 /* Are a and b friends? */
 int friend_is(nova_db *db, int64_t a, int64_t b, bool *yes, nova_err *err);
 
-/* Friendships. not_friend_status: 404 for GET, 400 for PATCH/DELETE. */
-int friend_check(nova_db *db, int64_t owner, int64_t friend_id, int not_friend_status,
-                 nova_err *err);
+/* Friendships. friend_check: 0 when friend_id is owner's friend, else
+ * ERR_NOT_FOUND. */
+int friend_check(nova_db *db, int64_t owner, int64_t friend_id, nova_err *err);
 /* nickname NULL / group_id 0: unchanged. */
 int friend_update(nova_db *db, int64_t owner, int64_t friend_id, const char *nickname,
                   int64_t group_id, nova_err *err);

@@ -238,8 +238,8 @@ static int check_syntax(const char *text, size_t len, int max_depth, nova_err *e
     }
     if (ok) return 0;
     if (!strcmp(s.why, "too deep"))
-        return nova_fail(err, 400, "JSON is nested deeper than %d levels", max_depth);
-    return nova_fail(err, 400, "body is not valid JSON (%s)", s.why);
+        return nova_fail(err, ERR_INVALID, "JSON is nested deeper than %d levels", max_depth);
+    return nova_fail(err, ERR_INVALID, "body is not valid JSON (%s)", s.why);
 }
 
 /* json-c accepts NaN and Infinity even in strict mode, and 1e400 becomes
@@ -269,13 +269,13 @@ static bool all_finite(json_object *v)
 int json_parse_strict(const char *text, size_t len, int max_depth, json_object **out, nova_err *err)
 {
     *out = NULL;
-    if (len > INT32_MAX) return nova_fail(err, 400, "body is not valid JSON");
+    if (len > INT32_MAX) return nova_fail(err, ERR_INVALID, "body is not valid JSON");
     int rc = check_syntax(text, len, max_depth, err);
     if (rc) return rc;
     /* The checker above enforces max_depth; json-c counts a scalar inside
      * the deepest container as one more level, so give it room. */
     json_tokener *tok = json_tokener_new_ex(max_depth + 1);
-    if (!tok) return nova_fail(err, 500, "internal error");
+    if (!tok) return nova_fail(err, ERR_INTERNAL, "internal error");
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     json_object *v = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
@@ -289,21 +289,21 @@ int json_parse_strict(const char *text, size_t len, int max_depth, json_object *
     json_tokener_free(tok);
     if (jerr == json_tokener_error_depth) {
         json_object_put(v);
-        return nova_fail(err, 400, "JSON is nested deeper than %d levels", max_depth);
+        return nova_fail(err, ERR_INVALID, "JSON is nested deeper than %d levels", max_depth);
     }
     if (jerr != json_tokener_success) {
         json_object_put(v);
-        return nova_fail(err, 400, "body is not valid JSON");
+        return nova_fail(err, ERR_INVALID, "body is not valid JSON");
     }
     while (end < len && strchr(" \t\r\n", text[end]) && text[end])
         end++;
     if (end != len) {
         json_object_put(v);
-        return nova_fail(err, 400, "body is not valid JSON (trailing characters)");
+        return nova_fail(err, ERR_INVALID, "body is not valid JSON (trailing characters)");
     }
     if (!all_finite(v)) {
         json_object_put(v);
-        return nova_fail(err, 400, "body is not valid JSON (numbers must be finite)");
+        return nova_fail(err, ERR_INVALID, "body is not valid JSON (numbers must be finite)");
     }
     *out = v;
     return 0;
@@ -312,7 +312,7 @@ int json_parse_strict(const char *text, size_t len, int max_depth, json_object *
 int json_require_object(json_object *v, const char *what, nova_err *err)
 {
     if (!json_object_is_type(v, json_type_object) || !v)
-        return nova_fail(err, 400, "%s must be a JSON object", what);
+        return nova_fail(err, ERR_INVALID, "%s must be a JSON object", what);
     return 0;
 }
 
@@ -336,7 +336,7 @@ static int lookup(json_object *obj, const char *key, json_object **v)
 static int absent(const char *key, bool required, bool *present, nova_err *err)
 {
     if (present) *present = false;
-    return required ? nova_fail(err, 400, "missing field '%s'", key) : 0;
+    return required ? nova_fail(err, ERR_INVALID, "missing field '%s'", key) : 0;
 }
 
 int json_field_string(json_object *obj, const char *key, bool required, const char **val,
@@ -345,10 +345,10 @@ int json_field_string(json_object *obj, const char *key, bool required, const ch
     json_object *v;
     if (!lookup(obj, key, &v)) return absent(key, required, present, err);
     if (!v || !json_object_is_type(v, json_type_string))
-        return nova_fail(err, 400, "field '%s' must be a string", key);
+        return nova_fail(err, ERR_INVALID, "field '%s' must be a string", key);
     const char *s = json_object_get_string(v);
     if (strlen(s) != (size_t)json_object_get_string_len(v))
-        return nova_fail(err, 400, "field '%s' must not contain NUL characters", key);
+        return nova_fail(err, ERR_INVALID, "field '%s' must not contain NUL characters", key);
     *val = s;
     if (present) *present = true;
     return 0;
@@ -359,7 +359,7 @@ int json_field_int(json_object *obj, const char *key, bool required, int64_t *va
 {
     json_object *v;
     if (!lookup(obj, key, &v)) return absent(key, required, present, err);
-    if (!json_is_int64(v, val)) return nova_fail(err, 400, "field '%s' must be an integer", key);
+    if (!json_is_int64(v, val)) return nova_fail(err, ERR_INVALID, "field '%s' must be an integer", key);
     if (present) *present = true;
     return 0;
 }
@@ -370,7 +370,7 @@ int json_field_bool(json_object *obj, const char *key, bool required, bool *val,
     json_object *v;
     if (!lookup(obj, key, &v)) return absent(key, required, present, err);
     if (!v || !json_object_is_type(v, json_type_boolean))
-        return nova_fail(err, 400, "field '%s' must be true or false", key);
+        return nova_fail(err, ERR_INVALID, "field '%s' must be true or false", key);
     *val = json_object_get_boolean(v);
     if (present) *present = true;
     return 0;
@@ -382,7 +382,7 @@ int json_field_array(json_object *obj, const char *key, bool required, json_obje
     json_object *v;
     if (!lookup(obj, key, &v)) return absent(key, required, present, err);
     if (!v || !json_object_is_type(v, json_type_array))
-        return nova_fail(err, 400, "field '%s' must be an array", key);
+        return nova_fail(err, ERR_INVALID, "field '%s' must be an array", key);
     *val = v;
     if (present) *present = true;
     return 0;

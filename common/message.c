@@ -20,7 +20,7 @@ int message_post(nova_db *db, int64_t chat_id, int64_t sender_id, const char *co
                  int64_t reply_to, int64_t *message_id, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_INSERT);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     sqlite3_bind_int64(st, 2, sender_id);
     db_bind_text(st, 3, content);
@@ -31,7 +31,7 @@ int message_post(nova_db *db, int64_t chat_id, int64_t sender_id, const char *co
     int64_t id = sqlite3_last_insert_rowid(db->sql);
     if (message_id) *message_id = id;
     json_object *m = view_message_detailed(db, id, 0, err);
-    if (!m) return err->status;
+    if (!m) return err->kind;
     json_object *data = json_object_new_object();
     json_object_object_add(data, "message", m);
     return outbox_emit_chat(db, "new_message", data, chat_id, err);
@@ -44,7 +44,7 @@ int message_post_system(nova_db *db, int64_t chat_id, nova_err *err, const char 
     char *text = NULL;
     int n = vasprintf(&text, fmt, ap);
     va_end(ap);
-    if (n < 0) return nova_fail(err, 500, "out of memory");
+    if (n < 0) return nova_fail(err, ERR_INTERNAL, "out of memory");
     int rc = message_post(db, chat_id, USER_SYSTEM_ID, text, 0, NULL, err);
     free(text);
     return rc;
@@ -75,7 +75,7 @@ typedef struct message_info {
 static int message_lookup(nova_db *db, int64_t message_id, message_info *m, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_CHAT_SENDER);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, message_id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -86,7 +86,7 @@ static int message_lookup(nova_db *db, int64_t message_id, message_info *m, nova
     db_done(st);
     if (rc == SQLITE_ROW) return 0;
     if (rc == SQLITE_DONE)
-        return nova_fail(err, 400, "message %lld not found", (long long)message_id);
+        return nova_fail(err, ERR_NOT_FOUND, "message %lld not found", (long long)message_id);
     return db_fail(db, err);
 }
 
@@ -94,14 +94,14 @@ int message_send(nova_db *db, int64_t user_id, int64_t chat_id, const char *cont
                  int64_t reply_to, int64_t *message_id, nova_err *err)
 {
     chat_info chat;
-    int rc = chat_require_member(db, user_id, chat_id, &chat, 400, 400, err);
+    int rc = chat_gate(db, user_id, chat_id, NEED_MEMBER, false, &chat, NULL, err);
     if (rc) return rc;
-    if (!content[0]) return nova_fail(err, 400, "content must not be empty");
+    if (!content[0]) return nova_fail(err, ERR_INVALID, "content must not be empty");
     if (reply_to) {
         message_info parent;
         if ((rc = message_lookup(db, reply_to, &parent, err))) return rc;
         if (parent.chat_id != chat_id)
-            return nova_fail(err, 400, "reply_to must be a message of the same chat");
+            return nova_fail(err, ERR_INVALID, "reply_to must be a message of the same chat");
     }
     if ((rc = message_post(db, chat_id, user_id, content, reply_to, message_id, err))) return rc;
     return mark_read(db, user_id, chat_id, err); /* membership checked above */
@@ -116,13 +116,13 @@ int message_recall(nova_db *db, int64_t user_id, int64_t message_id, bool delete
     if ((rc = message_lookup(db, message_id, &m, err))) return rc;
     /* Both need membership: a user who left or was removed from a group
      * no longer changes anything in it, their old messages included. */
-    if ((rc = chat_require_member(db, user_id, m.chat_id, &chat, 400, 400, err))) return rc;
+    if ((rc = chat_gate(db, user_id, m.chat_id, NEED_MEMBER, false, &chat, NULL, err))) return rc;
     json_object *data = json_object_new_object();
     json_object_object_add(data, "message_id", json_i64(message_id));
     if (delete_for_me) {
         sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_HIDE);
         if (!st) {
-            rc = nova_fail(err, 500, "internal error");
+            rc = nova_fail(err, ERR_INTERNAL, "internal error");
             goto out;
         }
         sqlite3_bind_int64(st, 1, user_id);
@@ -132,12 +132,12 @@ int message_recall(nova_db *db, int64_t user_id, int64_t message_id, bool delete
         return rc;
     }
     if (m.recalled || m.sender_id != user_id) {
-        rc = nova_fail(err, 400, "only the sender may recall a message");
+        rc = nova_fail(err, ERR_FORBIDDEN, "only the sender may recall a message");
         goto out;
     }
     sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_RECALL);
     if (!st) {
-        rc = nova_fail(err, 500, "internal error");
+        rc = nova_fail(err, ERR_INTERNAL, "internal error");
         goto out;
     }
     sqlite3_bind_int64(st, 1, message_id);
@@ -154,7 +154,7 @@ out:
 static int mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_MARK_READ);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     sqlite3_bind_int64(st, 2, user_id);
     int rc = db_exec_done(db, st, err);
@@ -168,6 +168,6 @@ static int mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *er
 int message_mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
 {
     chat_info chat;
-    int rc = chat_require_member(db, user_id, chat_id, &chat, 400, 400, err);
+    int rc = chat_gate(db, user_id, chat_id, NEED_MEMBER, false, &chat, NULL, err);
     return rc ? rc : mark_read(db, user_id, chat_id, err);
 }

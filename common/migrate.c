@@ -55,12 +55,12 @@ int migrate_check(nova_db *db, nova_err *err)
     int have = migrate_db_version(db), want = migrate_latest_version();
     if (have < 0) return db_fail(db, err);
     if (have < want)
-        return nova_fail(err, 503,
+        return nova_fail(err, ERR_UNAVAILABLE,
                          "database schema is at version %d but this build needs %d: "
                          "run `nova-admin migrate` first",
                          have, want);
     if (have > want)
-        return nova_fail(err, 503,
+        return nova_fail(err, ERR_UNAVAILABLE,
                          "database schema is at version %d, newer than this build (%d): "
                          "upgrade Nova",
                          have, want);

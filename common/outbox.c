@@ -53,7 +53,7 @@ static int emit(nova_db *db, const char *action, json_object *data, const int64_
     char *recipients = recipients_json(users, n_users);
     sqlite3_stmt *st = db_prepare(db, SQL_OUTBOX_INSERT);
     if (!recipients || !st) {
-        rc = nova_fail(err, 500, "internal error");
+        rc = nova_fail(err, ERR_INTERNAL, "internal error");
         goto out;
     }
     sqlite3_bind_double(st, 1, nova_now());
@@ -119,7 +119,7 @@ static const char SQL_OUTBOX_BOUNDS[] = "SELECT (SELECT min(id) FROM outbox), "
 int outbox_prune(nova_db *db, double before, int batch, int *deleted, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_OUTBOX_PRUNE);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_double(st, 1, before);
     sqlite3_bind_int(st, 2, batch);
     int rc = db_exec_done(db, st, err);
@@ -130,7 +130,7 @@ int outbox_prune(nova_db *db, double before, int batch, int *deleted, nova_err *
 int outbox_bounds(nova_db *db, int64_t *oldest, int64_t *newest, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_OUTBOX_BOUNDS);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *newest = sqlite3_column_int64(st, 1);

@@ -50,12 +50,12 @@ int session_check(nova_db *db, const char *token, session *out, nova_err *err)
     token_hash(token, strlen(token), hash);
     out->expired = out->stale = false;
     sqlite3_stmt *st = db_prepare(db, SQL_SESSION_BY_HASH);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         db_done(st);
-        return rc == SQLITE_DONE ? nova_fail(err, 403, "Invalid Session") : db_fail(db, err);
+        return rc == SQLITE_DONE ? nova_fail(err, ERR_FORBIDDEN, "Invalid Session") : db_fail(db, err);
     }
     out->id = sqlite3_column_int64(st, 0);
     out->user_id = sqlite3_column_int64(st, 1);
@@ -64,13 +64,13 @@ int session_check(nova_db *db, const char *token, session *out, nova_err *err)
                  sodium_memcmp(stored, hash, TOKEN_HASH_LEN) == 0;
     double last_seen = sqlite3_column_double(st, 3), expires_at = sqlite3_column_double(st, 4);
     db_done(st);
-    if (!match) return nova_fail(err, 403, "Invalid Session");
+    if (!match) return nova_fail(err, ERR_FORBIDDEN, "Invalid Session");
 
     const nova_config *cfg = db->cfg;
     double now = nova_now();
     if (now > last_seen + (double)cfg->session_idle || now > expires_at) {
         out->expired = true;
-        return nova_fail(err, 403, "Invalid Session");
+        return nova_fail(err, ERR_FORBIDDEN, "Invalid Session");
     }
     out->stale = now - last_seen >= (double)cfg->session_touch;
     return 0;
@@ -111,7 +111,7 @@ int session_create(nova_db *db, int64_t user_id, char token_out[TOKEN_LEN + 1], 
     token_hash(token_out, TOKEN_LEN, hash);
     double now = nova_now();
     sqlite3_stmt *st = db_prepare(db, SQL_SESSION_INSERT);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, user_id);
     sqlite3_bind_double(st, 3, now);
@@ -128,7 +128,7 @@ int session_rotate(nova_db *db, int64_t session_id, char token_out[TOKEN_LEN + 1
     token_new(token_out);
     token_hash(token_out, TOKEN_LEN, hash);
     sqlite3_stmt *st = db_prepare(db, SQL_SESSION_ROTATE);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_TRANSIENT);
     sqlite3_bind_double(st, 2, nova_now());
     sqlite3_bind_int64(st, 3, session_id);
@@ -138,7 +138,7 @@ int session_rotate(nova_db *db, int64_t session_id, char token_out[TOKEN_LEN + 1
 int session_end(nova_db *db, int64_t user_id, int64_t session_id, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_SESSION_DELETE);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, session_id);
     sqlite3_bind_int64(st, 2, user_id);
     int rc = db_exec_done(db, st, err);
@@ -175,7 +175,7 @@ int session_expire(nova_db *db, int batch, int *ended, nova_err *err)
     sqlite3_stmt *st = db_prepare(db, SQL_SESSIONS_EXPIRED);
     if (!st) {
         db_rollback(db);
-        return nova_fail(err, 500, "internal error");
+        return nova_fail(err, ERR_INTERNAL, "internal error");
     }
     sqlite3_bind_double(st, 1, nova_now());
     sqlite3_bind_int64(st, 2, db->cfg->session_idle);

@@ -27,23 +27,22 @@ static const char SQL_USER_NAME_OF[] = "SELECT user_name FROM users WHERE id = ?
 static const char SQL_USER_DELETE[] = "DELETE FROM users WHERE id = ? AND is_system = 0";
 
 static int credentials(nova_db *db, sqlite3_stmt *st, int64_t *user_id, char **hash,
-                       int missing_status, nova_err *err)
+                       nova_err *err)
 {
     *hash = NULL;
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         db_done(st);
         if (rc != SQLITE_DONE) return db_fail(db, err);
-        return missing_status == 403 ? nova_fail(err, 403, "wrong user name or password")
-                                     : nova_fail(err, 404, "user not found");
+        return nova_fail(err, ERR_NOT_FOUND, "user not found");
     }
     int col = user_id ? 1 : 0;
     if (user_id) *user_id = sqlite3_column_int64(st, 0);
     const char *h = (const char *)sqlite3_column_text(st, col);
     if (h && !(*hash = strdup(h))) {
         db_done(st);
-        return nova_fail(err, 500, "out of memory");
+        return nova_fail(err, ERR_INTERNAL, "out of memory");
     }
     db_done(st);
     return 0;
@@ -54,26 +53,26 @@ int user_credentials_by_name(nova_db *db, const char *name, int64_t *user_id, ch
 {
     sqlite3_stmt *st = db_prepare(db, SQL_USER_CREDENTIALS_BY_NAME);
     if (st) db_bind_text(st, 1, name);
-    return credentials(db, st, user_id, hash, 403, err);
+    return credentials(db, st, user_id, hash, err);
 }
 
 int user_credentials_by_id(nova_db *db, int64_t user_id, char **hash, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_USER_CREDENTIALS_BY_ID);
     if (st) sqlite3_bind_int64(st, 1, user_id);
-    return credentials(db, st, NULL, hash, 404, err);
+    return credentials(db, st, NULL, hash, err);
 }
 
 /* 409 when name belongs to a user other than self (0: anyone). */
 static int name_free(nova_db *db, const char *name, int64_t self, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_USER_NAME_TAKEN);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_text(st, 1, name);
     sqlite3_bind_int64(st, 2, self);
     int rc = sqlite3_step(st);
     db_done(st);
-    if (rc == SQLITE_ROW) return nova_fail(err, 409, "user_name '%s' is taken", name);
+    if (rc == SQLITE_ROW) return nova_fail(err, ERR_CONFLICT, "user_name '%s' is taken", name);
     return rc == SQLITE_DONE ? 0 : db_fail(db, err);
 }
 
@@ -86,7 +85,7 @@ int user_register(nova_db *db, const char *name, const char *password_hash, int6
     sqlite3_stmt *st = db_prepare(db, SQL_USER_INSERT);
     if (!avatar || !st) {
         free(avatar);
-        return nova_fail(err, 500, "internal error");
+        return nova_fail(err, ERR_INTERNAL, "internal error");
     }
     db_bind_text(st, 1, name);
     db_bind_text(st, 2, password_hash);
@@ -98,7 +97,7 @@ int user_register(nova_db *db, const char *name, const char *password_hash, int6
     *user_id = sqlite3_last_insert_rowid(db->sql);
 
     st = db_prepare(db, SQL_GROUP_INSERT_DEFAULT);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, *user_id);
     if ((rc = db_exec_done(db, st, err))) return rc;
     return session_create(db, *user_id, token, NULL, err);
@@ -124,7 +123,7 @@ int user_patch_validate(const user_patch *p, nova_err *err)
     if (p->phone && (rc = validate_phone(p->phone, err))) return rc;
     if (p->avatar_url && (rc = validate_avatar_url(p->avatar_url, err))) return rc;
     if ((p->new_password || p->email || p->phone) && !p->old_password)
-        return nova_fail(err, 400,
+        return nova_fail(err, ERR_INVALID,
                          "missing field 'old_password' (needed to change the password, email "
                          "or phone)");
     return 0;
@@ -152,7 +151,7 @@ int user_update(nova_db *db, const session *s, const user_patch *p, const char *
         if ((rc = user_credentials_by_id(db, s->user_id, &current, err))) return rc;
         bool same = current && !strcmp(current, verified_hash);
         free(current);
-        if (!same) return nova_fail(err, 409, "the password changed meanwhile, try again");
+        if (!same) return nova_fail(err, ERR_CONFLICT, "the password changed meanwhile, try again");
     }
     if (p->user_name && (rc = name_free(db, p->user_name, s->user_id, err))) return rc;
 
@@ -161,12 +160,12 @@ int user_update(nova_db *db, const session *s, const user_patch *p, const char *
         char *name = p->user_name ? strdup(p->user_name) : user_name_of(db, s->user_id);
         avatar = name ? avatar_identicon(name) : NULL;
         free(name);
-        if (!avatar) return nova_fail(err, 500, "internal error");
+        if (!avatar) return nova_fail(err, ERR_INTERNAL, "internal error");
     }
     sqlite3_stmt *st = db_prepare(db, SQL_USER_UPDATE);
     if (!st) {
         free(avatar);
-        return nova_fail(err, 500, "internal error");
+        return nova_fail(err, ERR_INTERNAL, "internal error");
     }
     sqlite3_bind_int64(st, 1, s->user_id);
     if (p->user_name) db_bind_text(st, 2, p->user_name);
@@ -189,12 +188,12 @@ int user_update(nova_db *db, const session *s, const user_patch *p, const char *
 int user_exists(nova_db *db, int64_t user_id, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_USER_EXISTS);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, user_id);
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc == SQLITE_ROW) return 0;
-    return rc == SQLITE_DONE ? nova_fail(err, 404, "user %lld not found", (long long)user_id)
+    return rc == SQLITE_DONE ? nova_fail(err, ERR_NOT_FOUND, "user %lld not found", (long long)user_id)
                              : db_fail(db, err);
 }
 
@@ -224,14 +223,14 @@ int user_delete(nova_db *db, int64_t user_id, nova_err *err)
     };
     for (size_t i = 0; i < sizeof cleanup / sizeof cleanup[0]; i++) {
         sqlite3_stmt *st = db_prepare(db, cleanup[i]);
-        if (!st) return nova_fail(err, 500, "internal error");
+        if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
         sqlite3_bind_int64(st, 1, user_id);
         if (sqlite3_bind_parameter_count(st) >= 2) sqlite3_bind_int64(st, 2, USER_DELETED_ID);
         if ((rc = db_exec_done(db, st, err))) return rc;
     }
     if ((rc = session_end_all(db, user_id, 0, err))) return rc;
     sqlite3_stmt *st = db_prepare(db, SQL_USER_DELETE);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, user_id);
     return db_exec_done(db, st, err);
 }

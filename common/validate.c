@@ -96,15 +96,15 @@ int validate_user_name(const char *s, nova_err *err)
     for (size_t i = 0; ok && i < len; i++)
         ok = in_set(s[i], "-_()@.");
     if (!ok)
-        return nova_fail(err, 400, "user_name must be 1-32 characters of a-z A-Z 0-9 - _ ( ) @ .");
+        return nova_fail(err, ERR_INVALID, "user_name must be 1-32 characters of a-z A-Z 0-9 - _ ( ) @ .");
     return 0;
 }
 
 int validate_password(const char *s, const char *field, nova_err *err)
 {
     long n = utf8_length(s);
-    if (n < PASSWORD_MIN) return nova_fail(err, 400, "%s must be at least 6 characters", field);
-    if (strpbrk(s, " \t\r\n\v\f")) return nova_fail(err, 400, "%s must not contain spaces", field);
+    if (n < PASSWORD_MIN) return nova_fail(err, ERR_INVALID, "%s must be at least 6 characters", field);
+    if (strpbrk(s, " \t\r\n\v\f")) return nova_fail(err, ERR_INVALID, "%s must not contain spaces", field);
     return 0;
 }
 
@@ -139,7 +139,7 @@ int validate_email(const char *s, nova_err *err)
         ok = ok && labels >= 2;
     }
     if (!ok)
-        return nova_fail(err, 400,
+        return nova_fail(err, ERR_INVALID,
                          "email must be empty or a valid address of at most 100 characters");
     return 0;
 }
@@ -148,7 +148,7 @@ int validate_phone(const char *s, nova_err *err)
 {
     if (!*s) return 0;
     bool ok = strlen(s) == 11 && s[0] == '1' && strspn(s, "0123456789") == 11;
-    if (!ok) return nova_fail(err, 400, "phone must be empty or 11 digits starting with 1");
+    if (!ok) return nova_fail(err, ERR_INVALID, "phone must be empty or 11 digits starting with 1");
     return 0;
 }
 
@@ -176,7 +176,7 @@ int validate_avatar_url(const char *s, nova_err *err)
             p++;
         if (p > type && !strncmp(p, ";base64,", 8) && len <= AVATAR_DATA_MAX && is_base64(p + 8))
             return 0;
-        return nova_fail(err, 400,
+        return nova_fail(err, ERR_INVALID,
                          "avatar_url must be data:image/<type>;base64,<data> of at most "
                          "100000 characters");
     }
@@ -187,17 +187,17 @@ int validate_avatar_url(const char *s, nova_err *err)
         for (const char *p = s; ok && *p; p++)
             ok = (unsigned char)*p > 0x20 && *p != 0x7f && *p != '"' && *p != '<' && *p != '>';
         if (ok) return 0;
-        return nova_fail(err, 400, "avatar_url must be an http(s) URL of at most 500 characters");
+        return nova_fail(err, ERR_INVALID, "avatar_url must be an http(s) URL of at most 500 characters");
     }
-    return nova_fail(err, 400, "avatar_url must be empty, a data:image URL or an http(s) URL");
+    return nova_fail(err, ERR_INVALID, "avatar_url must be empty, a data:image URL or an http(s) URL");
 }
 
 int validate_length(const char *s, const char *field, long min, long max, nova_err *err)
 {
     long n = utf8_length(s);
     if (n < min || n > max) {
-        if (min > 0) return nova_fail(err, 400, "%s must be %ld-%ld characters", field, min, max);
-        return nova_fail(err, 400, "%s must be at most %ld characters", field, max);
+        if (min > 0) return nova_fail(err, ERR_INVALID, "%s must be %ld-%ld characters", field, min, max);
+        return nova_fail(err, ERR_INVALID, "%s must be at most %ld characters", field, max);
     }
     return 0;
 }

@@ -14,9 +14,9 @@
 static const char SQL_USER_VIEW[] =
     "SELECT id, user_name, avatar_url, email, phone FROM users WHERE id = ?";
 
-static json_object *fail_null(nova_err *err, int status, const char *what, int64_t id)
+static json_object *fail_null(nova_err *err, int kind, const char *what, int64_t id)
 {
-    nova_fail(err, status, "%s %lld not found", what, (long long)id);
+    nova_fail(err, kind, "%s %lld not found", what, (long long)id);
     return NULL;
 }
 
@@ -24,14 +24,14 @@ static json_object *fail_null(nova_err *err, int status, const char *what, int64
 static int step_one(nova_db *db, sqlite3_stmt *st, const char *what, int64_t id, nova_err *err)
 {
     if (!st) {
-        nova_fail(err, 500, "internal error");
+        nova_fail(err, ERR_INTERNAL, "internal error");
         return -1;
     }
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) return 1;
     db_done(st);
     if (rc == SQLITE_DONE) {
-        fail_null(err, 404, what, id);
+        fail_null(err, ERR_NOT_FOUND, what, id);
         return 0;
     }
     db_fail(db, err);
@@ -151,7 +151,7 @@ static int add_users(nova_db *db, user_cache *cache, json_object *o, const char 
     for (size_t i = 0; i < ids.n && !rc; i++) {
         json_object *u = cached_user(db, cache, ids.v[i], err);
         if (!u)
-            rc = err->status;
+            rc = err->kind;
         else
             json_object_array_add(arr, u);
     }
@@ -287,7 +287,7 @@ static int load_watermarks(nova_db *db, user_cache *cache, int64_t chat_id, wate
                            nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(db, SQL_CHAT_WATERMARKS);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, chat_id);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -301,7 +301,7 @@ static int load_watermarks(nova_db *db, user_cache *cache, int64_t chat_id, wate
         if (!ok || idlist_push(&w->users, user_id) ||
             idlist_push(&w->marks, sqlite3_column_int64(st, 1))) {
             db_done(st);
-            return nova_fail(err, 500, "internal error");
+            return nova_fail(err, ERR_INTERNAL, "internal error");
         }
     }
     db_done(st);
@@ -350,7 +350,7 @@ static json_object *message_detailed(nova_db *db, user_cache *cache, const water
         if (r)
             json_object_array_add(by, r);
         else
-            rc = err->status;
+            rc = err->kind;
     }
     idlist_free(&replies);
     if (rc) goto fail;
@@ -399,7 +399,7 @@ json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const m
 {
     sqlite3_stmt *st = db_prepare(db, SQL_MESSAGES_PAGE);
     if (!st) {
-        nova_fail(err, 500, "internal error");
+        nova_fail(err, ERR_INTERNAL, "internal error");
         return NULL;
     }
     sqlite3_bind_int64(st, 1, chat_id);
@@ -426,7 +426,7 @@ json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const m
         if (m)
             json_object_array_add(list, m);
         else
-            rc = err->status;
+            rc = err->kind;
     }
     watermarks_free(&w);
     user_cache_free(&cache);
@@ -463,7 +463,7 @@ json_object *view_chat(nova_db *db, int64_t chat_id, int64_t viewer, nova_err *e
 
     user_cache cache = {0};
     json_object *owner_obj = cached_user(db, &cache, owner, err);
-    int rc = owner_obj ? 0 : err->status;
+    int rc = owner_obj ? 0 : err->kind;
     json_object_object_add(o, "chat_owner", owner_obj);
     if (!rc) {
         st = db_prepare(db, SQL_CHAT_ADMINS);
@@ -488,7 +488,7 @@ json_object *view_chat(nova_db *db, int64_t chat_id, int64_t viewer, nova_err *e
             int64_t unused;
             json_object_put(m);
             m = message_basic(db, &cache, last.v[0], viewer, &unused, err);
-            if (!m) rc = err->status;
+            if (!m) rc = err->kind;
         }
         idlist_free(&last);
         json_object_object_add(o, "last_message", m);

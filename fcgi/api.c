@@ -8,52 +8,56 @@
 #include "../common/json_util.h"
 #include "../common/log.h"
 
-/* Shorthands for the route table. */
+/* Shorthands for the route table. NF, NM: this endpoint answers 400 where
+ * the object is not found (NF) or the caller is not allowed (NM), as
+ * API.md lists per endpoint ("chat unknown → 400"). */
 #define OPEN SESSION_NONE
 #define AUTH SESSION_REQUIRED
 #define MAYBE SESSION_OPTIONAL
 #define READ TX_READ
 #define WRITE TX_WRITE
+#define NF API_AS_400(ERR_NOT_FOUND)
+#define NM API_AS_400(ERR_FORBIDDEN)
 
 /* The whole route table of API.md §4, in its order. */
 const api_route api_routes[] = {
-    {METHOD_POST, "/user/register", h_user_register_prepare, h_user_register, MAYBE, WRITE},
-    {METHOD_POST, "/user/login", h_user_login_prepare, h_user_login, MAYBE, WRITE},
-    {METHOD_POST, "/user/logout", NULL, h_user_logout, AUTH, WRITE},
-    {METHOD_GET, "/user", NULL, h_user_get, AUTH, READ},
-    {METHOD_PATCH, "/user", h_user_patch_prepare, h_user_patch, AUTH, WRITE},
-    {METHOD_DELETE, "/user", NULL, h_user_delete, AUTH, WRITE},
-    {METHOD_GET, "/user/{id}", NULL, h_user_by_id, AUTH, READ},
+    {METHOD_POST, "/user/register", h_user_register_prepare, h_user_register, MAYBE, WRITE, 0},
+    {METHOD_POST, "/user/login", h_user_login_prepare, h_user_login, MAYBE, WRITE, 0},
+    {METHOD_POST, "/user/logout", NULL, h_user_logout, AUTH, WRITE, 0},
+    {METHOD_GET, "/user", NULL, h_user_get, AUTH, READ, 0},
+    {METHOD_PATCH, "/user", h_user_patch_prepare, h_user_patch, AUTH, WRITE, 0},
+    {METHOD_DELETE, "/user", NULL, h_user_delete, AUTH, WRITE, 0},
+    {METHOD_GET, "/user/{id}", NULL, h_user_by_id, AUTH, READ, 0},
 
-    {METHOD_POST, "/friend/group/add", NULL, h_friend_group_add, AUTH, WRITE},
-    {METHOD_GET, "/friend/group/list", NULL, h_friend_group_list, AUTH, READ},
-    {METHOD_GET, "/friend/group/{id}", NULL, h_friend_group_get, AUTH, READ},
-    {METHOD_PATCH, "/friend/group/{id}", NULL, h_friend_group_patch, AUTH, WRITE},
-    {METHOD_DELETE, "/friend/group/{id}", NULL, h_friend_group_delete, AUTH, WRITE},
+    {METHOD_POST, "/friend/group/add", NULL, h_friend_group_add, AUTH, WRITE, 0},
+    {METHOD_GET, "/friend/group/list", NULL, h_friend_group_list, AUTH, READ, 0},
+    {METHOD_GET, "/friend/group/{id}", NULL, h_friend_group_get, AUTH, READ, 0},
+    {METHOD_PATCH, "/friend/group/{id}", NULL, h_friend_group_patch, AUTH, WRITE, NF},
+    {METHOD_DELETE, "/friend/group/{id}", NULL, h_friend_group_delete, AUTH, WRITE, NF},
 
-    {METHOD_POST, "/friend/find", NULL, h_friend_find, AUTH, READ},
-    {METHOD_POST, "/friend/invite", NULL, h_friend_invite, AUTH, WRITE},
-    {METHOD_GET, "/friend/invitation", NULL, h_friend_invitation_list, AUTH, READ},
-    {METHOD_POST, "/friend/invitation/{id}", NULL, h_friend_invitation_accept, AUTH, WRITE},
-    {METHOD_DELETE, "/friend/invitation/{id}", NULL, h_friend_invitation_decline, AUTH, WRITE},
-    {METHOD_GET, "/friend", NULL, h_friend_list, AUTH, READ},
-    {METHOD_GET, "/friend/{id}", NULL, h_friend_get, AUTH, READ},
-    {METHOD_PATCH, "/friend/{id}", NULL, h_friend_patch, AUTH, WRITE},
-    {METHOD_DELETE, "/friend/{id}", NULL, h_friend_delete, AUTH, WRITE},
+    {METHOD_POST, "/friend/find", NULL, h_friend_find, AUTH, READ, 0},
+    {METHOD_POST, "/friend/invite", NULL, h_friend_invite, AUTH, WRITE, NF},
+    {METHOD_GET, "/friend/invitation", NULL, h_friend_invitation_list, AUTH, READ, 0},
+    {METHOD_POST, "/friend/invitation/{id}", NULL, h_friend_invitation_accept, AUTH, WRITE, NF},
+    {METHOD_DELETE, "/friend/invitation/{id}", NULL, h_friend_invitation_decline, AUTH, WRITE, NF},
+    {METHOD_GET, "/friend", NULL, h_friend_list, AUTH, READ, 0},
+    {METHOD_GET, "/friend/{id}", NULL, h_friend_get, AUTH, READ, 0},
+    {METHOD_PATCH, "/friend/{id}", NULL, h_friend_patch, AUTH, WRITE, NF},
+    {METHOD_DELETE, "/friend/{id}", NULL, h_friend_delete, AUTH, WRITE, NF},
 
-    {METHOD_POST, "/chat/new", NULL, h_chat_new, AUTH, WRITE},
-    {METHOD_POST, "/chat/{id}/invite", NULL, h_chat_invite, AUTH, WRITE},
-    {METHOD_GET, "/chat/{id}/invitation", NULL, h_chat_invitation_list, AUTH, READ},
-    {METHOD_POST, "/chat/{id}/invitation/{id}", NULL, h_chat_invitation_approve, AUTH, WRITE},
-    {METHOD_DELETE, "/chat/{id}/invitation/{id}", NULL, h_chat_invitation_decline, AUTH, WRITE},
-    {METHOD_GET, "/chat", NULL, h_chat_list, AUTH, READ},
-    {METHOD_GET, "/chat/{id}", NULL, h_chat_get, AUTH, READ},
-    {METHOD_DELETE, "/chat/{id}", NULL, h_chat_delete, AUTH, WRITE},
-    {METHOD_GET, "/chat/{id}/messages", NULL, h_chat_messages, AUTH, READ},
-    {METHOD_POST, "/chat/{id}/filter", NULL, h_chat_filter, AUTH, READ},
-    {METHOD_POST, "/chat/{id}/{id}/admin", NULL, h_chat_admin, AUTH, WRITE},
-    {METHOD_POST, "/chat/{id}/set_owner", NULL, h_chat_set_owner, AUTH, WRITE},
-    {METHOD_DELETE, "/chat/{id}/{id}", NULL, h_chat_remove_member, AUTH, WRITE},
+    {METHOD_POST, "/chat/new", NULL, h_chat_new, AUTH, WRITE, 0},
+    {METHOD_POST, "/chat/{id}/invite", NULL, h_chat_invite, AUTH, WRITE, NF},
+    {METHOD_GET, "/chat/{id}/invitation", NULL, h_chat_invitation_list, AUTH, READ, NF},
+    {METHOD_POST, "/chat/{id}/invitation/{id}", NULL, h_chat_invitation_approve, AUTH, WRITE, NF},
+    {METHOD_DELETE, "/chat/{id}/invitation/{id}", NULL, h_chat_invitation_decline, AUTH, WRITE, NF},
+    {METHOD_GET, "/chat", NULL, h_chat_list, AUTH, READ, 0},
+    {METHOD_GET, "/chat/{id}", NULL, h_chat_get, AUTH, READ, NF | NM},
+    {METHOD_DELETE, "/chat/{id}", NULL, h_chat_delete, AUTH, WRITE, NF | NM},
+    {METHOD_GET, "/chat/{id}/messages", NULL, h_chat_messages, AUTH, READ, 0},
+    {METHOD_POST, "/chat/{id}/filter", NULL, h_chat_filter, AUTH, READ, NF},
+    {METHOD_POST, "/chat/{id}/{id}/admin", NULL, h_chat_admin, AUTH, WRITE, NF},
+    {METHOD_POST, "/chat/{id}/set_owner", NULL, h_chat_set_owner, AUTH, WRITE, NF},
+    {METHOD_DELETE, "/chat/{id}/{id}", NULL, h_chat_remove_member, AUTH, WRITE, NF},
 };
 const size_t api_route_count = sizeof api_routes / sizeof api_routes[0];
 
@@ -113,12 +117,12 @@ static int check_body(api_call *c, nova_err *err)
     const http_request *req = c->req;
     bool has_type = req->content_type && req->content_type[0];
     if (has_type && !is_json_type(req->content_type))
-        return nova_fail(err, 400, "Content-Type must be application/json");
+        return nova_fail(err, ERR_INVALID, "Content-Type must be application/json");
     if (req->body_too_large || req->body_len > (size_t)c->cfg->body_limit)
-        return nova_fail(err, 413, "request body is larger than %ld bytes", c->cfg->body_limit);
+        return nova_fail(err, ERR_TOO_LARGE, "request body is larger than %ld bytes", c->cfg->body_limit);
     if (req->body_len == 0) return 0;
     if (!has_type)
-        return nova_fail(err, 400, "a request body needs Content-Type: application/json");
+        return nova_fail(err, ERR_INVALID, "a request body needs Content-Type: application/json");
     return json_parse_strict(req->body, req->body_len, (int)c->cfg->json_max_depth, &c->body, err);
 }
 
@@ -130,7 +134,7 @@ void api_set_cookie(api_call *c, const char *token)
 int api_result(api_call *c, json_object *data, nova_err *err)
 {
     c->data = data;
-    return data ? 0 : err->status ? err->status : 500;
+    return data ? 0 : err->kind ? err->kind : ERR_INTERNAL;
 }
 
 /* The session token the request's cookie carries, if well formed. */
@@ -175,7 +179,7 @@ static int check_origin(api_call *c, nova_err *err)
         return 0;
     }
     log_info("refused a cross-site %s %.200s", req->method, req->path);
-    return nova_fail(err, 403, "cross-site request refused");
+    return nova_fail(err, ERR_FORBIDDEN, "cross-site request refused");
 }
 
 /* After the request's transaction: end an expired session (logout to its
@@ -187,7 +191,7 @@ static void settle_session(api_call *c, const session *s)
 
 /* Steps 4-6 inside the route's transaction: session, body, handler. */
 static int run_in_transaction(api_call *c, const api_route *route, int body_status,
-                              nova_err *body_err, session *seen, nova_err *err)
+                              nova_err *body_err, session *seen, int *status, nova_err *err)
 {
     int rc = route->tx == TX_WRITE ? db_begin(c->db, err) : db_begin_read(c->db, err);
     if (rc) return rc;
@@ -195,8 +199,12 @@ static int run_in_transaction(api_call *c, const api_route *route, int body_stat
         rc = check_session(c, seen);
         c->has_session = !rc;
         if (c->has_session) c->session = *seen;
-        if (rc && route->session == SESSION_REQUIRED) rc = nova_fail(err, 403, "Invalid Session");
-        else rc = 0;
+        if (rc && route->session == SESSION_REQUIRED) {
+            rc = nova_fail(err, ERR_FORBIDDEN, "Invalid Session");
+            *status = 403; /* the pipeline's own answer, whatever the route maps */
+        } else {
+            rc = 0;
+        }
     }
     if (!rc && body_status) {
         *err = *body_err;
@@ -208,6 +216,12 @@ static int run_in_transaction(api_call *c, const api_route *route, int body_stat
     return rc;
 }
 
+int api_status_of(const api_route *route, int kind)
+{
+    if (route && (route->as_400 & API_AS_400(kind))) return 400;
+    return err_http_status(kind);
+}
+
 void api_handle(nova_db *db, const http_request *req, http_response *resp)
 {
     const nova_config *cfg = db->cfg;
@@ -216,6 +230,7 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
     nova_err_clear(&body_err);
     api_call call = {.db = db, .cfg = cfg, .req = req, .resp = resp};
     session seen = {0}; /* the session the cookie named, live or not */
+    int status = 0;     /* set by the pipeline's own answers (405, 403) */
 
     /* 1. route, 2. method */
     unsigned method = router_method(req->method), allowed = 0;
@@ -231,7 +246,7 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
         }
     }
     if (!allowed) {
-        nova_fail(&err, 404, "no such path: %.200s", req->path);
+        nova_fail(&err, ERR_NOT_FOUND, "no such path: %.200s", req->path);
         goto fail;
     }
     char allow[96];
@@ -245,19 +260,24 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
     }
     if (!route) {
         http_add_header(resp, "Allow", allow);
-        nova_fail(&err, 405, "method %.16s not allowed on %.200s", req->method ? req->method : "",
-                  req->path);
+        nova_fail(&err, ERR_INVALID, "method %.16s not allowed on %.200s",
+                  req->method ? req->method : "", req->path);
+        status = 405;
         goto fail;
     }
     add_cors(cfg, req, resp, false);
-    if (method != METHOD_GET && check_origin(&call, &err)) goto fail;
+    if (method != METHOD_GET && check_origin(&call, &err)) {
+        status = 403;
+        goto fail;
+    }
     /* 5. body: parsed now, reported after the session check (step 4). */
     int body_status = method == METHOD_GET ? 0 : check_body(&call, &body_err);
     /* Slow work before the transaction. Only a live session may ask for
      * it; the handler checks the session again under the transaction. */
     if (route->prepare) {
         if (route->session == SESSION_REQUIRED && check_session(&call, &seen)) {
-            nova_fail(&err, 403, "Invalid Session");
+            nova_fail(&err, ERR_FORBIDDEN, "Invalid Session");
+            status = 403;
             goto fail;
         }
         if (route->session == SESSION_REQUIRED) call.session = seen;
@@ -268,7 +288,7 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
         if (route->prepare(&call, &err)) goto fail;
     }
     /* 4-6. session, body and handler in the route's transaction */
-    if (run_in_transaction(&call, route, body_status, &body_err, &seen, &err)) goto fail;
+    if (run_in_transaction(&call, route, body_status, &body_err, &seen, &status, &err)) goto fail;
     settle_session(&call, &seen);
     if (call.set_cookie[0]) http_add_header(resp, "Set-Cookie", call.set_cookie);
     respond(resp, 200, call.data, NULL);
@@ -276,8 +296,9 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
 fail:
     settle_session(&call, &seen);
     /* 7. never leak internals: 5xx messages are generic by construction. */
-    if (!err.status) nova_fail(&err, 500, "internal error");
-    respond(resp, err.status, NULL, err.msg);
+    if (!err.kind) nova_fail(&err, ERR_INTERNAL, "internal error");
+    if (!status) status = api_status_of(route, err.kind);
+    respond(resp, status, NULL, err.msg);
 done:
     json_object_put(call.data);
     json_object_put(call.body);

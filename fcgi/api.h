@@ -64,7 +64,15 @@ typedef struct api_route {
     api_handler handler;
     enum api_session session;
     enum api_tx tx;
+    unsigned as_400; /* API_AS_400(kind) bits: kinds this endpoint answers with 400 */
 } api_route;
+
+/* Where API.md has an endpoint answer 400 for a kind whose own status is
+ * another (err_http_status), e.g. "chat unknown → 400". */
+#define API_AS_400(kind) (1u << (kind))
+
+/* The status route answers a failure of this kind with. */
+int api_status_of(const api_route *route, int kind);
 
 extern const api_route api_routes[];
 extern const size_t api_route_count;

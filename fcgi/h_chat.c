@@ -25,9 +25,9 @@ int h_chat_new(api_call *c, nova_err *err)
     for (size_t i = 0, n = json_object_array_length(members); i < n && !rc; i++) {
         int64_t id;
         if (!json_is_int64(json_object_array_get_idx(members, i), &id))
-            rc = nova_fail(err, 400, "chat_members must be a list of user ids");
+            rc = nova_fail(err, ERR_INVALID, "chat_members must be a list of user ids");
         else if (idlist_push(&ids, id))
-            rc = nova_fail(err, 500, "out of memory");
+            rc = nova_fail(err, ERR_INTERNAL, "out of memory");
     }
     int64_t chat_id = 0;
     if (!rc) rc = chat_create_group(c->db, c->session.user_id, name, &ids, &chat_id, err);
@@ -76,14 +76,14 @@ int h_chat_list(api_call *c, nova_err *err)
 int h_chat_get(api_call *c, nova_err *err)
 {
     chat_info chat;
-    int rc = chat_require_member(c->db, c->session.user_id, c->ids[0], &chat, 400, 400, err);
+    int rc = chat_gate(c->db, c->session.user_id, c->ids[0], NEED_MEMBER, false, &chat, NULL, err);
     if (rc) return rc;
     return api_result(c, view_chat_relation(c->db, c->ids[0], c->session.user_id, err), err);
 }
 
 int h_chat_delete(api_call *c, nova_err *err)
 {
-    return chat_leave(c->db, c->session.user_id, c->ids[0], err);
+    return chat_delete_or_leave(c->db, c->session.user_id, c->ids[0], err);
 }
 
 /* A positive integer query parameter (?name=N); absent leaves *out. */
@@ -99,7 +99,7 @@ static int query_id(const char *query, const char *name, int64_t *out, nova_err 
             long long v = strtoll(p + name_len + 1, &stop, 10);
             if (errno || stop != p + len || v <= 0 || p[name_len + 1] == '+' ||
                 p[name_len + 1] == ' ')
-                return nova_fail(err, 400, "query parameter '%s' must be a positive integer", name);
+                return nova_fail(err, ERR_INVALID, "query parameter '%s' must be a positive integer", name);
             *out = v;
         }
         p = end ? end + 1 : NULL;
@@ -113,7 +113,7 @@ int h_chat_messages(api_call *c, nova_err *err)
     message_query q = {0};
     int64_t limit = 0;
     int rc;
-    if ((rc = chat_require_member(c->db, c->session.user_id, c->ids[0], &chat, 404, 403, err)) ||
+    if ((rc = chat_gate(c->db, c->session.user_id, c->ids[0], NEED_MEMBER, false, &chat, NULL, err)) ||
         (rc = query_id(c->req->query, "limit", &limit, err)) ||
         (rc = query_id(c->req->query, "before", &q.before, err)))
         return rc;
@@ -143,7 +143,7 @@ static int time_field(json_object *body, const char *key, bool *has, double *out
         *out = strtod(s, &end);
         if (*s && !errno && !*end && isfinite(*out) && !strchr(" \t\n\r\f\v", s[0])) return 0;
     }
-    return nova_fail(err, 400, "field '%s' must be a time: a number or a numeric string", key);
+    return nova_fail(err, ERR_INVALID, "field '%s' must be a time: a number or a numeric string", key);
 }
 
 int h_chat_filter(api_call *c, nova_err *err)
@@ -153,29 +153,29 @@ int h_chat_filter(api_call *c, nova_err *err)
     json_object *senders = NULL;
     bool has_senders;
     int rc;
-    if ((rc = chat_require_member(c->db, c->session.user_id, c->ids[0], &chat, 400, 403, err)) ||
+    if ((rc = chat_gate(c->db, c->session.user_id, c->ids[0], NEED_MEMBER, false, &chat, NULL, err)) ||
         (rc = json_require_object(c->body, "body", err)) ||
         (rc = time_field(c->body, "begin_time", &q.has_begin, &q.begin, err)) ||
         (rc = time_field(c->body, "end_time", &q.has_end, &q.end, err)) ||
         (rc = json_field_array(c->body, "sender", false, &senders, &has_senders, err)))
         return rc;
     if (!q.has_begin && !q.has_end && !has_senders)
-        return nova_fail(err, 400, "give at least one of begin_time, end_time, sender");
+        return nova_fail(err, ERR_INVALID, "give at least one of begin_time, end_time, sender");
     idlist ids = {0};
     for (size_t i = 0, n = has_senders ? json_object_array_length(senders) : 0; i < n && !rc; i++) {
         int64_t id;
         enum chat_role role = ROLE_NONE;
         if (!json_is_int64(json_object_array_get_idx(senders, i), &id))
-            rc = nova_fail(err, 400, "sender must be a list of user ids");
+            rc = nova_fail(err, ERR_INVALID, "sender must be a list of user ids");
         else if (id != USER_SYSTEM_ID && id != USER_DELETED_ID &&
                  !(rc = chat_role(c->db, &chat, id, &role, err)) && role == ROLE_NONE)
-            rc = nova_fail(err, 400, "sender %lld is not a member of this chat", (long long)id);
-        if (!rc && idlist_push(&ids, id)) rc = nova_fail(err, 500, "out of memory");
+            rc = nova_fail(err, ERR_INVALID, "sender %lld is not a member of this chat", (long long)id);
+        if (!rc && idlist_push(&ids, id)) rc = nova_fail(err, ERR_INTERNAL, "out of memory");
     }
     if (!rc) {
         q.senders = has_senders ? &ids : NULL;
         c->data = view_messages(c->db, c->ids[0], c->session.user_id, &q, err);
-        if (!c->data) rc = err->status;
+        if (!c->data) rc = err->kind;
     }
     idlist_free(&ids);
     return rc;
@@ -184,7 +184,7 @@ int h_chat_filter(api_call *c, nova_err *err)
 int h_chat_admin(api_call *c, nova_err *err)
 {
     if (!json_object_is_type(c->body, json_type_boolean))
-        return nova_fail(err, 400, "the body must be true or false");
+        return nova_fail(err, ERR_INVALID, "the body must be true or false");
     bool is_admin = json_object_get_boolean(c->body);
     return chat_set_admin(c->db, c->session.user_id, c->ids[0], c->ids[1], is_admin, err);
 }

@@ -34,7 +34,7 @@ int h_friend_group_list(api_call *c, nova_err *err)
 
 int h_friend_group_get(api_call *c, nova_err *err)
 {
-    int rc = friend_group_check(c->db, c->session.user_id, c->ids[0], 404, err);
+    int rc = friend_group_check(c->db, c->session.user_id, c->ids[0], err);
     if (rc) return rc;
     return api_result(c, view_friend_group(c->db, c->ids[0], err), err);
 }
@@ -120,7 +120,7 @@ int h_friend_list(api_call *c, nova_err *err)
 
 int h_friend_get(api_call *c, nova_err *err)
 {
-    int rc = friend_check(c->db, c->session.user_id, c->ids[0], 404, err);
+    int rc = friend_check(c->db, c->session.user_id, c->ids[0], err);
     if (rc) return rc;
     return api_result(c, view_friend(c->db, c->session.user_id, c->ids[0], err), err);
 }
@@ -137,7 +137,7 @@ int h_friend_patch(api_call *c, nova_err *err)
         (rc = json_field_int(c->body, "group_id", false, &group_id, &has_group, err)))
         return rc;
     if (has_group && group_id <= 0)
-        return nova_fail(err, 400, "friend group %lld not found", (long long)group_id);
+        return nova_fail(err, ERR_NOT_FOUND, "friend group %lld not found", (long long)group_id);
     if ((rc = friend_update(c->db, c->session.user_id, c->ids[0], nickname, group_id, err))) return rc;
     return api_result(c, view_friend(c->db, c->session.user_id, c->ids[0], err), err);
 }

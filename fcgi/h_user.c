@@ -33,7 +33,7 @@ static int answer_login(api_call *c, int64_t user_id, char token[TOKEN_LEN + 1],
     c->data = view_user_detailed(c->db, user_id, err);
     if (c->data) api_set_cookie(c, token);
     sodium_memzero(token, TOKEN_LEN + 1);
-    return c->data ? 0 : err->status;
+    return c->data ? 0 : err->kind;
 }
 
 int h_user_register_prepare(api_call *c, nova_err *err)
@@ -46,10 +46,10 @@ int h_user_register_prepare(api_call *c, nova_err *err)
     char *unused = NULL;
     if (!user_credentials_by_name(c->db, name, &existing, &unused, err)) {
         free(unused);
-        return nova_fail(err, 409, "user_name '%s' is taken", name);
+        return nova_fail(err, ERR_CONFLICT, "user_name '%s' is taken", name);
     }
     if (password_hash(c->cfg, password, c->prep.new_hash))
-        return nova_fail(err, 503, "server busy, try again");
+        return nova_fail(err, ERR_UNAVAILABLE, "server busy, try again");
     c->prep.has_new_hash = true;
     return 0;
 }
@@ -73,11 +73,11 @@ int h_user_login_prepare(api_call *c, nova_err *err)
     int rc = read_credentials(c, &name, &password, err);
     if (rc) return rc;
     rc = user_credentials_by_name(c->db, name, &c->prep.user_id, &c->prep.verified_hash, err);
-    if (rc && rc != 403) return rc;
+    if (rc && rc != ERR_NOT_FOUND) return rc;
     /* An unknown name costs one verification too, so that timing does
      * not tell which names exist. */
     bool ok = password_verify(rc ? password_dummy_hash(c->cfg) : c->prep.verified_hash, password);
-    if (rc || !ok) return nova_fail(err, 403, "wrong user name or password");
+    if (rc || !ok) return nova_fail(err, ERR_FORBIDDEN, "wrong user name or password");
     return 0;
 }
 
@@ -89,7 +89,8 @@ int h_user_login(api_call *c, nova_err *err)
     int rc = user_credentials_by_id(c->db, c->prep.user_id, &current, err);
     bool same = !rc && current && !strcmp(current, c->prep.verified_hash);
     free(current);
-    if (!same && (!rc || rc == 404)) return nova_fail(err, 403, "wrong user name or password");
+    if (!same && (!rc || rc == ERR_NOT_FOUND))
+        return nova_fail(err, ERR_FORBIDDEN, "wrong user name or password");
     if (rc) return rc;
 
     char token[TOKEN_LEN + 1];
@@ -109,7 +110,7 @@ int h_user_logout(api_call *c, nova_err *err)
 int h_user_get(api_call *c, nova_err *err)
 {
     c->data = view_user_detailed(c->db, c->session.user_id, err);
-    return c->data ? 0 : err->status;
+    return c->data ? 0 : err->kind;
 }
 
 /* The fields of a PATCH /user body (pointers into c->body). */
@@ -136,13 +137,13 @@ int h_user_patch_prepare(api_call *c, nova_err *err)
     if (rc) return rc;
     if (p.old_password) {
         rc = user_credentials_by_id(c->db, c->session.user_id, &c->prep.verified_hash, err);
-        if (rc) return rc == 404 ? nova_fail(err, 403, "Invalid Session") : rc;
+        if (rc) return rc == ERR_NOT_FOUND ? nova_fail(err, ERR_FORBIDDEN, "Invalid Session") : rc;
         if (!password_verify(c->prep.verified_hash, p.old_password))
-            return nova_fail(err, 403, "old_password is wrong");
+            return nova_fail(err, ERR_FORBIDDEN, "old_password is wrong");
     }
     if (p.new_password) {
         if (password_hash(c->cfg, p.new_password, c->prep.new_hash))
-            return nova_fail(err, 503, "server busy, try again");
+            return nova_fail(err, ERR_UNAVAILABLE, "server busy, try again");
         c->prep.has_new_hash = true;
     }
     return 0;
@@ -162,7 +163,7 @@ int h_user_patch(api_call *c, nova_err *err)
         if (rc) return rc;
     }
     c->data = view_user_detailed(c->db, c->session.user_id, err);
-    return c->data ? 0 : err->status;
+    return c->data ? 0 : err->kind;
 }
 
 int h_user_delete(api_call *c, nova_err *err)
@@ -177,5 +178,5 @@ int h_user_delete(api_call *c, nova_err *err)
 int h_user_by_id(api_call *c, nova_err *err)
 {
     c->data = view_user_basic(c->db, c->ids[0], err);
-    return c->data ? 0 : err->status;
+    return c->data ? 0 : err->kind;
 }

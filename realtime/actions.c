@@ -77,7 +77,7 @@ static int do_send(action_call *a, nova_err *err)
     json_object *reply;
     if (json_object_object_get_ex(a->data, "reply_to", &reply) && reply &&
         !json_is_int64(reply, &reply_to))
-        return nova_fail(err, 400, "field 'reply_to' must be a message id");
+        return nova_fail(err, ERR_INVALID, "field 'reply_to' must be a message id");
     return message_send(a->r->db, a->c->user_id, chat_id, content, reply_to, &message_id, err);
 }
 
@@ -146,7 +146,7 @@ void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary)
     json_object *rid;
     if (json_require_object(msg, "a packet", &err)) goto fail;
     if (json_object_object_get_ex(msg, "request_id", &rid) && !json_is_int64(rid, &a.request_id)) {
-        nova_fail(&err, 400, "request_id must be an integer");
+        nova_fail(&err, ERR_INVALID, "request_id must be an integer");
         goto fail;
     }
     if (json_field_string(msg, "action", true, &name, NULL, &err)) goto fail;
@@ -157,9 +157,9 @@ void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary)
         json_object_put(msg);
         return;
     }
-    nova_fail(&err, 400, "unknown action '%.64s'", name);
+    nova_fail(&err, ERR_INVALID, "unknown action '%.64s'", name);
 fail:
     /* Domain failures are 400 packets; storage trouble keeps its 5xx. */
-    conn_send_error(r, c, a.request_id, err.status >= 500 ? err.status : 400, err.msg);
+    conn_send_error(r, c, a.request_id, err_socket_code(err.kind), err.msg);
     json_object_put(msg);
 }

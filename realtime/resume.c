@@ -45,7 +45,7 @@ void resume_start(rt *r, conn *c, const char *arg)
     int64_t oldest, newest;
     nova_err err;
     if (outbox_bounds(r->db, &oldest, &newest, &err)) {
-        conn_send_error(r, c, 0, err.status, "cannot resume now; reload");
+        conn_send_error(r, c, 0, err_socket_code(err.kind), "cannot resume now; reload");
         return;
     }
     if (n > newest || n + 1 < oldest) {

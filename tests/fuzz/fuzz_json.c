@@ -127,16 +127,16 @@ static bool matches(const regex_t *re, const char *s)
     return regexec(re, s, 0, NULL, 0) == 0;
 }
 
-/* A validator's contract: 0 with err untouched, or 400 with a message. */
+/* A validator's contract: 0 with err untouched, or ERR_INVALID with a message. */
 static bool run(int rc, const nova_err *err, const char *what, const char *s)
 {
     if (rc == 0) {
-        if (err->status) fuzz_fail("%s('%.80s'): 0 but err.status %d", what, s, err->status);
+        if (err->kind) fuzz_fail("%s('%.80s'): 0 but err.kind %d", what, s, err->kind);
         return true;
     }
-    if (rc != 400 || err->status != 400 || !err->msg[0])
-        fuzz_fail("%s('%.80s'): returned %d (err %d '%s'), want 400 with a reason", what, s, rc,
-                  err->status, err->msg);
+    if (rc != ERR_INVALID || err->kind != ERR_INVALID || !err->msg[0])
+        fuzz_fail("%s('%.80s'): returned %d (err %d '%s'), want ERR_INVALID with a reason", what, s, rc,
+                  err->kind, err->msg);
     return false;
 }
 
@@ -410,7 +410,7 @@ static void check_getters(json_object *obj)
     nova_err_clear(&err);
     if (json_field_string(obj, "\x01no such key", false, &s, &present, &err) || present)
         fuzz_fail("an absent optional field is not reported absent");
-    if (json_field_int(obj, "\x01no such key", true, NULL, NULL, &err) != 400)
+    if (json_field_int(obj, "\x01no such key", true, NULL, NULL, &err) != ERR_INVALID)
         fuzz_fail("an absent required field is not 400");
 }
 
@@ -422,11 +422,11 @@ static void check_json(const uint8_t *data, size_t size)
     json_object *v = (json_object *)&sentinel;
     int rc = json_parse_strict((const char *)data, size, MAX_DEPTH, &v, &err);
     if (rc) {
-        if (rc != 400 || err.status != 400 || !err.msg[0] || v)
-            fuzz_fail("json_parse_strict rejected with %d (err %d '%s'), value %s", rc, err.status,
+        if (rc != ERR_INVALID || err.kind != ERR_INVALID || !err.msg[0] || v)
+            fuzz_fail("json_parse_strict rejected with %d (err %d '%s'), value %s", rc, err.kind,
                       err.msg, v ? "set" : "NULL");
-    } else if (err.status) {
-        fuzz_fail("json_parse_strict accepted but err.status is %d", err.status);
+    } else if (err.kind) {
+        fuzz_fail("json_parse_strict accepted but err.kind is %d", err.kind);
     }
 
     bool expected;

@@ -18,7 +18,7 @@
 enum { MAX_DEPTH = 32 };
 
 /* Parse len bytes of text with the API's depth limit; checks the contract
- * (0 with err untouched, or 400 with *out NULL and a message). */
+ * (0 with err untouched, or ERR_INVALID with *out NULL and a message). */
 static int parse_n(const char *text, size_t len, json_object **out)
 {
     nova_err err;
@@ -27,11 +27,11 @@ static int parse_n(const char *text, size_t len, json_object **out)
     *out = (json_object *)&sentinel; /* must be overwritten either way */
     int rc = json_parse_strict(text, len, MAX_DEPTH, out, &err);
     if (rc == 0) {
-        if (err.status != 0) fail_msg("'%.60s': 0 but err.status %d", text, err.status);
+        if (err.kind != 0) fail_msg("'%.60s': 0 but err.kind %d", text, err.kind);
         return 0;
     }
-    if (rc != 400 || err.status != 400)
-        fail_msg("'%.60s': returned %d, err.status %d, want 400", text, rc, err.status);
+    if (rc != ERR_INVALID || err.kind != ERR_INVALID)
+        fail_msg("'%.60s': returned %d, err.kind %d, want ERR_INVALID", text, rc, err.kind);
     if (*out != NULL) fail_msg("'%.60s': *out not NULL after failure", text);
     if (!err.msg[0]) fail_msg("'%.60s': no reason given", text);
     return rc;
@@ -54,7 +54,7 @@ static int parse(const char *text, json_object **out)
         json_object *v_;                                                                           \
         int rc_ = parse_n(text, len, &v_);                                                         \
         if (rc_ == 0) json_object_put(v_);                                                         \
-        assert_int_equal(rc_, 400);                                                                \
+        assert_int_equal(rc_, ERR_INVALID);                                                                \
     } while (0)
 
 /* Append ` "text"` to buf (of size), bytes escaped so they can be read;
@@ -313,13 +313,13 @@ static void test_parse_depth(void **state)
         s = nested(MAX_DEPTH + 1, objects);
         nova_err err;
         nova_err_clear(&err);
-        assert_int_equal(json_parse_strict(s, strlen(s), MAX_DEPTH, &v, &err), 400);
+        assert_int_equal(json_parse_strict(s, strlen(s), MAX_DEPTH, &v, &err), ERR_INVALID);
         assert_null(v);
         assert_non_null(strstr(err.msg, "32"));
         free(s);
 
         s = nested(1000, objects);
-        assert_int_equal(json_parse_strict(s, strlen(s), MAX_DEPTH, &v, &err), 400);
+        assert_int_equal(json_parse_strict(s, strlen(s), MAX_DEPTH, &v, &err), ERR_INVALID);
         assert_null(v);
         free(s);
     }
@@ -331,7 +331,7 @@ static void test_parse_depth(void **state)
     json_object_put(v);
     assert_int_equal(json_parse_strict("7", 1, 1, &v, &err), 0);
     json_object_put(v);
-    assert_int_equal(json_parse_strict("[[]]", 4, 1, &v, &err), 400);
+    assert_int_equal(json_parse_strict("[[]]", 4, 1, &v, &err), ERR_INVALID);
     assert_int_equal(json_parse_strict("[[]]", 4, 2, &v, &err), 0);
     json_object_put(v);
 }
@@ -465,7 +465,7 @@ static void test_parse_rejects_out_of_range_integers(void **state)
                                         "{\"id\":9223372036854775808}"};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         json_object *v = NULL;
-        if (parse(texts[i], &v) != 400) fail_msg("%s was accepted", texts[i]);
+        if (parse(texts[i], &v) != ERR_INVALID) fail_msg("%s was accepted", texts[i]);
         assert_null(v);
     }
     json_object *v;
@@ -517,11 +517,11 @@ static int fields_teardown(void **state)
     return 0;
 }
 
-/* A field getter failing with 400 and a message naming key. */
+/* A field getter failing with ERR_INVALID and a message naming key. */
 static void expect_field_error(int rc, const nova_err *err, const char *key)
 {
-    if (rc != 400 || err->status != 400)
-        fail_msg("field '%s': returned %d, err.status %d, want 400", key, rc, err->status);
+    if (rc != ERR_INVALID || err->kind != ERR_INVALID)
+        fail_msg("field '%s': returned %d, err.kind %d, want ERR_INVALID", key, rc, err->kind);
     if (!strstr(err->msg, key))
         fail_msg("field '%s': message \"%s\" does not name it", key, err->msg);
 }
@@ -539,7 +539,7 @@ static void test_field_string(void **state)
     assert_true(present);
     assert_int_equal(json_field_string(obj, "empty", true, &s, NULL, &err), 0);
     assert_string_equal(s, "");
-    assert_int_equal(err.status, 0);
+    assert_int_equal(err.kind, 0);
 
     s = "unset";
     assert_int_equal(json_field_string(obj, "nickname", false, &s, &present, &err), 0);
@@ -576,7 +576,7 @@ static void test_field_int(void **state)
     assert_int_equal(json_field_int(obj, "limit", false, &i, &present, &err), 0);
     assert_false(present);
     assert_int_equal(i, -1);
-    assert_int_equal(err.status, 0);
+    assert_int_equal(err.kind, 0);
 
     expect_field_error(json_field_int(obj, "chat_id", true, &i, &present, &err), &err, "chat_id");
     expect_field_error(json_field_int(obj, "count_str", true, &i, NULL, &err), &err, "count_str");
@@ -655,14 +655,14 @@ static void test_require_object(void **state)
     assert_int_equal(json_require_object(v, "body", &err), 0);
     json_object_put(v);
 
-    assert_int_equal(json_require_object(NULL, "body", &err), 400);
+    assert_int_equal(json_require_object(NULL, "body", &err), ERR_INVALID);
     assert_non_null(strstr(err.msg, "body"));
     assert_int_equal(parse("[{}]", &v), 0);
-    assert_int_equal(json_require_object(v, "data", &err), 400);
+    assert_int_equal(json_require_object(v, "data", &err), ERR_INVALID);
     assert_non_null(strstr(err.msg, "data"));
     json_object_put(v);
     assert_int_equal(parse("\"{}\"", &v), 0);
-    assert_int_equal(json_require_object(v, "body", &err), 400);
+    assert_int_equal(json_require_object(v, "body", &err), ERR_INVALID);
     json_object_put(v);
 }
 

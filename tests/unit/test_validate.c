@@ -1,6 +1,6 @@
 /* test_validate.c - the field rules of API.md §2 (common/validate.c).
  *
- * Every validator must answer 0, or 400 with a message naming the field;
+ * Every validator must answer 0, or ERR_INVALID with a message naming the field;
  * check() enforces that contract for each input, so the tests themselves
  * only say which inputs are accepted and which are rejected. */
 #include <stdarg.h>
@@ -16,18 +16,18 @@
 
 typedef int (*validator)(const char *s, nova_err *err);
 
-/* Run v on s: 0, or 400 after checking that err says 400 and names field. */
+/* Run v on s: 0, or ERR_INVALID after checking err says so and names field. */
 static int check(validator v, const char *field, const char *s)
 {
     nova_err err;
     nova_err_clear(&err);
     int rc = v(s, &err);
     if (rc == 0) {
-        if (err.status != 0) fail_msg("%s \"%.60s\": 0 but err.status %d", field, s, err.status);
+        if (err.kind != 0) fail_msg("%s \"%.60s\": 0 but err.kind %d", field, s, err.kind);
         return 0;
     }
-    if (rc != 400 || err.status != 400)
-        fail_msg("%s \"%.60s\": returned %d, err.status %d, want 400", field, s, rc, err.status);
+    if (rc != ERR_INVALID || err.kind != ERR_INVALID)
+        fail_msg("%s \"%.60s\": returned %d, err.kind %d, want ERR_INVALID", field, s, rc, err.kind);
     if (!strstr(err.msg, field))
         fail_msg("%s \"%.60s\": message \"%s\" does not name the field", field, s, err.msg);
     return rc;
@@ -39,7 +39,7 @@ static int password_rule(const char *s, nova_err *err)
 }
 
 #define ACCEPTS(v, field, s) assert_int_equal(check(v, field, s), 0)
-#define REJECTS(v, field, s) assert_int_equal(check(v, field, s), 400)
+#define REJECTS(v, field, s) assert_int_equal(check(v, field, s), ERR_INVALID)
 
 #define NAME_OK(s) ACCEPTS(validate_user_name, "user_name", s)
 #define NAME_BAD(s) REJECTS(validate_user_name, "user_name", s)
@@ -84,8 +84,8 @@ static void test_user_name_length(void **state)
     NAME_OK("7");
     assert_int_equal(check_built(validate_user_name, "user_name", "", "a", 31, ""), 0);
     assert_int_equal(check_built(validate_user_name, "user_name", "", "a", 32, ""), 0);
-    assert_int_equal(check_built(validate_user_name, "user_name", "", "a", 33, ""), 400);
-    assert_int_equal(check_built(validate_user_name, "user_name", "", "a", 200, ""), 400);
+    assert_int_equal(check_built(validate_user_name, "user_name", "", "a", 33, ""), ERR_INVALID);
+    assert_int_equal(check_built(validate_user_name, "user_name", "", "a", 200, ""), ERR_INVALID);
 }
 
 static void test_user_name_charset(void **state)
@@ -136,7 +136,7 @@ static void test_user_name_every_ascii_char(void **state)
         char s[2] = {(char)c, '\0'};
         int allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                       strchr("-_()@.", c) != NULL;
-        if (check(validate_user_name, "user_name", s) != (allowed ? 0 : 400))
+        if (check(validate_user_name, "user_name", s) != (allowed ? 0 : ERR_INVALID))
             fail_msg("character 0x%02x: want %s", c, allowed ? "accepted" : "rejected");
     }
 }
@@ -164,7 +164,7 @@ static void test_password_counts_code_points(void **state)
     PASSWORD_OK("\xE5\xAF\x86\xE7\xA0\x81\xE5\xAF\x86\xE7\xA0\x81" /* 密码密码密码 */
                 "\xE5\xAF\x86\xE7\xA0\x81");
     /* five emoji are 20 bytes */
-    assert_int_equal(check_built(password_rule, "password", "", "\xF0\x9F\x98\x80", 5, ""), 400);
+    assert_int_equal(check_built(password_rule, "password", "", "\xF0\x9F\x98\x80", 5, ""), ERR_INVALID);
     assert_int_equal(check_built(password_rule, "password", "", "\xF0\x9F\x98\x80", 6, ""), 0);
     PASSWORD_OK("abcd\xC3\xA9\xC3\xA9"); /* mixed: 6 */
     PASSWORD_BAD("abc\xC3\xA9\xC3\xA9"); /* mixed: 5 */
@@ -189,14 +189,14 @@ static void test_password_field_name_and_utf8(void **state)
     (void)state;
     nova_err err;
     nova_err_clear(&err);
-    assert_int_equal(validate_password("short", "new_password", &err), 400);
-    assert_int_equal(err.status, 400);
+    assert_int_equal(validate_password("short", "new_password", &err), ERR_INVALID);
+    assert_int_equal(err.kind, ERR_INVALID);
     assert_non_null(strstr(err.msg, "new_password"));
     nova_err_clear(&err);
-    assert_int_equal(validate_password("has space", "old_password", &err), 400);
+    assert_int_equal(validate_password("has space", "old_password", &err), ERR_INVALID);
     assert_non_null(strstr(err.msg, "old_password"));
     /* NULL err is allowed (nova_fail ignores it) */
-    assert_int_equal(validate_password("x", "password", NULL), 400);
+    assert_int_equal(validate_password("x", "password", NULL), ERR_INVALID);
     PASSWORD_BAD("abcdefgh\xFF"); /* not UTF-8 */
     PASSWORD_BAD("abcdefgh\xC0\x80");
 }
@@ -243,9 +243,9 @@ static void test_email_length(void **state)
     (void)state;
     /* 95 + strlen("@b.cd") = 100 characters, then 101 */
     assert_int_equal(check_built(validate_email, "email", "", "a", 95, "@b.cd"), 0);
-    assert_int_equal(check_built(validate_email, "email", "", "a", 96, "@b.cd"), 400);
+    assert_int_equal(check_built(validate_email, "email", "", "a", 96, "@b.cd"), ERR_INVALID);
     /* 2 + 98 + 2 = 102, too long in the domain */
-    assert_int_equal(check_built(validate_email, "email", "a@", "b.", 49, "cd"), 400);
+    assert_int_equal(check_built(validate_email, "email", "a@", "b.", 49, "cd"), ERR_INVALID);
 }
 
 static void test_phone(void **state)
@@ -308,7 +308,7 @@ static void test_avatar_data_url_length(void **state)
     /* 21 + 99980 = 100001, the data itself still valid base64 */
     assert_int_equal(
         check_built(validate_avatar_url, "avatar_url", "data:image/ab;base64,", "AAAA", 24995, ""),
-        400);
+        ERR_INVALID);
 }
 
 static void test_avatar_http_url(void **state)
@@ -340,14 +340,14 @@ static void test_avatar_http_url_length(void **state)
     (void)state;
     /* 8 + 492 = 500 characters, then 501 */
     assert_int_equal(check_built(validate_avatar_url, "avatar_url", "https://", "a", 492, ""), 0);
-    assert_int_equal(check_built(validate_avatar_url, "avatar_url", "https://", "a", 493, ""), 400);
+    assert_int_equal(check_built(validate_avatar_url, "avatar_url", "https://", "a", 493, ""), ERR_INVALID);
     assert_int_equal(check_built(validate_avatar_url, "avatar_url", "http://", "a", 493, ""), 0);
-    assert_int_equal(check_built(validate_avatar_url, "avatar_url", "http://", "a", 494, ""), 400);
+    assert_int_equal(check_built(validate_avatar_url, "avatar_url", "http://", "a", 494, ""), ERR_INVALID);
     /* 10 + 490 = 500 code points in 990 bytes: characters count, not bytes */
     assert_int_equal(
         check_built(validate_avatar_url, "avatar_url", "https://x/", "\xC3\xA9", 490, ""), 0);
     assert_int_equal(
-        check_built(validate_avatar_url, "avatar_url", "https://x/", "\xC3\xA9", 491, ""), 400);
+        check_built(validate_avatar_url, "avatar_url", "https://x/", "\xC3\xA9", 491, ""), ERR_INVALID);
 }
 
 /* validate_length on unit repeated n times, without an err. */
@@ -365,28 +365,28 @@ static void test_validate_length(void **state)
     nova_err err;
     nova_err_clear(&err);
     assert_int_equal(validate_length("abc", "chat_name", 1, CHAT_NAME_MAX, &err), 0);
-    assert_int_equal(err.status, 0);
+    assert_int_equal(err.kind, 0);
     assert_int_equal(validate_length("", "comment", 0, COMMENT_MAX, &err), 0);
 
-    assert_int_equal(validate_length("", "chat_name", 1, CHAT_NAME_MAX, &err), 400);
-    assert_int_equal(err.status, 400);
+    assert_int_equal(validate_length("", "chat_name", 1, CHAT_NAME_MAX, &err), ERR_INVALID);
+    assert_int_equal(err.kind, ERR_INVALID);
     assert_non_null(strstr(err.msg, "chat_name"));
 
     assert_int_equal(length_rule("a", CHAT_NAME_MAX, 1, CHAT_NAME_MAX), 0);
-    assert_int_equal(length_rule("a", CHAT_NAME_MAX + 1, 1, CHAT_NAME_MAX), 400);
+    assert_int_equal(length_rule("a", CHAT_NAME_MAX + 1, 1, CHAT_NAME_MAX), ERR_INVALID);
     /* 60 two-, three- or four-byte characters fit in 60; 61 do not */
     assert_int_equal(length_rule("\xC3\xA9", CHAT_NAME_MAX, 1, CHAT_NAME_MAX), 0);
-    assert_int_equal(length_rule("\xC3\xA9", CHAT_NAME_MAX + 1, 1, CHAT_NAME_MAX), 400);
+    assert_int_equal(length_rule("\xC3\xA9", CHAT_NAME_MAX + 1, 1, CHAT_NAME_MAX), ERR_INVALID);
     assert_int_equal(length_rule("\xE5\x90\x8D", CHAT_NAME_MAX, 1, CHAT_NAME_MAX), 0);
-    assert_int_equal(length_rule("\xE5\x90\x8D", CHAT_NAME_MAX + 1, 1, CHAT_NAME_MAX), 400);
+    assert_int_equal(length_rule("\xE5\x90\x8D", CHAT_NAME_MAX + 1, 1, CHAT_NAME_MAX), ERR_INVALID);
     assert_int_equal(length_rule("\xF0\x9F\x98\x80", NICKNAME_MAX, 0, NICKNAME_MAX), 0);
-    assert_int_equal(length_rule("\xF0\x9F\x98\x80", NICKNAME_MAX + 1, 0, NICKNAME_MAX), 400);
+    assert_int_equal(length_rule("\xF0\x9F\x98\x80", NICKNAME_MAX + 1, 0, NICKNAME_MAX), ERR_INVALID);
 
     /* invalid UTF-8 is never a valid string, even when empty is allowed */
     nova_err_clear(&err);
-    assert_int_equal(validate_length("ab\xFF", "comment", 0, COMMENT_MAX, &err), 400);
+    assert_int_equal(validate_length("ab\xFF", "comment", 0, COMMENT_MAX, &err), ERR_INVALID);
     assert_non_null(strstr(err.msg, "comment"));
-    assert_int_equal(validate_length("\x80", "group_name", 1, GROUP_NAME_MAX, NULL), 400);
+    assert_int_equal(validate_length("\x80", "group_name", 1, GROUP_NAME_MAX, NULL), ERR_INVALID);
 }
 
 static void test_utf8_length_valid(void **state)
