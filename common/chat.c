@@ -5,16 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "friend.h"
 #include "json_util.h"
 #include "message.h"
 #include "outbox.h"
 #include "user.h"
 #include "view.h"
 
-static const char SQL_CHAT_LOOKUP[] = "SELECT owner_id, name = '' FROM chats WHERE id = ?";
-static const char SQL_MEMBER_ROLE[] =
-    "SELECT is_admin FROM chat_members WHERE chat_id = ? AND user_id = ?";
 static const char SQL_CHAT_INSERT[] = "INSERT INTO chats (name, owner_id, created_at) "
                                       "VALUES (?, ?, ?)";
 static const char SQL_MEMBER_INSERT[] =
@@ -25,41 +21,6 @@ static const char SQL_RELATION_UPSERT[] =
     "ON CONFLICT (chat_id, user_id) DO UPDATE SET last_read_id = max(last_read_id, "
     "excluded.last_read_id)";
 static const char SQL_CHAT_DELETE[] = "DELETE FROM chats WHERE id = ?";
-
-int chat_lookup(nova_db *db, int64_t chat_id, chat_info *out, nova_err *err)
-{
-    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_LOOKUP);
-    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        out->id = chat_id;
-        out->owner_id = sqlite3_column_int64(st, 0);
-        out->is_private = sqlite3_column_int(st, 1);
-    }
-    db_done(st);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE)
-        return nova_fail(err, ERR_NOT_FOUND, "chat %lld not found", (long long)chat_id);
-    return db_fail(db, err);
-}
-
-int chat_role(nova_db *db, const chat_info *chat, int64_t user_id, enum chat_role *role,
-              nova_err *err)
-{
-    sqlite3_stmt *st = db_prepare(db, SQL_MEMBER_ROLE);
-    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat->id);
-    sqlite3_bind_int64(st, 2, user_id);
-    int rc = sqlite3_step(st);
-    *role = ROLE_NONE;
-    if (rc == SQLITE_ROW)
-        *role = user_id == chat->owner_id   ? ROLE_OWNER
-                : sqlite3_column_int(st, 0) ? ROLE_ADMIN
-                                            : ROLE_MEMBER;
-    db_done(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(db, err);
-}
 
 int chat_add_member(nova_db *db, int64_t chat_id, int64_t user_id, nova_err *err)
 {
@@ -194,33 +155,6 @@ static int delete_group(nova_db *db, int64_t chat_id, nova_err *err)
     return rc ? rc : chat_destroy(db, chat_id, err);
 }
 
-int chat_gate(nova_db *db, int64_t caller, int64_t chat_id, enum chat_need need, bool group_only,
-              chat_info *chat, enum chat_role *role, nova_err *err)
-{
-    enum chat_role r;
-    int rc;
-    if (!role) role = &r;
-    if ((rc = chat_lookup(db, chat_id, chat, err))) return rc;
-    if (group_only && chat->is_private)
-        return nova_fail(err, ERR_INVALID, "chat %lld is a private chat", (long long)chat_id);
-    if ((rc = chat_role(db, chat, caller, role, err))) return rc;
-    switch (need) {
-    case NEED_MEMBER:
-        if (*role != ROLE_NONE) return 0;
-        return nova_fail(err, ERR_FORBIDDEN, "you are not a member of chat %lld",
-                         (long long)chat_id);
-    case NEED_STAFF:
-        if (*role == ROLE_OWNER || *role == ROLE_ADMIN) return 0;
-        return nova_fail(err, ERR_FORBIDDEN, "only the owner and admins of chat %lld may do this",
-                         (long long)chat_id);
-    case NEED_OWNER:
-        if (*role == ROLE_OWNER) return 0;
-        return nova_fail(err, ERR_FORBIDDEN, "only the owner of chat %lld may do this",
-                         (long long)chat_id);
-    }
-    return nova_fail(err, ERR_INTERNAL, "internal error");
-}
-
 int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist *members,
                       int64_t *chat_id, nova_err *err)
 {
@@ -230,7 +164,7 @@ int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist
         int64_t id = members->v[i];
         if (idlist_contains(&all, id)) continue;
         bool friend;
-        if ((rc = friend_is(db, owner, id, &friend, err))) break;
+        if ((rc = access_are_friends(db, owner, id, &friend, err))) break;
         if (!friend) {
             rc = nova_fail(err, ERR_INVALID, "user %lld is not your friend", (long long)id);
             break;
@@ -273,7 +207,7 @@ int chat_delete_or_leave(nova_db *db, int64_t user_id, int64_t chat_id, nova_err
 {
     chat_info chat;
     enum chat_role role;
-    int rc = chat_gate(db, user_id, chat_id, NEED_MEMBER, true, &chat, &role, err);
+    int rc = access_chat(db, user_id, chat_id, NEED_MEMBER, true, &chat, &role, err);
     if (rc) return rc;
     if (role == ROLE_OWNER) return delete_group(db, chat_id, err);
     if ((rc = remove_member(db, chat_id, user_id, role, err))) return rc;
@@ -290,11 +224,12 @@ int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, n
     enum chat_role target_role;
     bool friend;
     int rc;
-    if ((rc = chat_gate(db, caller, chat_id, NEED_MEMBER, true, &chat, NULL, err))) return rc;
+    if ((rc = access_chat(db, caller, chat_id, NEED_MEMBER, true, &chat, NULL, err))) return rc;
     if (user_id == caller) return nova_fail(err, ERR_INVALID, "you cannot invite yourself");
-    if ((rc = friend_is(db, caller, user_id, &friend, err))) return rc;
-    if (!friend) return nova_fail(err, ERR_INVALID, "user %lld is not your friend", (long long)user_id);
-    if ((rc = chat_role(db, &chat, user_id, &target_role, err))) return rc;
+    if ((rc = access_are_friends(db, caller, user_id, &friend, err))) return rc;
+    if (!friend)
+        return nova_fail(err, ERR_INVALID, "user %lld is not your friend", (long long)user_id);
+    if ((rc = access_chat_role(db, &chat, user_id, &target_role, err))) return rc;
     if (target_role != ROLE_NONE)
         return nova_fail(err, ERR_INVALID, "user %lld is already a member", (long long)user_id);
 
@@ -338,7 +273,7 @@ static json_object *invitation_view(nova_db *db, int64_t id, int64_t viewer, nov
 json_object *chat_invitation_list(nova_db *db, int64_t caller, int64_t chat_id, nova_err *err)
 {
     chat_info chat;
-    if (chat_gate(db, caller, chat_id, NEED_STAFF, false, &chat, NULL, err)) return NULL;
+    if (access_chat(db, caller, chat_id, NEED_STAFF, false, &chat, NULL, err)) return NULL;
     sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_OF_CHAT);
     if (st) sqlite3_bind_int64(st, 1, chat_id);
     return view_list(db, st, caller, invitation_view, err);
@@ -379,9 +314,9 @@ int chat_invitation_approve(nova_db *db, int64_t caller, int64_t chat_id, int64_
     enum chat_role target;
     int64_t inviter;
     int rc;
-    if ((rc = chat_gate(db, caller, chat_id, NEED_STAFF, true, &chat, NULL, err)) ||
+    if ((rc = access_chat(db, caller, chat_id, NEED_STAFF, true, &chat, NULL, err)) ||
         (rc = pending_inviter(db, chat_id, user_id, &inviter, err)) ||
-        (rc = chat_role(db, &chat, user_id, &target, err)))
+        (rc = access_chat_role(db, &chat, user_id, &target, err)))
         return rc;
     if (target != ROLE_NONE)
         return nova_fail(err, ERR_INVALID, "user %lld is already a member", (long long)user_id);
@@ -409,7 +344,7 @@ int chat_invitation_decline(nova_db *db, int64_t caller, int64_t chat_id, int64_
     chat_info chat;
     int64_t inviter;
     int rc;
-    if ((rc = chat_gate(db, caller, chat_id, NEED_STAFF, true, &chat, NULL, err)) ||
+    if ((rc = access_chat(db, caller, chat_id, NEED_STAFF, true, &chat, NULL, err)) ||
         (rc = pending_inviter(db, chat_id, user_id, &inviter, err)))
         return rc;
     return clear_invitations(db, chat_id, user_id, err);
@@ -421,11 +356,12 @@ int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_
     chat_info chat;
     enum chat_role target;
     int rc;
-    if ((rc = chat_gate(db, caller, chat_id, NEED_OWNER, true, &chat, NULL, err))) return rc;
-    if ((rc = chat_role(db, &chat, member_id, &target, err))) return rc;
+    if ((rc = access_chat(db, caller, chat_id, NEED_OWNER, true, &chat, NULL, err))) return rc;
+    if ((rc = access_chat_role(db, &chat, member_id, &target, err))) return rc;
     if (target == ROLE_NONE)
         return nova_fail(err, ERR_INVALID, "user %lld is not a member", (long long)member_id);
-    if (target == ROLE_OWNER) return nova_fail(err, ERR_INVALID, "the owner cannot be made an admin");
+    if (target == ROLE_OWNER)
+        return nova_fail(err, ERR_INVALID, "the owner cannot be made an admin");
     if ((target == ROLE_ADMIN) == is_admin)
         return nova_fail(err, ERR_INVALID, "user %lld is already %s", (long long)member_id,
                          is_admin ? "an admin" : "not an admin");
@@ -437,8 +373,8 @@ int chat_set_owner(nova_db *db, int64_t caller, int64_t chat_id, int64_t new_own
     chat_info chat;
     enum chat_role target;
     int rc;
-    if ((rc = chat_gate(db, caller, chat_id, NEED_OWNER, true, &chat, NULL, err))) return rc;
-    if ((rc = chat_role(db, &chat, new_owner, &target, err))) return rc;
+    if ((rc = access_chat(db, caller, chat_id, NEED_OWNER, true, &chat, NULL, err))) return rc;
+    if ((rc = access_chat_role(db, &chat, new_owner, &target, err))) return rc;
     if (target == ROLE_NONE)
         return nova_fail(err, ERR_INVALID, "user %lld is not a member", (long long)new_owner);
     if (target == ROLE_OWNER)
@@ -464,8 +400,8 @@ int chat_remove_member(nova_db *db, int64_t caller, int64_t chat_id, int64_t mem
     chat_info chat;
     enum chat_role role, target;
     int rc;
-    if ((rc = chat_gate(db, caller, chat_id, NEED_STAFF, true, &chat, &role, err))) return rc;
-    if ((rc = chat_role(db, &chat, member_id, &target, err))) return rc;
+    if ((rc = access_chat(db, caller, chat_id, NEED_STAFF, true, &chat, &role, err))) return rc;
+    if ((rc = access_chat_role(db, &chat, member_id, &target, err))) return rc;
     if (target == ROLE_NONE)
         return nova_fail(err, ERR_INVALID, "user %lld is not a member", (long long)member_id);
     if (target == ROLE_OWNER) return nova_fail(err, ERR_FORBIDDEN, "the owner cannot be removed");
@@ -504,8 +440,8 @@ int chat_forget_user(nova_db *db, int64_t user_id, nova_err *err)
     for (size_t i = 0; i < joined.n && !rc; i++) {
         chat_info chat;
         enum chat_role role;
-        if (!(rc = chat_lookup(db, joined.v[i], &chat, err)) &&
-            !(rc = chat_role(db, &chat, user_id, &role, err)))
+        if (!(rc = access_chat_load(db, joined.v[i], &chat, err)) &&
+            !(rc = access_chat_role(db, &chat, user_id, &role, err)))
             rc = remove_member(db, joined.v[i], user_id, role, err);
     }
     idlist_free(&owned);

@@ -12,38 +12,8 @@
 
 #include <json-c/json.h>
 
+#include "access.h"
 #include "db.h"
-
-enum chat_role { ROLE_NONE = 0, ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER };
-
-typedef struct chat_info {
-    int64_t id;
-    int64_t owner_id;
-    bool is_private;
-} chat_info;
-
-/* Load a chat; ERR_NOT_FOUND if it does not exist. */
-int chat_lookup(nova_db *db, int64_t chat_id, chat_info *out, nova_err *err);
-
-/* What the caller must be in a chat for an operation (chat_gate). */
-enum chat_need {
-    NEED_MEMBER, /* any member */
-    NEED_STAFF,  /* the owner or an admin */
-    NEED_OWNER,  /* the owner */
-};
-
-/* The one access gate: may caller do this to chat_id? Loads the chat
- * (ERR_NOT_FOUND when unknown), refuses a private chat where group_only
- * (ERR_INVALID), then checks the caller's role against need
- * (ERR_FORBIDDEN). On success *chat and *role (role may be NULL) are the
- * chat and the caller's role in it. Every operation on a chat starts
- * here; what each endpoint answers for each kind is the route table's. */
-int chat_gate(nova_db *db, int64_t caller, int64_t chat_id, enum chat_need need, bool group_only,
-              chat_info *chat, enum chat_role *role, nova_err *err);
-
-/* The role of user_id in a chat (ROLE_NONE when not a member). */
-int chat_role(nova_db *db, const chat_info *chat, int64_t user_id, enum chat_role *role,
-              nova_err *err);
 
 /* Create the private chat of a new friendship, owned by owner, with both
  * members and a relation each. No notification: the friendship sends

@@ -5,7 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "validate.h"
+#include "utf8.h"
 
 int nova_fail(nova_err *err, int kind, const char *fmt, ...)
 {

@@ -63,7 +63,8 @@ static int group_editable(nova_db *db, int64_t owner, int64_t group_id, nova_err
     if (rc) return rc;
     if (who != owner)
         return nova_fail(err, ERR_FORBIDDEN, "friend group %lld is not yours", (long long)group_id);
-    if (is_default) return nova_fail(err, ERR_INVALID, "the default friend group cannot be changed");
+    if (is_default)
+        return nova_fail(err, ERR_INVALID, "the default friend group cannot be changed");
     return 0;
 }
 
@@ -193,8 +194,6 @@ json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
 
 /* --- friendships -------------------------------------------------------- */
 
-static const char SQL_ARE_FRIENDS[] =
-    "SELECT chat_id FROM friends WHERE user_id = ? AND friend_id = ?";
 static const char SQL_FRIEND_INSERT[] =
     "INSERT INTO friends (user_id, friend_id, group_id, chat_id, created_at) "
     "VALUES (?1, ?2, (SELECT id FROM friend_groups WHERE user_id = ?1 AND is_default = 1), ?3, ?4)";
@@ -209,38 +208,6 @@ static const char SQL_FRIEND_SET_GROUP[] =
     "UPDATE friends SET group_id = ? WHERE user_id = ? AND friend_id = ?";
 static const char SQL_FRIEND_LIST[] =
     "SELECT friend_id FROM friends WHERE user_id = ? ORDER BY created_at, friend_id";
-
-/* The private chat of two friends, 0 when they are not friends. */
-static int friendship_chat(nova_db *db, int64_t a, int64_t b, int64_t *chat_id, nova_err *err)
-{
-    sqlite3_stmt *st = db_prepare(db, SQL_ARE_FRIENDS);
-    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, a);
-    sqlite3_bind_int64(st, 2, b);
-    int rc = sqlite3_step(st);
-    *chat_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    db_done(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(db, err);
-}
-
-int friend_is(nova_db *db, int64_t a, int64_t b, bool *yes, nova_err *err)
-{
-    int64_t chat;
-    int rc = friendship_chat(db, a, b, &chat, err);
-    *yes = !rc && chat;
-    return rc;
-}
-
-int friend_check(nova_db *db, int64_t owner, int64_t friend_id, nova_err *err)
-{
-    int64_t chat;
-    int rc = friendship_chat(db, owner, friend_id, &chat, err);
-    if (rc) return rc;
-    if (!chat)
-        return nova_fail(err, ERR_NOT_FOUND, "user %lld is not your friend",
-                         (long long)friend_id);
-    return 0;
-}
 
 /* Emit a friend_* event to each side with the other side as `friend`. */
 static int emit_pair(nova_db *db, const char *action, int64_t a, int64_t b, nova_err *err)
@@ -333,7 +300,7 @@ int friend_invitation_accept(nova_db *db, int64_t caller, int64_t invitation_id,
     int64_t chat;
     int rc;
     if ((rc = invitation_for(db, caller, invitation_id, inviter, err)) ||
-        (rc = friendship_chat(db, caller, *inviter, &chat, err)))
+        (rc = access_friendship(db, caller, *inviter, &chat, err)))
         return rc;
     if (chat) return nova_fail(err, ERR_CONFLICT, "you are already friends");
     return befriend(db, caller, *inviter, err);
@@ -371,7 +338,7 @@ int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comme
     if (rc) return rc;
     if (target == caller) return nova_fail(err, ERR_INVALID, "you cannot invite yourself");
     int64_t chat;
-    if ((rc = friendship_chat(db, caller, target, &chat, err))) return rc;
+    if ((rc = access_friendship(db, caller, target, &chat, err))) return rc;
     if (chat) return nova_fail(err, ERR_CONFLICT, "you are already friends");
 
     /* A crossing invitation: accept theirs instead. */
@@ -420,7 +387,7 @@ int friend_update(nova_db *db, int64_t owner, int64_t friend_id, const char *nic
                   int64_t group_id, nova_err *err)
 {
     int rc;
-    if ((rc = friend_check(db, owner, friend_id, err))) return rc;
+    if ((rc = access_friend(db, owner, friend_id, err))) return rc;
     if (group_id && (rc = friend_group_check(db, owner, group_id, err))) return rc;
     if (nickname) {
         sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_SET_NICKNAME);
@@ -444,7 +411,7 @@ int friend_update(nova_db *db, int64_t owner, int64_t friend_id, const char *nic
 int friend_delete(nova_db *db, int64_t owner, int64_t friend_id, nova_err *err)
 {
     int64_t chat;
-    int rc = friendship_chat(db, owner, friend_id, &chat, err);
+    int rc = access_friendship(db, owner, friend_id, &chat, err);
     if (rc) return rc;
     if (!chat)
         return nova_fail(err, ERR_NOT_FOUND, "user %lld is not your friend", (long long)friend_id);

@@ -52,12 +52,7 @@ int friend_invitation_decline(nova_db *db, int64_t caller, int64_t invitation_id
 /* [FriendInvitation] received by caller. */
 json_object *friend_invitation_list(nova_db *db, int64_t caller, nova_err *err);
 
-/* Are a and b friends? */
-int friend_is(nova_db *db, int64_t a, int64_t b, bool *yes, nova_err *err);
-
-/* Friendships. friend_check: 0 when friend_id is owner's friend, else
- * ERR_NOT_FOUND. */
-int friend_check(nova_db *db, int64_t owner, int64_t friend_id, nova_err *err);
+/* Friendships. */
 /* nickname NULL / group_id 0: unchanged. */
 int friend_update(nova_db *db, int64_t owner, int64_t friend_id, const char *nickname,
                   int64_t group_id, nova_err *err);

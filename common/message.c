@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "chat.h"
+#include "access.h"
 #include "json_util.h"
 #include "outbox.h"
 #include "user.h"
@@ -94,7 +94,7 @@ int message_send(nova_db *db, int64_t user_id, int64_t chat_id, const char *cont
                  int64_t reply_to, int64_t *message_id, nova_err *err)
 {
     chat_info chat;
-    int rc = chat_gate(db, user_id, chat_id, NEED_MEMBER, false, &chat, NULL, err);
+    int rc = access_chat(db, user_id, chat_id, NEED_MEMBER, false, &chat, NULL, err);
     if (rc) return rc;
     if (!content[0]) return nova_fail(err, ERR_INVALID, "content must not be empty");
     if (reply_to) {
@@ -116,7 +116,7 @@ int message_recall(nova_db *db, int64_t user_id, int64_t message_id, bool delete
     if ((rc = message_lookup(db, message_id, &m, err))) return rc;
     /* Both need membership: a user who left or was removed from a group
      * no longer changes anything in it, their old messages included. */
-    if ((rc = chat_gate(db, user_id, m.chat_id, NEED_MEMBER, false, &chat, NULL, err))) return rc;
+    if ((rc = access_chat(db, user_id, m.chat_id, NEED_MEMBER, false, &chat, NULL, err))) return rc;
     json_object *data = json_object_new_object();
     json_object_object_add(data, "message_id", json_i64(message_id));
     if (delete_for_me) {
@@ -168,6 +168,6 @@ static int mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *er
 int message_mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
 {
     chat_info chat;
-    int rc = chat_gate(db, user_id, chat_id, NEED_MEMBER, false, &chat, NULL, err);
+    int rc = access_chat(db, user_id, chat_id, NEED_MEMBER, false, &chat, NULL, err);
     return rc ? rc : mark_read(db, user_id, chat_id, err);
 }

@@ -5,8 +5,6 @@
 #include <string.h>
 
 #include "avatar.h"
-#include "chat.h"
-#include "friend.h"
 #include "outbox.h"
 #include "validate.h"
 
@@ -24,10 +22,8 @@ static const char SQL_USER_UPDATE[] =
     "avatar_url = coalesce(?6, avatar_url) WHERE id = ?1";
 static const char SQL_USER_EXISTS[] = "SELECT 1 FROM users WHERE id = ? AND is_system = 0";
 static const char SQL_USER_NAME_OF[] = "SELECT user_name FROM users WHERE id = ?";
-static const char SQL_USER_DELETE[] = "DELETE FROM users WHERE id = ? AND is_system = 0";
 
-static int credentials(nova_db *db, sqlite3_stmt *st, int64_t *user_id, char **hash,
-                       nova_err *err)
+static int credentials(nova_db *db, sqlite3_stmt *st, int64_t *user_id, char **hash, nova_err *err)
 {
     *hash = NULL;
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
@@ -193,44 +189,7 @@ int user_exists(nova_db *db, int64_t user_id, nova_err *err)
     int rc = sqlite3_step(st);
     db_done(st);
     if (rc == SQLITE_ROW) return 0;
-    return rc == SQLITE_DONE ? nova_fail(err, ERR_NOT_FOUND, "user %lld not found", (long long)user_id)
-                             : db_fail(db, err);
-}
-
-/* Account deletion (API.md §6), in an order that notifies everyone while
- * there is still something to describe, and ends the sessions last so
- * that the user's own sockets see logout after everything else. */
-static const char SQL_DELETE_FRIEND_INVITATIONS[] =
-    "DELETE FROM friend_invitations WHERE sender_id = ?1 OR receiver_id = ?1";
-static const char SQL_DELETE_CHAT_INVITATIONS[] =
-    "DELETE FROM chat_invitations WHERE user_id = ?1 OR invited_by = ?1";
-static const char SQL_DELETE_MESSAGE_DELETIONS[] =
-    "DELETE FROM message_deletions WHERE user_id = ?1";
-static const char SQL_DELETE_RELATIONS[] = "DELETE FROM chat_relations WHERE user_id = ?1";
-static const char SQL_MESSAGES_TO_DELETED[] =
-    "UPDATE messages SET sender_id = ?2 WHERE sender_id = ?1";
-static const char SQL_DELETE_GROUPS[] = "DELETE FROM friend_groups WHERE user_id = ?1";
-
-int user_delete(nova_db *db, int64_t user_id, nova_err *err)
-{
-    int rc;
-    if ((rc = user_exists(db, user_id, err)) || (rc = friend_delete_all(db, user_id, err)) ||
-        (rc = chat_forget_user(db, user_id, err)))
-        return rc;
-    static const char *const cleanup[] = {
-        SQL_DELETE_FRIEND_INVITATIONS, SQL_DELETE_CHAT_INVITATIONS, SQL_DELETE_MESSAGE_DELETIONS,
-        SQL_DELETE_RELATIONS,          SQL_MESSAGES_TO_DELETED,     SQL_DELETE_GROUPS,
-    };
-    for (size_t i = 0; i < sizeof cleanup / sizeof cleanup[0]; i++) {
-        sqlite3_stmt *st = db_prepare(db, cleanup[i]);
-        if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-        sqlite3_bind_int64(st, 1, user_id);
-        if (sqlite3_bind_parameter_count(st) >= 2) sqlite3_bind_int64(st, 2, USER_DELETED_ID);
-        if ((rc = db_exec_done(db, st, err))) return rc;
-    }
-    if ((rc = session_end_all(db, user_id, 0, err))) return rc;
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_DELETE);
-    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, user_id);
-    return db_exec_done(db, st, err);
+    return rc == SQLITE_DONE
+               ? nova_fail(err, ERR_NOT_FOUND, "user %lld not found", (long long)user_id)
+               : db_fail(db, err);
 }

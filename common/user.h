@@ -54,9 +54,6 @@ int user_patch_validate(const user_patch *p, nova_err *err);
 int user_update(nova_db *db, const session *s, const user_patch *p, const char *verified_hash,
                 const char *new_hash, char token_out[TOKEN_LEN + 1], nova_err *err);
 
-/* Delete the account of user_id with everything of API.md §6. Write
- * transaction. */
-int user_delete(nova_db *db, int64_t user_id, nova_err *err);
 
 /* The user's name as stored (malloc'd), or NULL. */
 char *user_name_of(nova_db *db, int64_t user_id);

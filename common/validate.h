@@ -1,6 +1,6 @@
 /* validate.h - the field rules of API.md §2.
  *
- * Each validator returns 0 or 400 with a message naming the field.
+ * Each validator returns 0 or ERR_INVALID with a message naming the field.
  * Lengths count Unicode code points; inputs are NUL-terminated UTF-8
  * (json_parse_strict has already rejected invalid UTF-8 and NULs). */
 #ifndef NOVA_VALIDATE_H
@@ -9,14 +9,7 @@
 #include <stddef.h>
 
 #include "err.h"
-
-/* Number of code points in a UTF-8 string, or -1 if it is not UTF-8. */
-long utf8_length(const char *s);
-
-/* Copy at most max_bytes of src into dst (size bytes) as text safe to
- * echo in a message: valid UTF-8 only (each invalid byte becomes '?', no
- * character is cut in half), control characters as '?'. Returns dst. */
-char *utf8_excerpt(char *dst, size_t size, const char *src, size_t max_bytes);
+#include "utf8.h"
 
 int validate_user_name(const char *s, nova_err *err);
 int validate_password(const char *s, const char *field, nova_err *err);

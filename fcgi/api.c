@@ -119,7 +119,8 @@ static int check_body(api_call *c, nova_err *err)
     if (has_type && !is_json_type(req->content_type))
         return nova_fail(err, ERR_INVALID, "Content-Type must be application/json");
     if (req->body_too_large || req->body_len > (size_t)c->cfg->body_limit)
-        return nova_fail(err, ERR_TOO_LARGE, "request body is larger than %ld bytes", c->cfg->body_limit);
+        return nova_fail(err, ERR_TOO_LARGE, "request body is larger than %ld bytes",
+                         c->cfg->body_limit);
     if (req->body_len == 0) return 0;
     if (!has_type)
         return nova_fail(err, ERR_INVALID, "a request body needs Content-Type: application/json");

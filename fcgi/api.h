@@ -36,14 +36,14 @@ typedef struct api_call {
     session session;  /* the caller's live session (has_session) */
     bool has_session; /* SESSION_REQUIRED: always; SESSION_OPTIONAL: if carried */
     int64_t ids[ROUTE_MAX_IDS];
-    json_object *body; /* parsed body; NULL for an empty body or JSON null */
-    json_object *data; /* handler result, put in the envelope (NULL: null) */
+    json_object *body;    /* parsed body; NULL for an empty body or JSON null */
+    json_object *data;    /* handler result, put in the envelope (NULL: null) */
     char set_cookie[256]; /* sent only once the transaction has committed */
     /* Results of a route's prepare step, for its handler. */
     struct {
-        int64_t user_id;                         /* login: whose password was verified */
-        char *verified_hash;                     /* the stored hash a password matched */
-        char new_hash[crypto_pwhash_STRBYTES];   /* a new password, hashed */
+        int64_t user_id;                       /* login: whose password was verified */
+        char *verified_hash;                   /* the stored hash a password matched */
+        char new_hash[crypto_pwhash_STRBYTES]; /* a new password, hashed */
         bool has_new_hash;
     } prep;
 } api_call;

@@ -76,7 +76,8 @@ int h_chat_list(api_call *c, nova_err *err)
 int h_chat_get(api_call *c, nova_err *err)
 {
     chat_info chat;
-    int rc = chat_gate(c->db, c->session.user_id, c->ids[0], NEED_MEMBER, false, &chat, NULL, err);
+    int rc =
+        access_chat(c->db, c->session.user_id, c->ids[0], NEED_MEMBER, false, &chat, NULL, err);
     if (rc) return rc;
     return api_result(c, view_chat_relation(c->db, c->ids[0], c->session.user_id, err), err);
 }
@@ -99,7 +100,8 @@ static int query_id(const char *query, const char *name, int64_t *out, nova_err 
             long long v = strtoll(p + name_len + 1, &stop, 10);
             if (errno || stop != p + len || v <= 0 || p[name_len + 1] == '+' ||
                 p[name_len + 1] == ' ')
-                return nova_fail(err, ERR_INVALID, "query parameter '%s' must be a positive integer", name);
+                return nova_fail(err, ERR_INVALID,
+                                 "query parameter '%s' must be a positive integer", name);
             *out = v;
         }
         p = end ? end + 1 : NULL;
@@ -113,7 +115,8 @@ int h_chat_messages(api_call *c, nova_err *err)
     message_query q = {0};
     int64_t limit = 0;
     int rc;
-    if ((rc = chat_gate(c->db, c->session.user_id, c->ids[0], NEED_MEMBER, false, &chat, NULL, err)) ||
+    if ((rc = access_chat(c->db, c->session.user_id, c->ids[0], NEED_MEMBER, false, &chat, NULL,
+                          err)) ||
         (rc = query_id(c->req->query, "limit", &limit, err)) ||
         (rc = query_id(c->req->query, "before", &q.before, err)))
         return rc;
@@ -143,7 +146,8 @@ static int time_field(json_object *body, const char *key, bool *has, double *out
         *out = strtod(s, &end);
         if (*s && !errno && !*end && isfinite(*out) && !strchr(" \t\n\r\f\v", s[0])) return 0;
     }
-    return nova_fail(err, ERR_INVALID, "field '%s' must be a time: a number or a numeric string", key);
+    return nova_fail(err, ERR_INVALID, "field '%s' must be a time: a number or a numeric string",
+                     key);
 }
 
 int h_chat_filter(api_call *c, nova_err *err)
@@ -153,7 +157,8 @@ int h_chat_filter(api_call *c, nova_err *err)
     json_object *senders = NULL;
     bool has_senders;
     int rc;
-    if ((rc = chat_gate(c->db, c->session.user_id, c->ids[0], NEED_MEMBER, false, &chat, NULL, err)) ||
+    if ((rc = access_chat(c->db, c->session.user_id, c->ids[0], NEED_MEMBER, false, &chat, NULL,
+                          err)) ||
         (rc = json_require_object(c->body, "body", err)) ||
         (rc = time_field(c->body, "begin_time", &q.has_begin, &q.begin, err)) ||
         (rc = time_field(c->body, "end_time", &q.has_end, &q.end, err)) ||
@@ -168,8 +173,9 @@ int h_chat_filter(api_call *c, nova_err *err)
         if (!json_is_int64(json_object_array_get_idx(senders, i), &id))
             rc = nova_fail(err, ERR_INVALID, "sender must be a list of user ids");
         else if (id != USER_SYSTEM_ID && id != USER_DELETED_ID &&
-                 !(rc = chat_role(c->db, &chat, id, &role, err)) && role == ROLE_NONE)
-            rc = nova_fail(err, ERR_INVALID, "sender %lld is not a member of this chat", (long long)id);
+                 !(rc = access_chat_role(c->db, &chat, id, &role, err)) && role == ROLE_NONE)
+            rc = nova_fail(err, ERR_INVALID, "sender %lld is not a member of this chat",
+                           (long long)id);
         if (!rc && idlist_push(&ids, id)) rc = nova_fail(err, ERR_INTERNAL, "out of memory");
     }
     if (!rc) {

@@ -1,6 +1,7 @@
 /* h_friend.c - /friend endpoints (API.md §4 "Friend groups", "Friends"). */
 #include <string.h>
 
+#include "../common/access.h"
 #include "../common/friend.h"
 #include "../common/json_util.h"
 #include "../common/validate.h"
@@ -82,8 +83,8 @@ int h_friend_invite(api_call *c, nova_err *err)
     json_object *v;
     if (json_object_object_get_ex(c->body, "source", &v)) {
         source.given = true;
-        source.search =
-            json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), "search");
+        source.search = json_object_is_type(v, json_type_string) &&
+                        !strcmp(json_object_get_string(v), "search");
         if (!source.search && !json_is_int64(v, &source.chat_id)) source.chat_id = 0;
     }
     bool became_friends;
@@ -120,7 +121,7 @@ int h_friend_list(api_call *c, nova_err *err)
 
 int h_friend_get(api_call *c, nova_err *err)
 {
-    int rc = friend_check(c->db, c->session.user_id, c->ids[0], err);
+    int rc = access_friend(c->db, c->session.user_id, c->ids[0], err);
     if (rc) return rc;
     return api_result(c, view_friend(c->db, c->session.user_id, c->ids[0], err), err);
 }
@@ -138,7 +139,8 @@ int h_friend_patch(api_call *c, nova_err *err)
         return rc;
     if (has_group && group_id <= 0)
         return nova_fail(err, ERR_NOT_FOUND, "friend group %lld not found", (long long)group_id);
-    if ((rc = friend_update(c->db, c->session.user_id, c->ids[0], nickname, group_id, err))) return rc;
+    if ((rc = friend_update(c->db, c->session.user_id, c->ids[0], nickname, group_id, err)))
+        return rc;
     return api_result(c, view_friend(c->db, c->session.user_id, c->ids[0], err), err);
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/account.h"
 #include "../common/json_util.h"
 #include "../common/log.h"
 #include "../common/user.h"
@@ -168,7 +169,7 @@ int h_user_patch(api_call *c, nova_err *err)
 
 int h_user_delete(api_call *c, nova_err *err)
 {
-    int rc = user_delete(c->db, c->session.user_id, err);
+    int rc = account_delete(c->db, c->session.user_id, err);
     if (rc) return rc;
     log_info("deleted user %lld", (long long)c->session.user_id);
     api_set_cookie(c, NULL);
