@@ -45,24 +45,25 @@ void db_close(nova_db *db);
  * NULL if it cannot be prepared (logged). */
 sqlite3_stmt *db_prepare(nova_db *db, const char *sql);
 
-/* Reset a statement after use. Returns its last step result code mapping:
- * always 0; exists to make the release visible at call sites. */
+/* Reset a statement after use (NULL is fine). It returns nothing: it
+ * exists to make the release visible at every call site. */
 void db_done(sqlite3_stmt *st);
 
 /* Transactions. db_begin takes the write lock (BEGIN IMMEDIATE);
  * db_begin_read opens a read snapshot (BEGIN DEFERRED) so that several
- * queries see one state. Both return 0 or a failure status in err. */
+ * queries see one state. Both return 0 or a failure kind in err. */
 int db_begin(nova_db *db, nova_err *err);
 int db_begin_read(nova_db *db, nova_err *err);
 int db_commit(nova_db *db, nova_err *err);
 void db_rollback(nova_db *db);
 
 /* Record an unexpected SQLite failure: logs the SQLite message (never sent
- * to clients) and returns 503 for "storage unavailable" conditions (disk
- * full, read-only, I/O error, lock timeout) or 500 otherwise. */
+ * to clients) and returns ERR_UNAVAILABLE for "storage unavailable"
+ * conditions (disk full, read-only, I/O error, lock timeout) or
+ * ERR_INTERNAL otherwise. */
 int db_fail(nova_db *db, nova_err *err);
 
-/* Execute a statement that returns no rows; 0 or a failure status. */
+/* Execute a statement that returns no rows; 0 or a failure kind. */
 int db_exec_done(nova_db *db, sqlite3_stmt *st, nova_err *err);
 
 /* Run a fixed SQL script (no parameters, several statements). */
@@ -80,7 +81,7 @@ bool idlist_contains(const idlist *l, int64_t id);
 void idlist_free(idlist *l);
 
 /* Step st (already bound) to its end, appending column 0 of every row to
- * out, then reset it. 0 or a failure status. */
+ * out, then reset it. 0 or a failure kind. */
 int db_collect_ids(nova_db *db, sqlite3_stmt *st, idlist *out, nova_err *err);
 
 /* Current time as UNIX seconds with microseconds. */

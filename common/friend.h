@@ -28,7 +28,7 @@ json_object *friend_group_list(nova_db *db, int64_t owner, nova_err *err);
 
 /* [User.Basic] matching id (exact; wins) or name_contains (case-sensitive
  * substring), never the caller or a system user, at most
- * FRIEND_FIND_LIMIT, by id. has_id false and name NULL → 400. */
+ * FRIEND_FIND_LIMIT, by id. has_id false and name NULL → ERR_INVALID. */
 json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
                          const char *name_contains, nova_err *err);
 
@@ -42,7 +42,7 @@ typedef struct friend_source {
 /* Invite target. When target has already invited caller, that invitation
  * is accepted instead and *became_friends is set; the source is then not
  * checked (API.md §4). Otherwise the source must be "search" or a chat
- * both are members of (400). */
+ * both are members of (ERR_INVALID). */
 int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comment,
                   const friend_source *source, bool *became_friends, nova_err *err);
 /* Accept (→ *inviter) or decline an invitation addressed to caller. */

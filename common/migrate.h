@@ -27,11 +27,11 @@ int migrate_latest_version(void);
 int migrate_db_version(nova_db *db);
 
 /* Apply every missing migration in order, each in its own transaction,
- * reporting each step on out (may be NULL). 0 or a failure status. */
+ * reporting each step on out (may be NULL). 0 or a failure kind. */
 int migrate_apply(nova_db *db, FILE *out, nova_err *err);
 
 /* 0 when the database is at the latest version; otherwise a failure
- * status and a message telling the operator what to run. */
+ * kind and a message telling the operator what to run. */
 int migrate_check(nova_db *db, nova_err *err);
 
 #endif

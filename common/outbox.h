@@ -17,7 +17,7 @@
 #include "db.h"
 
 /* Emit action with data (consumed; NULL means JSON null) to users.
- * Duplicate ids are delivered once. 0 or a failure status. */
+ * Duplicate ids are delivered once. 0 or a failure kind. */
 int outbox_emit(nova_db *db, const char *action, json_object *data, const int64_t *users,
                 size_t n_users, nova_err *err);
 

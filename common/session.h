@@ -26,14 +26,14 @@ int session_token_from_cookie(const char *cookie_header, char out[TOKEN_LEN + 1]
 
 /* The read half of session_lookup, for callers inside a read transaction:
  * finds the session and says (expired/stale) what session_settle must
- * write once the transaction is over. 403 for unknown or expired. */
+ * write once the transaction is over. ERR_FORBIDDEN for unknown or expired. */
 int session_check(nova_db *db, const char *token, session *out, nova_err *err);
 
 /* End an expired session (logout to its sockets) or refresh a stale one's
  * last_seen, as session_check found. Outside any transaction. */
 void session_settle(nova_db *db, const session *s);
 
-/* Find the live session of a token. 0 when found (in *out); 403
+/* Find the live session of a token. 0 when found (in *out); ERR_FORBIDDEN
  * "Invalid Session" when unknown or expired (an expired session is deleted
  * and its sockets told). Refreshes last_seen at most every
  * cfg->session_touch seconds. Must run outside a transaction. */

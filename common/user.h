@@ -1,8 +1,10 @@
-/* user.h - accounts: register, login, logout, profile changes, deletion.
+/* user.h - accounts: register, login, profile changes, lookups (deleting
+ * an account is account.h's).
  *
  * Password hashing is slow (argon2id) and happens outside any write
- * transaction: callers hash or verify first (user_password_of, crypto.h),
- * then run the write under db_begin/db_commit. */
+ * transaction: callers read the stored hash (user_credentials_by_*),
+ * verify or hash (crypto.h) first, then make the change inside the write
+ * transaction, re-checking that the hash they verified is still stored. */
 #ifndef NOVA_USER_H
 #define NOVA_USER_H
 
@@ -15,15 +17,16 @@
 enum { USER_SYSTEM_ID = 1, USER_DELETED_ID = 2 };
 
 /* Look up a login name: 0 with *user_id and a malloc'd *hash (NULL for
- * system users), 403 when no such user. Read-only. */
+ * system users), ERR_NOT_FOUND when no such user. Read-only. */
 int user_credentials_by_name(nova_db *db, const char *name, int64_t *user_id, char **hash,
                              nova_err *err);
 
-/* The stored password hash of a user (malloc'd, NULL if none), or 404. */
+/* The stored password hash of a user (malloc'd, NULL if none), or
+ * ERR_NOT_FOUND. */
 int user_credentials_by_id(nova_db *db, int64_t user_id, char **hash, nova_err *err);
 
 /* Create an account with its default friend group and a first session.
- * 409 when the name is taken. Write transaction. */
+ * ERR_CONFLICT when the name is taken. Write transaction. */
 int user_register(nova_db *db, const char *name, const char *password_hash, int64_t *user_id,
                   char token[TOKEN_LEN + 1], nova_err *err);
 
@@ -54,11 +57,11 @@ int user_patch_validate(const user_patch *p, nova_err *err);
 int user_update(nova_db *db, const session *s, const user_patch *p, const char *verified_hash,
                 const char *new_hash, char token_out[TOKEN_LEN + 1], nova_err *err);
 
-
 /* The user's name as stored (malloc'd), or NULL. */
 char *user_name_of(nova_db *db, int64_t user_id);
 
-/* True if user_id names a real (non-system) existing user. */
+/* 0 if user_id names a real (non-system) existing user, else
+ * ERR_NOT_FOUND. */
 int user_exists(nova_db *db, int64_t user_id, nova_err *err);
 
 #endif

@@ -1,7 +1,7 @@
 /* view.h - the structures of API.md §3, built in one place.
  *
  * Responses and event payloads alike are made here. Each function returns
- * a new json_object (owned by the caller) or NULL with err set (404 when
+ * a new json_object (owned by the caller) or NULL with err set (ERR_NOT_FOUND when
  * the object does not exist). `viewer` is the user the structure is shown
  * to (it decides delete-for-me, last_message, unread_count); 0 shows it
  * as nobody in particular (event payloads sent to several users). */
@@ -18,7 +18,7 @@ json_object *view_user_basic(nova_db *db, int64_t user_id, nova_err *err);
 json_object *view_user_detailed(nova_db *db, int64_t user_id, nova_err *err);
 
 json_object *view_friend_group(nova_db *db, int64_t group_id, nova_err *err);
-/* Friend as owner sees friend_id; 404 when they are not friends. */
+/* Friend as owner sees friend_id; ERR_NOT_FOUND when they are not friends. */
 json_object *view_friend(nova_db *db, int64_t owner_id, int64_t friend_id, nova_err *err);
 json_object *view_friend_invitation(nova_db *db, int64_t invitation_id, nova_err *err);
 
