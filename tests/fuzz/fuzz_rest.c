@@ -264,6 +264,39 @@ static void same_ids(json_object *arr, const char *key, sqlite3_stmt *st, const 
     if (i != n) fuzz_fail("%s: %zu %s, the tables say %zu", where, n, what, i);
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Like same_ids where the contract fixes no order: the same ids, each
+ * once, in any order. */
+static void same_id_set(json_object *arr, const char *key, sqlite3_stmt *st, const char *what,
+                        const char *where)
+{
+    size_t n = json_object_array_length(arr), m = 0, cap = 16;
+    int64_t *got = calloc(n ? n : 1, sizeof *got), *want = malloc(cap * sizeof *want);
+    if (!got || !want) abort();
+    for (size_t i = 0; i < n; i++)
+        got[i] = int_at(json_object_array_get_idx(arr, i), key);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (m == cap && !(want = realloc(want, (cap *= 2) * sizeof *want))) abort();
+        want[m++] = sqlite3_column_int64(st, 0);
+    }
+    db_done(st);
+    if (rc != SQLITE_DONE) fuzz_fail("%s: reference query failed", where);
+    qsort(got, n, sizeof *got, cmp_i64);
+    qsort(want, m, sizeof *want, cmp_i64);
+    bool same = n == m && (!n || !memcmp(got, want, n * sizeof *got));
+    for (size_t i = 1; same && i < n; i++)
+        if (got[i] == got[i - 1]) same = false;
+    free(got);
+    free(want);
+    if (!same) fuzz_fail("%s: %zu %s, not the %zu of the tables", where, n, what, m);
+}
+
 /* POST /friend/find against a plain scan (the trigram index must agree). */
 static void check_find(const fuzz_request *r, json_object *d, const char *where)
 {
@@ -346,9 +379,10 @@ static void check_relation(const fuzz_request *r, json_object *rel, const char *
         "SELECT coalesce(max(id), 0) FROM messages m WHERE chat_id = ?1 AND recalled = 0 AND "
         "NOT EXISTS (SELECT 1 FROM message_deletions d WHERE d.user_id = ?2 AND "
         "d.message_id = m.id)";
-    static const char members[] = "SELECT user_id FROM chat_members WHERE chat_id = ? ORDER BY id";
+    /* API.md fixes no order for members and admins. */
+    static const char members[] = "SELECT m.user_id FROM chat_members AS m WHERE m.chat_id = ?";
     static const char admins[] =
-        "SELECT user_id FROM chat_members WHERE chat_id = ? AND is_admin = 1 ORDER BY id";
+        "SELECT user_id FROM chat_members WHERE is_admin AND chat_id = ?";
     json_object *chat = json_object_object_get(rel, "chat");
     int64_t id = shape_int(chat, "chat_id");
     int64_t want = query_int(unread, id, r->caller, -1);
@@ -363,23 +397,25 @@ static void check_relation(const fuzz_request *r, json_object *rel, const char *
                   (long long)got, (long long)want);
     sqlite3_stmt *st = db_prepare(world.db, members);
     sqlite3_bind_int64(st, 1, id);
-    same_ids(json_object_object_get(chat, "chat_members"), "id", st, "chat_members", where);
+    same_id_set(json_object_object_get(chat, "chat_members"), "id", st, "chat_members", where);
     st = db_prepare(world.db, admins);
     sqlite3_bind_int64(st, 1, id);
-    same_ids(json_object_object_get(chat, "chat_admins"), "id", st, "chat_admins", where);
+    same_id_set(json_object_object_get(chat, "chat_admins"), "id", st, "chat_admins", where);
 }
 
-/* The lists of the caller's things, against the tables. */
+/* The lists of the caller's things, against the tables. API.md fixes one
+ * order only, the default friend group first: everything else is checked
+ * as a set, so these queries say what the lists hold, not how the
+ * implementation reads them. */
 static void check_list(api_handler h, const fuzz_request *r, json_object *d, const char *where)
 {
-    static const char groups[] =
-        "SELECT id FROM friend_groups WHERE user_id = ? ORDER BY is_default DESC, id";
-    static const char friends[] =
-        "SELECT friend_id FROM friends WHERE user_id = ? ORDER BY created_at, friend_id";
+    static const char groups[] = "SELECT g.id FROM friend_groups AS g WHERE g.user_id = ?";
+    static const char default_group[] =
+        "SELECT id FROM friend_groups WHERE is_default <> 0 AND user_id = ?";
+    static const char friends[] = "SELECT f.friend_id FROM friends AS f WHERE f.user_id = ?";
     static const char invitations[] =
-        "SELECT id FROM friend_invitations WHERE receiver_id = ? ORDER BY id";
-    static const char chats[] =
-        "SELECT chat_id FROM chat_members WHERE user_id = ? ORDER BY chat_id";
+        "SELECT i.id FROM friend_invitations AS i WHERE i.receiver_id = ?";
+    static const char chats[] = "SELECT m.chat_id FROM chat_members AS m WHERE m.user_id = ?";
     const char *sql = h == h_friend_group_list        ? groups
                       : h == h_friend_list            ? friends
                       : h == h_friend_invitation_list ? invitations
@@ -390,7 +426,14 @@ static void check_list(api_handler h, const fuzz_request *r, json_object *d, con
                                                       : "chat.chat_id";
     sqlite3_stmt *st = db_prepare(world.db, sql);
     sqlite3_bind_int64(st, 1, r->caller);
-    same_ids(d, key, st, "entries", where);
+    same_id_set(d, key, st, "entries", where);
+    if (h == h_friend_group_list) {
+        int64_t first = json_object_array_length(d)
+                            ? int_at(json_object_array_get_idx(d, 0), "group_id")
+                            : 0;
+        if (first != query_int(default_group, r->caller, 0, -1))
+            fuzz_fail("%s: the default group is not first", where);
+    }
 }
 
 /* The data of a 200 answer, by route (API.md §4). */
