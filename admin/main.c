@@ -100,26 +100,30 @@ static int cmd_version(const nova_config *cfg)
     return 0;
 }
 
-static const char SQL_OUTBOX_SINCE[] =
-    "SELECT id, created_at, action, recipients, session_id, request_id, data FROM outbox "
-    "WHERE id > ?1 AND (?2 IS NULL OR action = ?2) ORDER BY id LIMIT ?3";
-static const char SQL_OUTBOX_NEWEST[] =
-    "SELECT * FROM (SELECT id, created_at, action, recipients, session_id, request_id, data "
-    "FROM outbox WHERE (?2 IS NULL OR action = ?2) ORDER BY id DESC LIMIT ?3) ORDER BY id";
-
-/* One event from a row of (id, created_at, action, recipients, session_id,
- * request_id, data). */
-static void print_event(sqlite3_stmt *st)
+/* One event, as the operator reads it. */
+static void print_event(const outbox_event *ev)
 {
     char when[40];
-    format_time(sqlite3_column_double(st, 1), when, sizeof when);
-    printf("#%lld  %s  %-18s to users %s", (long long)sqlite3_column_int64(st, 0), when,
-           (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3));
-    if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-        printf(" (session %lld only)", (long long)sqlite3_column_int64(st, 4));
-    if (sqlite3_column_int64(st, 5))
-        printf(" (request %lld)", (long long)sqlite3_column_int64(st, 5));
-    printf("\n    %s\n", (const char *)sqlite3_column_text(st, 6));
+    format_time(ev->created_at, when, sizeof when);
+    printf("#%lld  %s  %-18s to users %s", (long long)ev->id, when, ev->action, ev->recipients);
+    if (ev->session_id) printf(" (session %lld only)", (long long)ev->session_id);
+    if (ev->request_id) printf(" (request %lld)", (long long)ev->request_id);
+    printf("\n    %s\n", ev->data);
+}
+
+/* Print every event of a started read; the id of the last one (or
+ * `last` when none), -1 when the read failed. */
+static long long print_events(outbox_reader *r, long long last, int *rows)
+{
+    outbox_event ev;
+    int rc;
+    while ((rc = outbox_next(r, &ev)) > 0) {
+        print_event(&ev);
+        last = ev.id;
+        if (rows) ++*rows;
+    }
+    outbox_read_end(r);
+    return rc < 0 ? -1 : last;
 }
 
 static int parse_long(const char *s, long long min, long long *out)
@@ -138,9 +142,6 @@ static const char SQL_STATS[] =
 static const char SQL_DAEMONS[] =
     "SELECT name, pid, started_at, delivered_id, sockets, updated_at FROM realtime_daemons "
     "ORDER BY name";
-static const char SQL_SHOW[] =
-    "SELECT id, created_at, action, recipients, session_id, request_id, data, origin FROM outbox "
-    "WHERE id = ?";
 
 static int outbox_stats(nova_db *db)
 {
@@ -187,19 +188,18 @@ static int outbox_stats(nova_db *db)
 
 static int outbox_show(nova_db *db, long long id)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_SHOW);
-    if (!st) return 1;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        print_event(st);
-        const char *origin = (const char *)sqlite3_column_text(st, 7);
-        if (origin) printf("    caused by socket %s\n", origin);
-    } else {
+    outbox_reader r;
+    outbox_event ev;
+    nova_err err;
+    int rc = outbox_read_one(db, &r, id, &ev, &err);
+    if (!rc) {
+        print_event(&ev);
+        if (ev.origin) printf("    caused by socket %s\n", ev.origin);
+    } else if (rc == ERR_NOT_FOUND) {
         printf("no event #%lld (never written, or pruned)\n", id);
     }
-    db_done(st);
-    return rc == SQLITE_ROW ? 0 : 1;
+    outbox_read_end(&r);
+    return rc ? 1 : 0;
 }
 
 static volatile sig_atomic_t tail_stop;
@@ -217,34 +217,23 @@ static int outbox_tail(nova_db *db, bool follow)
         signal(SIGINT, on_tail_signal);
         signal(SIGTERM, on_tail_signal);
     }
-    sqlite3_stmt *st = db_prepare(db, SQL_OUTBOX_NEWEST);
-    if (!st) return 1;
-    sqlite3_bind_int64(st, 3, 10);
-    long long last = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        print_event(st);
-        last = sqlite3_column_int64(st, 0);
-    }
-    db_done(st);
+    outbox_reader r;
+    nova_err err;
+    if (outbox_read_newest(db, &r, 10, NULL, &err)) return 1;
+    long long last = print_events(&r, 0, NULL);
     fflush(stdout);
+    if (last < 0) return 1;
     if (!follow) return 0;
     if (!last) {
         int64_t oldest, newest;
-        nova_err err;
         if (outbox_bounds(db, &oldest, &newest, &err)) return 1;
         last = newest;
     }
     while (!tail_stop) {
-        st = db_prepare(db, SQL_OUTBOX_SINCE);
-        if (!st) return 1;
-        sqlite3_bind_int64(st, 1, last);
-        sqlite3_bind_int64(st, 3, 1000);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            print_event(st);
-            last = sqlite3_column_int64(st, 0);
-        }
-        db_done(st);
+        if (outbox_read(db, &r, last, 0, 1000, NULL, &err)) return 1;
+        last = print_events(&r, last, NULL);
         fflush(stdout);
+        if (last < 0) return 1;
         usleep(200000);
     }
     return 0;
@@ -310,23 +299,16 @@ static int cmd_outbox(const nova_config *cfg, int argc, char **argv)
     }
     nova_db *db = open_current(cfg);
     if (!db) return 1;
-    sqlite3_stmt *st = db_prepare(db, since >= 0 ? SQL_OUTBOX_SINCE : SQL_OUTBOX_NEWEST);
-    if (!st) {
-        db_close(db);
-        return 1;
-    }
-    sqlite3_bind_int64(st, 1, since);
-    if (action) db_bind_text(st, 2, action);
-    sqlite3_bind_int64(st, 3, limit);
-    int rc, rows = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        print_event(st);
-        rows++;
-    }
-    db_done(st);
-    if (!rows) printf("no events\n");
+    outbox_reader r;
+    nova_err err;
+    int rows = 0;
+    long long last = -1;
+    if (!(since >= 0 ? outbox_read(db, &r, since, 0, (long)limit, action, &err)
+                     : outbox_read_newest(db, &r, (long)limit, action, &err)))
+        last = print_events(&r, 0, &rows);
+    if (last >= 0 && !rows) printf("no events\n");
     db_close(db);
-    return rc == SQLITE_DONE ? 0 : 1;
+    return last < 0 ? 1 : 0;
 }
 
 static const char SQL_SESSIONS[] =

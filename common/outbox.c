@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "json_util.h"
+#include "log.h"
 
 static const char SQL_OUTBOX_INSERT[] =
     "INSERT INTO outbox (created_at, action, data, recipients, session_id, origin, request_id) "
@@ -141,19 +142,122 @@ int outbox_bounds(nova_db *db, int64_t *oldest, int64_t *newest, nova_err *err)
     return rc == SQLITE_ROW ? 0 : db_fail(db, err);
 }
 
+/* --- reading ------------------------------------------------------------- */
+
+#define OUTBOX_COLUMNS                                                                             \
+    "id, created_at, action, data, recipients, coalesce(session_id, 0), origin, request_id"
+static const char SQL_OUTBOX_READ[] =
+    "SELECT " OUTBOX_COLUMNS " FROM outbox WHERE id > ?1 AND (?2 <= 0 OR id <= ?2) "
+    "AND (?3 IS NULL OR action = ?3) ORDER BY id LIMIT ?4";
+static const char SQL_OUTBOX_READ_NEWEST[] =
+    "SELECT * FROM (SELECT " OUTBOX_COLUMNS " FROM outbox WHERE (?1 IS NULL OR action = ?1) "
+    "ORDER BY id DESC LIMIT ?2) ORDER BY id";
+static const char SQL_OUTBOX_READ_ONE[] = "SELECT " OUTBOX_COLUMNS " FROM outbox WHERE id = ?1";
+
+static int reader_start(nova_db *db, outbox_reader *r, const char *sql, nova_err *err)
+{
+    r->db = db;
+    r->st = db_prepare(db, sql);
+    return r->st ? 0 : nova_fail(err, ERR_INTERNAL, "internal error");
+}
+
+int outbox_read(nova_db *db, outbox_reader *r, int64_t after, int64_t upto, long limit,
+                const char *action, nova_err *err)
+{
+    int rc = reader_start(db, r, SQL_OUTBOX_READ, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(r->st, 1, after);
+    sqlite3_bind_int64(r->st, 2, upto);
+    if (action) db_bind_text(r->st, 3, action);
+    sqlite3_bind_int64(r->st, 4, limit > 0 ? limit : -1);
+    return 0;
+}
+
+int outbox_read_newest(nova_db *db, outbox_reader *r, long count, const char *action, nova_err *err)
+{
+    int rc = reader_start(db, r, SQL_OUTBOX_READ_NEWEST, err);
+    if (rc) return rc;
+    if (action) db_bind_text(r->st, 1, action);
+    sqlite3_bind_int64(r->st, 2, count);
+    return 0;
+}
+
+int outbox_read_one(nova_db *db, outbox_reader *r, int64_t id, outbox_event *ev, nova_err *err)
+{
+    int rc = reader_start(db, r, SQL_OUTBOX_READ_ONE, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(r->st, 1, id);
+    rc = outbox_next(r, ev);
+    if (rc > 0) return 0;
+    if (rc == 0) return nova_fail(err, ERR_NOT_FOUND, "no event %lld", (long long)id);
+    return db_fail(db, err);
+}
+
+int outbox_next(outbox_reader *r, outbox_event *ev)
+{
+    if (!r->st) return 0;
+    int rc = sqlite3_step(r->st);
+    if (rc == SQLITE_ROW) {
+        sqlite3_stmt *st = r->st;
+        ev->id = sqlite3_column_int64(st, 0);
+        ev->created_at = sqlite3_column_double(st, 1);
+        ev->action = (const char *)sqlite3_column_text(st, 2);
+        ev->data = (const char *)sqlite3_column_text(st, 3);
+        ev->recipients = (const char *)sqlite3_column_text(st, 4);
+        ev->session_id = sqlite3_column_int64(st, 5);
+        ev->origin = (const char *)sqlite3_column_text(st, 6);
+        ev->request_id = sqlite3_column_int64(st, 7);
+        /* The schema makes these NOT NULL; keep readers safe regardless. */
+        if (!ev->action) ev->action = "";
+        if (!ev->data) ev->data = "null";
+        if (!ev->recipients) ev->recipients = "[]";
+        return 1;
+    }
+    if (rc != SQLITE_DONE) log_error("reading the outbox failed: %s", sqlite3_errmsg(r->db->sql));
+    db_done(r->st);
+    r->st = NULL;
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+void outbox_read_end(outbox_reader *r)
+{
+    db_done(r->st);
+    r->st = NULL;
+}
+
+int outbox_next_recipient(const char **p, int64_t *user_id)
+{
+    const char *s = *p;
+    while (*s && (*s < '0' || *s > '9'))
+        s++;
+    if (!*s) {
+        *p = s;
+        return 0;
+    }
+    char *end;
+    *user_id = strtoll(s, &end, 10);
+    *p = end;
+    return 1;
+}
+
+bool outbox_event_for(const outbox_event *ev, int64_t user_id, int64_t session_id)
+{
+    if (ev->session_id && ev->session_id != session_id) return false;
+    const char *p = ev->recipients;
+    int64_t id;
+    while (outbox_next_recipient(&p, &id))
+        if (id == user_id) return true;
+    return false;
+}
+
+bool outbox_event_ends_session(const outbox_event *ev)
+{
+    return !strcmp(ev->action, "logout");
+}
+
 bool outbox_addressed_to(const char *recipients, int64_t event_session, int64_t user_id,
                          int64_t session_id)
 {
-    if (event_session && event_session != session_id) return false;
-    for (const char *p = recipients; *p;) {
-        if (*p < '0' || *p > '9') {
-            p++;
-            continue;
-        }
-        char *end;
-        long long id = strtoll(p, &end, 10);
-        if (id == user_id) return true;
-        p = end;
-    }
-    return false;
+    outbox_event ev = {.recipients = recipients, .session_id = event_session};
+    return outbox_event_for(&ev, user_id, session_id);
 }

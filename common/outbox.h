@@ -40,10 +40,67 @@ int outbox_prune(nova_db *db, double before, int batch, int *deleted, nova_err *
  * the newest id ever handed out. */
 int outbox_bounds(nova_db *db, int64_t *oldest, int64_t *newest, nova_err *err);
 
-/* Is an event with these recipients (JSON array of user ids) and session
- * restriction (0: none) addressed to user_id's session session_id? */
+/* --- reading ---------------------------------------------------------------
+ *
+ * Every reader of the outbox (nova-realtime's tail and replay, nova-admin)
+ * goes through these: one query, one column order, one recipient parser,
+ * one answer to each question about an event. */
+
+/* An event read back. The strings belong to the reader's current row and
+ * stay valid until the next outbox_next() or outbox_read_end(). */
+typedef struct outbox_event {
+    int64_t id;
+    double created_at;
+    const char *action;
+    const char *data;       /* JSON text */
+    const char *recipients; /* JSON array of user ids, ascending */
+    int64_t session_id;     /* 0: every session of the recipients */
+    const char *origin;     /* the socket that caused it (outbox_origin), or NULL */
+    int64_t request_id;     /* that socket's request_id, 0 if none */
+} outbox_event;
+
+typedef struct outbox_reader {
+    nova_db *db;
+    sqlite3_stmt *st;
+} outbox_reader;
+
+/* Start reading the events with after < id (and id <= upto when upto > 0),
+ * oldest first, at most limit of them (limit <= 0: all), only those of one
+ * action when action is not NULL. 0 or a failure kind. The read holds a
+ * snapshot until outbox_read_end(): end it promptly (WAL checkpoints wait
+ * for it). */
+int outbox_read(nova_db *db, outbox_reader *r, int64_t after, int64_t upto, long limit,
+                const char *action, nova_err *err);
+
+/* Start reading the newest `count` events (of one action, if not NULL),
+ * oldest of them first. */
+int outbox_read_newest(nova_db *db, outbox_reader *r, long count, const char *action,
+                       nova_err *err);
+
+/* The event with this id: 0, ERR_NOT_FOUND (never written or pruned), or
+ * another kind. The reader holds it until outbox_read_end(). */
+int outbox_read_one(nova_db *db, outbox_reader *r, int64_t id, outbox_event *ev, nova_err *err);
+
+/* The next event: 1 with *ev filled, 0 at the end, or a negative value
+ * when the read failed (the failure is logged; the reader is at its end). */
+int outbox_next(outbox_reader *r, outbox_event *ev);
+
+/* End a read (always, also after an error). */
+void outbox_read_end(outbox_reader *r);
+
+/* Step through the user ids of a recipients text: call with *p at its
+ * start; 1 and *user_id for each id, 0 at the end. */
+int outbox_next_recipient(const char **p, int64_t *user_id);
+
+/* Is ev addressed to user_id's session session_id? */
+bool outbox_event_for(const outbox_event *ev, int64_t user_id, int64_t session_id);
+
+/* outbox_event_for by parts (recipients text, session restriction). */
 bool outbox_addressed_to(const char *recipients, int64_t event_session, int64_t user_id,
                          int64_t session_id);
+
+/* Does delivering ev end the sockets it reaches (logout)? */
+bool outbox_event_ends_session(const outbox_event *ev);
 
 void outbox_set_origin(nova_db *db, const char *origin, int64_t request_id);
 void outbox_clear_origin(nova_db *db);
