@@ -185,7 +185,8 @@ typedef struct worker_pool {
 
 static int pool_open(worker_pool *p, const char *what, const char *path, size_t n)
 {
-    *p = (worker_pool){.what = what, .path = path, .fd = -1, .other_fd = -1, .n = n, .window = time(NULL)};
+    *p = (worker_pool){
+        .what = what, .path = path, .fd = -1, .other_fd = -1, .n = n, .window = time(NULL)};
     p->fd = FCGX_OpenSocket(path, 256);
     if (p->fd < 0) {
         log_error("cannot listen on %s", path);
