@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--messages", type=int, default=100)
     ap.add_argument("--avatar", type=int, default=100_000, help="avatar URL length (chars)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--parallel", type=int, default=8,
+                    help="concurrent requests of the memory measurement")
     args = ap.parse_args()
 
     if "NOVA_BUILD_DIR" not in os.environ:
@@ -90,9 +92,49 @@ def main():
             size = sizes[-1]
             plain = plain or size
             print(f"{enc:<16} {size:>18,} {plain / size:>7.1f}x {statistics.median(times):>10.1f}")
+        print(f"nginx workers' resident memory, {args.parallel} requests at once:")
+        for enc in ("identity", "gzip", "br"):
+            idle, peak = parallel_rss(st, path, owner.token, enc, args.parallel)
+            print(f"{enc:<16} {idle / 1024:>8.1f} MiB idle, {peak / 1024:>8.1f} MiB at the peak"
+                  f" (+{(peak - idle) / 1024 / args.parallel:.1f} MiB a request)")
     finally:
         st.stop()
         st.cleanup()
+
+
+def workers_rss_kib(master):
+    """Resident memory of nginx's worker processes, KiB."""
+    total = 0
+    try:
+        kids = open(f"/proc/{master}/task/{master}/children").read().split()
+    except OSError:
+        return 0
+    for pid in kids:
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def parallel_rss(st, path, token, encoding, n):
+    """(idle, peak) resident KiB of nginx's workers while n requests with
+    this Accept-Encoding run at once."""
+    import threading
+
+    master = st.procs["nginx"].pid
+    idle = workers_rss_kib(master)
+    threads = [threading.Thread(target=fetch, args=(st.port, path, token, encoding))
+               for _ in range(n)]
+    for t in threads:
+        t.start()
+    peak = idle
+    while any(t.is_alive() for t in threads):
+        peak = max(peak, workers_rss_kib(master))
+        time.sleep(0.005)
+    return idle, peak
 
 
 def fetch(port, path, token, encoding):
