@@ -62,6 +62,13 @@ static const option_def options[] = {
      NULL},
     {"workers", "NOVA_API_WORKERS", OPT_LONG, OFF(api_workers), "4", 1, 1024, CFG_API,
      "number of prefork workers (with --socket)", NULL},
+    {"hash-socket", "NOVA_HASH_SOCKET", OPT_STRING, OFF(hash_socket), "", 0, 0, CFG_API,
+     "second unix socket (with --socket), served by a separate pool of workers: nginx sends "
+     "the password-hashing routes (login, register) there, so that they cannot occupy the "
+     "workers of every other request; empty: one pool",
+     NULL},
+    {"hash-workers", "NOVA_HASH_WORKERS", OPT_LONG, OFF(hash_workers), "0", 0, 1024, CFG_API,
+     "workers of the --hash-socket pool; 0: half the cores, at least 1", NULL},
     {"listen", "NOVA_RT_LISTEN", OPT_STRING, OFF(rt_listen), "data/run/realtime.sock", 0, 0,
      CFG_REALTIME, "unix socket path, or a TCP port on 127.0.0.1, for WebSocket connections", NULL},
     {"ws-max-frame", "NOVA_WS_MAX_FRAME", OPT_LONG, OFF(ws_max_frame), "131072", 256, 67108864L,

@@ -40,6 +40,8 @@ typedef struct nova_config {
     long json_max_depth;
     char *api_socket; /* nova-api: listen here (prefork mode) */
     long api_workers;
+    char *hash_socket; /* nova-api: second socket, its own pool (login, register) */
+    long hash_workers; /* workers of that pool; 0 = half the cores, at least 1 */
 
     /* realtime */
     char *rt_listen; /* unix socket path, or a TCP port number */

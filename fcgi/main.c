@@ -3,7 +3,10 @@
  * Two ways to run:
  *   nova-api --socket PATH --workers N   listen on a unix socket with N
  *                                        prefork workers, restarted if
- *                                        they die;
+ *                                        they die; with --hash-socket P2
+ *                                        --hash-workers M, a second pool
+ *                                        of M on P2 for the routes that
+ *                                        hash passwords;
  *   spawn-fcgi -- nova-api               serve the FastCGI socket on fd 0
  *                                        (any FastCGI process manager).
  * Every worker opens its own database connection after the fork. */
@@ -152,10 +155,13 @@ static int worker(const nova_config *cfg, int listen_fd)
     return 0;
 }
 
-static pid_t spawn_worker(const nova_config *cfg, int listen_fd)
+/* Fork a worker accepting on listen_fd; other_fd (the other pool's
+ * socket, or -1) is closed in it. */
+static pid_t spawn_worker(const nova_config *cfg, int listen_fd, int other_fd)
 {
     pid_t pid = fork();
     if (pid == 0) {
+        if (other_fd >= 0) close(other_fd);
         /* Own process group: a terminal's Ctrl-C reaches the supervisor,
          * which stops the workers in order; and die with the supervisor. */
         setpgid(0, 0);
@@ -168,24 +174,127 @@ static pid_t spawn_worker(const nova_config *cfg, int listen_fd)
     return pid;
 }
 
-/* Keep cfg->api_workers workers alive until SIGTERM/SIGINT. */
+/* A pool of prefork workers accepting on one listening socket. */
+typedef struct worker_pool {
+    const char *what; /* for the log: "" or "password-hashing " */
+    const char *path;
+    int fd;
+    int other_fd; /* the other pool's socket (closed in this pool's workers), or -1 */
+    size_t n;
+    pid_t *pids;
+    time_t window; /* restarts in the current second, for the backoff */
+    int restarts;
+} worker_pool;
+
+static int pool_open(worker_pool *p, const char *what, const char *path, size_t n)
+{
+    *p = (worker_pool){
+        .what = what, .path = path, .fd = -1, .other_fd = -1, .n = n, .window = time(NULL)};
+    p->fd = FCGX_OpenSocket(path, 256);
+    if (p->fd < 0) {
+        log_error("cannot listen on %s", path);
+        return -1;
+    }
+    chmod(path, 0660);
+    p->pids = calloc(n, sizeof *p->pids);
+    return p->pids ? 0 : -1;
+}
+
+/* Replace the worker dead (if it is one of this pool's): true if it was. */
+static bool pool_restart(const nova_config *cfg, worker_pool *p, pid_t dead, int status)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->pids[i] != dead) continue;
+        if (WIFSIGNALED(status))
+            log_error("%sworker %d killed by signal %d, restarting", p->what, (int)dead,
+                      WTERMSIG(status));
+        else
+            log_error("%sworker %d exited with %d, restarting", p->what, (int)dead,
+                      WEXITSTATUS(status));
+        /* Back off when workers die in a loop (e.g. bad database). */
+        if (time(NULL) != p->window) {
+            p->window = time(NULL);
+            p->restarts = 0;
+        }
+        if (++p->restarts > (int)p->n) sleep(1);
+        p->pids[i] = stop_requested ? 0 : spawn_worker(cfg, p->fd, p->other_fd);
+        return true;
+    }
+    return false;
+}
+
+/* Stop every worker of the pools: SIGTERM, a moment to finish the
+ * request in hand, then SIGKILL. */
+static void pools_stop(worker_pool *pools, size_t n_pools)
+{
+    for (size_t k = 0; k < n_pools; k++)
+        for (size_t i = 0; i < pools[k].n; i++)
+            if (pools[k].pids[i] > 0) kill(pools[k].pids[i], SIGTERM);
+    for (int tries = 0; tries < 50; tries++) {
+        bool alive = false;
+        for (size_t k = 0; k < n_pools; k++)
+            for (size_t i = 0; i < pools[k].n; i++) {
+                if (pools[k].pids[i] > 0 && waitpid(pools[k].pids[i], NULL, WNOHANG) == 0)
+                    alive = true;
+                else
+                    pools[k].pids[i] = 0;
+            }
+        if (!alive) break;
+        usleep(100000);
+    }
+    for (size_t k = 0; k < n_pools; k++)
+        for (size_t i = 0; i < pools[k].n; i++)
+            if (pools[k].pids[i] > 0) {
+                kill(pools[k].pids[i], SIGKILL);
+                waitpid(pools[k].pids[i], NULL, 0);
+            }
+}
+
+static void pool_close(worker_pool *p)
+{
+    free(p->pids);
+    if (p->fd >= 0) {
+        close(p->fd);
+        unlink(p->path);
+    }
+}
+
+/* Workers of the hashing pool: as configured, or half the cores (at
+ * least one), since each argon2id hash keeps one core busy. */
+static size_t hash_pool_size(const nova_config *cfg)
+{
+    if (cfg->hash_workers > 0) return (size_t)cfg->hash_workers;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores / 2 > 1 ? (size_t)(cores / 2) : 1;
+}
+
+/* Keep cfg->api_workers workers on cfg->api_socket, and with
+ * cfg->hash_socket a second pool on it, alive until SIGTERM/SIGINT. The
+ * second pool runs the same code (any route works there); nginx sends it
+ * the routes that hash a password, so that a burst of them queues on its
+ * own socket while every other request still finds a free worker. */
 static int supervise(const nova_config *cfg)
 {
-    int listen_fd = FCGX_OpenSocket(cfg->api_socket, 256);
-    if (listen_fd < 0) {
-        log_error("cannot listen on %s", cfg->api_socket);
-        return 1;
+    worker_pool pools[2];
+    size_t n_pools = 0;
+    int rc = 1;
+    if (pool_open(&pools[n_pools++], "", cfg->api_socket, (size_t)cfg->api_workers)) goto out;
+    if (cfg->hash_socket[0] &&
+        pool_open(&pools[n_pools++], "password-hashing ", cfg->hash_socket, hash_pool_size(cfg)))
+        goto out;
+    if (n_pools == 2) {
+        pools[0].other_fd = pools[1].fd;
+        pools[1].other_fd = pools[0].fd;
     }
-    chmod(cfg->api_socket, 0660);
-    size_t n = (size_t)cfg->api_workers;
-    pid_t *pids = calloc(n, sizeof *pids);
-    if (!pids) return 1;
-    for (size_t i = 0; i < n; i++)
-        pids[i] = spawn_worker(cfg, listen_fd);
-    log_info("listening on %s with %zu workers", cfg->api_socket, n);
+    for (size_t k = 0; k < n_pools; k++)
+        for (size_t i = 0; i < pools[k].n; i++)
+            pools[k].pids[i] = spawn_worker(cfg, pools[k].fd, pools[k].other_fd);
+    if (n_pools == 2)
+        log_info("listening on %s with %zu workers, and on %s with %zu password-hashing workers",
+                 pools[0].path, pools[0].n, pools[1].path, pools[1].n);
+    else
+        log_info("listening on %s with %zu workers", pools[0].path, pools[0].n);
 
-    time_t window = time(NULL);
-    int restarts = 0;
     while (!stop_requested) {
         int status;
         pid_t dead = waitpid(-1, &status, 0);
@@ -193,55 +302,30 @@ static int supervise(const nova_config *cfg)
             if (errno == EINTR) continue;
             break;
         }
-        for (size_t i = 0; i < n; i++) {
-            if (pids[i] != dead) continue;
-            if (WIFSIGNALED(status))
-                log_error("worker %d killed by signal %d, restarting", (int)dead, WTERMSIG(status));
-            else
-                log_error("worker %d exited with %d, restarting", (int)dead, WEXITSTATUS(status));
-            /* Back off when workers die in a loop (e.g. bad database). */
-            if (time(NULL) != window) {
-                window = time(NULL);
-                restarts = 0;
-            }
-            if (++restarts > (int)n) sleep(1);
-            if (!stop_requested) pids[i] = spawn_worker(cfg, listen_fd);
-        }
+        for (size_t k = 0; k < n_pools && !pool_restart(cfg, &pools[k], dead, status); k++)
+            ;
     }
-    for (size_t i = 0; i < n; i++)
-        if (pids[i] > 0) kill(pids[i], SIGTERM);
-    /* Give workers a moment to finish their request, then insist. */
-    for (int tries = 0; tries < 50; tries++) {
-        bool alive = false;
-        for (size_t i = 0; i < n; i++) {
-            if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == 0)
-                alive = true;
-            else
-                pids[i] = 0;
-        }
-        if (!alive) break;
-        usleep(100000);
-    }
-    for (size_t i = 0; i < n; i++)
-        if (pids[i] > 0) {
-            kill(pids[i], SIGKILL);
-            waitpid(pids[i], NULL, 0);
-        }
-    free(pids);
-    close(listen_fd);
-    unlink(cfg->api_socket);
+    pools_stop(pools, n_pools);
     log_info("stopped");
-    return 0;
+    rc = 0;
+out:
+    for (size_t k = 0; k < n_pools; k++)
+        pool_close(&pools[k]);
+    return rc;
 }
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: nova-api [--socket PATH --workers N] [options]\n"
+    fprintf(out, "usage: nova-api [--socket PATH --workers N [--hash-socket PATH2\n"
+                 "                [--hash-workers M]]] [options]\n"
                  "\n"
                  "Nova's REST API as a FastCGI responder, for nginx (location /api/,\n"
                  "SCRIPT_NAME=/api, PATH_INFO=/user/...). With --socket it listens on that\n"
-                 "unix socket with N prefork workers and restarts any that die; without,\n"
-                 "it serves the FastCGI socket it was given on fd 0 (spawn-fcgi).\n"
+                 "unix socket with N prefork workers and restarts any that die; with\n"
+                 "--hash-socket too, a second pool of M workers listens on PATH2, where\n"
+                 "nginx sends login and register (argon2id hashes), so that a burst of\n"
+                 "them cannot stall the other requests. Without --socket, it serves the\n"
+                 "FastCGI socket it was given on fd 0 (spawn-fcgi), one pool for all.\n"
                  "The database must be migrated first (nova-admin migrate).\n"
                  "\n"
                  "options (each also read from its environment variable):\n");
@@ -298,6 +382,8 @@ int main(int argc, char **argv)
     }
 
     int rc;
+    if (cfg.hash_socket[0] && !cfg.api_socket[0])
+        log_error("hash-socket is ignored without --socket (one FastCGI socket on fd 0)");
     if (cfg.api_socket[0]) {
         rc = supervise(&cfg);
     } else if (FCGX_IsCGI()) {

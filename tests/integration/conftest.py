@@ -40,9 +40,13 @@ def free_port():
 
 
 class Stack:
-    """nginx + nova-api + nova-realtime on a free port with a fresh database."""
+    """nginx + nova-api + nova-realtime on a free port with a fresh database.
 
-    def __init__(self, env=None, workers=2):
+    workers counts every nova-api worker process; hash_workers of them form
+    the separate pool that serves login and register (nova-api
+    --hash-socket, as scripts/run runs it); hash_workers=0: one pool."""
+
+    def __init__(self, env=None, workers=3, hash_workers=1):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="nova-test-"))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -50,7 +54,10 @@ class Stack:
         self.db_path = self.dir / "nova.db"
         self.api_sock = self.dir / "api.sock"
         self.rt_sock = self.dir / "rt.sock"
+        self.hash_sock = self.dir / "hash.sock"
+        assert 0 <= hash_workers < workers, (workers, hash_workers)
         self.workers = workers
+        self.hash_workers = hash_workers
         self.env = dict(os.environ)
         self.env.update(
             NOVA_DB=str(self.db_path),
@@ -115,12 +122,17 @@ class Stack:
         return self
 
     def start_api(self):
-        self._spawn(
-            "api",
-            [str(BUILD / "nova-api"), "--socket", str(self.api_sock),
-             "--workers", str(self.workers)],
-        )
+        argv = [str(BUILD / "nova-api"), "--socket", str(self.api_sock),
+                "--workers", str(self.workers - self.hash_workers)]
+        if self.hash_workers:
+            argv += ["--hash-socket", str(self.hash_sock),
+                     "--hash-workers", str(self.hash_workers)]
+            # render-nginx sends login and register there.
+            self.env["NOVA_HASH_SOCKET"] = str(self.hash_sock)
+        self._spawn("api", argv)
         self._wait_for(self.api_sock)
+        if self.hash_workers:
+            self._wait_for(self.hash_sock)
 
     def start_realtime(self, name="realtime", listen=None):
         listen = listen or self.rt_sock

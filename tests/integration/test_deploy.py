@@ -1,7 +1,11 @@
 """Running Nova the ways an operator does: under spawn-fcgi, with an
-out-of-date database, with --help, with nova-admin, and stopping on SIGTERM."""
+out-of-date database, with --help, with nova-admin, stopping on SIGTERM,
+with the separate password-hashing pool, and under scripts/run (which
+restarts what dies)."""
 
+import os
 import shutil
+import time
 import socket
 import signal
 import sqlite3
@@ -111,6 +115,7 @@ def test_daemons_stop_cleanly_on_sigterm():
         assert s.stop_proc("api", signal.SIGTERM) == 0
         assert "stopped" in s.log_text("realtime") and "stopped" in s.log_text("api")
         assert not (s.dir / "rt.sock").exists() and not (s.dir / "api.sock").exists()
+        assert not (s.dir / "hash.sock").exists()
     finally:
         s.stop()
         reports = s.sanitizer_reports()
@@ -188,3 +193,265 @@ def test_operator_outbox_tools(stack):
     recent = subprocess.run(["sqlite3", str(stack.db_path), "select * from outbox_recent limit 1"],
                             capture_output=True, text=True, check=True).stdout
     assert recent.startswith(f"{want}|") and "|profile_change|users [" in recent
+
+
+# -- the password-hashing pool (issue 9, finding 9) ------------------------------
+
+
+@pytest.mark.parametrize("hash_workers", [1, 0], ids=["split", "one-pool"])
+def test_a_burst_of_logins_does_not_hold_up_other_requests(make_stack, hash_workers):
+    """With libsodium's interactive argon2id cost (as in production), fire a
+    burst of parallel logins, then one GET /user of another user. With the
+    hashing pool (nova-api --hash-socket, where nginx sends login and
+    register) the GET is answered while more logins are still unfinished
+    than half the burst, more than the workers of both pools together: every
+    hashing worker was busy and logins were still queued, so the GET did not
+    wait for them.
+    With one pool ("one-pool", the old layout) the GET queues behind the
+    burst, and the same count says so. No clock is read."""
+    import threading
+
+    workers = 3
+    st = make_stack(env={"NOVA_PWHASH_OPSLIMIT": "2", "NOVA_PWHASH_MEMLIMIT": str(64 << 20)},
+                    workers=workers, hash_workers=hash_workers)
+    hasher, other = st.client(), st.client()
+    hasher.register()
+    other.register()
+    burst = 32
+    done = []
+    lock = threading.Lock()
+
+    def login():
+        c = st.client()
+        c.login(hasher.user["user_name"], hasher.password)
+        with lock:
+            done.append(c)
+
+    threads = [threading.Thread(target=login) for _ in range(burst)]
+    for t in threads:
+        t.start()
+    # Every login has been sent once the first one is answered (each takes
+    # a whole argon2id hash); now the other user asks for their profile.
+    while not done:
+        time.sleep(0.01)
+    assert other.ok("GET", "/user")["id"] == other.user["id"]
+    with lock:
+        unfinished = burst - len(done)
+    for t in threads:
+        t.join(60)
+    assert len(done) == burst
+    # Split: about burst - 1 unfinished (all but the first); one pool: about
+    # none (the GET was accepted after the whole queue of logins). Half the
+    # burst tells them apart with room for the client threads' own lag, and
+    # is more than the workers of both pools: every hashing worker was busy.
+    assert burst // 2 > workers
+    if hash_workers:
+        assert unfinished > burst // 2, unfinished
+    else:
+        assert unfinished < burst // 2, unfinished
+
+
+def test_hash_workers_default_to_half_the_cores(tmp_path):
+    env = {"NOVA_DB": str(tmp_path / "n.db"), "PATH": "/usr/bin:/bin"}
+    assert run("nova-admin", "migrate", env=env).returncode == 0
+    api = subprocess.Popen([str(BUILD / "nova-api"), "--socket", str(tmp_path / "a.sock"),
+                            "--workers", "1", "--hash-socket", str(tmp_path / "h.sock")],
+                           env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = api.stderr.readline()
+    finally:
+        api.send_signal(signal.SIGTERM)
+        assert api.wait(15) == 0
+    want = max(1, os.sysconf("SC_NPROCESSORS_ONLN") // 2)
+    assert f"on {tmp_path / 'h.sock'} with {want} password-hashing workers" in line, line
+    assert not (tmp_path / "h.sock").exists() and not (tmp_path / "a.sock").exists()
+
+
+# -- scripts/run supervises the stack (issue 9, finding 7) -----------------------
+
+
+class RunScript:
+    """scripts/run on a free port with a temporary data directory, using the
+    already-built binaries of BUILD (NOVA_BUILD_DIR: no install, no build)."""
+
+    def __init__(self, tmp_path):
+        from conftest import ROOT, free_port
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.data = tmp_path / "data"
+        self.log = tmp_path / "run.log"
+        self.tmp = tmp_path
+        env = dict(os.environ)
+        env.update(
+            NOVA_PORT=str(self.port), NOVA_DATA_DIR=str(self.data), NOVA_BUILD_DIR=str(BUILD),
+            NOVA_API_WORKERS="2", NOVA_HASH_WORKERS="1",
+            NOVA_PWHASH_OPSLIMIT="1", NOVA_PWHASH_MEMLIMIT="8192",
+            NOVA_LOGIN_RATE="10000r/s", NOVA_LOGIN_BURST="100000",
+            ASAN_OPTIONS=f"log_path={tmp_path}/asan:detect_leaks=1:halt_on_error=1",
+            UBSAN_OPTIONS=f"log_path={tmp_path}/ubsan:print_stacktrace=1:halt_on_error=1",
+        )
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([str(ROOT / "scripts/run")], env=env, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.wait_until(lambda: self.rest_status() == 403, "the stack to come up")
+
+    def log_text(self):
+        return self.log.read_text(errors="replace")
+
+    def pid(self, name):
+        try:
+            return int((self.data / "run" / f"{name}.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def rest_status(self):
+        import requests
+
+        try:
+            return requests.get(self.base + "/api/user", timeout=5).status_code
+        except requests.ConnectionError:
+            return None
+
+    def wait_until(self, check, what, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            assert self.proc.poll() is None, f"scripts/run exited:\n{self.log_text()}"
+            try:
+                if check():
+                    return
+            except Exception:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.log_text()}")
+
+    def kill9(self, name):
+        """kill -9 one daemon; wait until scripts/run has started a new one."""
+        old = self.pid(name)
+        assert old and alive(old), (name, old)
+        os.kill(old, signal.SIGKILL)
+        self.wait_until(lambda: self.pid(name) not in (None, old) and alive(self.pid(name)),
+                        f"{name} to be restarted")
+        return old
+
+    def reports(self):
+        import glob
+        import pathlib
+
+        return [pathlib.Path(p).read_text(errors="replace")
+                for p in glob.glob(f"{self.tmp}/asan*") + glob.glob(f"{self.tmp}/ubsan*")]
+
+
+def alive(pid):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def answers_rest_and_socket(run_script, client):
+    """The stack answers REST and a new WebSocket, for this client."""
+    from conftest import Socket
+
+    assert client.ok("GET", "/user")["id"] == client.user["id"]
+    sock = Socket(run_script, client.token)
+    try:
+        sock.request("ping")
+        sock.expect("pong")
+    finally:
+        sock.close()
+    return True
+
+
+def test_scripts_run_restarts_what_dies_and_stops_on_ctrl_c(tmp_path):
+    from conftest import Client
+
+    rs = RunScript(tmp_path)
+    try:
+        rs.ws_url = f"ws://127.0.0.1:{rs.port}/ws/"
+        c = Client(rs)
+        c.register()
+        assert answers_rest_and_socket(rs, c)
+        assert (rs.data / "nova.db").exists()
+
+        # nova-realtime, killed twice in a row: back both times, the second
+        # after a longer pause (a crash loop does not spin).
+        rs.kill9("realtime")
+        rs.wait_until(lambda: answers_rest_and_socket(rs, c), "sockets after a realtime kill")
+        rs.kill9("realtime")
+        rs.wait_until(lambda: answers_rest_and_socket(rs, c), "sockets after a second kill")
+        restarts = [l for l in rs.log_text().splitlines() if l.startswith("run: realtime (pid")]
+        assert len(restarts) == 2 and "killed by signal 9" in restarts[0], restarts
+        delays = [int(l.rsplit("restarting in ", 1)[1].rstrip("s")) for l in restarts]
+        assert delays[1] > delays[0], restarts
+
+        # nova-api's supervisor (its workers follow it), then nginx (its
+        # workers too, they hold the port).
+        old_workers = children_of(rs.pid("api"))
+        assert len(old_workers) == 3, old_workers  # 2 + 1 hashing
+        rs.kill9("api")
+        rs.wait_until(lambda: answers_rest_and_socket(rs, c), "REST after an api kill")
+        rs.wait_until(lambda: not any(alive(p) for p in old_workers), "the old workers to exit")
+        assert len(children_of(rs.pid("api"))) == 3
+        nginx = rs.kill9("nginx")
+        rs.wait_until(lambda: answers_rest_and_socket(rs, c), "the stack after an nginx kill")
+        # logins go to the hashing pool of the restarted nova-api
+        c.login()
+        assert answers_rest_and_socket(rs, c)
+        text = rs.log_text()
+        for name in ("realtime", "api", "nginx"):
+            assert f"run: {name} restarted (pid {rs.pid(name)})" in text, text
+
+        # Ctrl-C stops everything, and the port is free again.
+        daemons = [rs.pid(n) for n in ("api", "realtime", "nginx")]
+        rs.proc.send_signal(signal.SIGINT)
+        assert rs.proc.wait(20) == 0, rs.log_text()
+        assert rs.log_text().rstrip().endswith("run: stopped")
+        deadline = time.time() + 10
+        while any(alive(p) for p in daemons) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(p) for p in daemons), daemons
+        assert rs.rest_status() is None
+        assert nginx not in daemons
+    finally:
+        if rs.proc.poll() is None:
+            rs.proc.kill()
+    assert not rs.reports(), rs.reports()
+
+
+def test_scripts_run_stops_everything_on_sigterm(tmp_path):
+    rs = RunScript(tmp_path)
+    daemons = [rs.pid(n) for n in ("api", "realtime", "nginx")]
+    workers = children_of(daemons[0]) + children_of(daemons[2])
+    assert len(workers) >= 3, workers  # nova-api's 2 + 1, nginx's at least 1
+    rs.proc.send_signal(signal.SIGTERM)
+    assert rs.proc.wait(20) == 0, rs.log_text()
+    deadline = time.time() + 10
+    while any(alive(p) for p in daemons + workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in daemons + workers)
+    assert "restarted" not in rs.log_text()
+    assert not rs.reports(), rs.reports()
+
+
+def children_of(pid):
+    try:
+        return [int(p) for p in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    except OSError:
+        return []
+
+
+def test_scripts_run_stops_when_a_daemon_cannot_start(tmp_path):
+    """A bad setting is not retried forever: scripts/run says which daemon
+    failed and exits non-zero."""
+    from conftest import ROOT, free_port
+
+    env = dict(os.environ, NOVA_PORT=str(free_port()), NOVA_DATA_DIR=str(tmp_path / "data"),
+               NOVA_BUILD_DIR=str(BUILD), NOVA_NGINX_HEADER_BUFFER="lots")  # not a size
+    r = subprocess.run([str(ROOT / "scripts/run")], env=env, capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r
+    assert "run: nginx failed to start" in r.stderr, r.stderr
+    assert "run: stopped" in r.stderr
+    assert "restarting" not in r.stderr
