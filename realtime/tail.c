@@ -141,9 +141,16 @@ static void status_tick(lws_sorted_usec_list_t *sul)
     rt *r = lws_container_of(sul, rt, status_timer);
     nova_err err;
     int ended = 0;
-    if (session_expire(r->db, 200, &ended, &err))
+    rt_check_stalls(r);
+    /* Only when the write lock is free right now (a probe that never
+     * waits): else simply next second, so the loop never waits for it. */
+    int busy = rt_write_begin(r, &err);
+    if (!busy) db_rollback(r->db);
+    if (busy) {
+        log_debug("session expiry: the database is busy, next time");
+    } else if (session_expire(r->db, 200, &ended, &err)) {
         log_error("ending expired sessions failed: %s", err.msg);
-    else if (ended) {
+    } else if (ended) {
         log_info("ended %d expired sessions", ended);
         tail_run(r);
     }
@@ -172,7 +179,8 @@ static void prune_tick(lws_sorted_usec_list_t *sul)
     int deleted = 0;
     double before = nova_now() - (double)r->cfg->outbox_retention;
     if (outbox_prune(r->db, before, 500, &deleted, &err))
-        log_error("pruning the outbox failed: %s", err.msg);
+        log_msg(err.status == 503 ? LOG_DEBUG : LOG_ERROR, "pruning the outbox failed: %s",
+                err.msg);
     else if (deleted)
         log_debug("pruned %d events", deleted);
 
