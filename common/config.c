@@ -66,7 +66,10 @@ static const option_def options[] = {
     {"ws-max-frame", "NOVA_WS_MAX_FRAME", OPT_LONG, OFF(ws_max_frame), "131072", 256, 67108864L,
      CFG_REALTIME, "largest client message in bytes (larger: close 1009)", NULL},
     {"ws-max-queue", "NOVA_WS_MAX_QUEUE", OPT_LONG, OFF(ws_max_queue), "4194304", 4096, 1073741824L,
-     CFG_REALTIME, "bytes queued to one socket before it is closed as too slow", NULL},
+     CFG_REALTIME,
+     "bytes queued to one socket over which it must keep taking packets (else closed as too "
+     "slow, see ws-send-stall-ms)",
+     NULL},
     {"ws-ping-interval", "NOVA_WS_PING_INTERVAL", OPT_LONG, OFF(ws_ping_interval), "30", 1, 3600,
      CFG_REALTIME, "seconds of silence before an idle socket is pinged", NULL},
     {"ws-max-per-user", "NOVA_WS_MAX_PER_USER", OPT_LONG, OFF(ws_max_per_user), "32", 1, 100000,

@@ -48,9 +48,15 @@ typedef struct guard {
 
 static guard *table;
 static size_t table_len;
-static int violations; /* guards newly violated, not yet taken */
+static int violations; /* bound guards violated and not yet taken */
 
 static const char ARG[] = "last_event_id";
+
+/* Counted in violations: violated, bound to a socket, not yet taken. */
+static bool counted(const guard *g)
+{
+    return g->phase == P_VIOLATED && g->code && g->owner;
+}
 
 static guard *guard_of(int fd)
 {
@@ -70,6 +76,7 @@ int guard_open(int fd)
         table = grown;
         table_len = len;
     }
+    if (counted(&table[fd])) violations--;
     memset(&table[fd], 0, sizeof table[fd]);
     table[fd].phase = P_METHOD;
     return 0;
@@ -79,14 +86,16 @@ void guard_close(int fd)
 {
     guard *g = guard_of(fd);
     if (!g) return;
-    if (g->phase == P_VIOLATED && g->code && violations) violations--;
+    if (counted(g)) violations--;
     memset(g, 0, sizeof *g);
 }
 
 void guard_bind(int fd, void *owner)
 {
     guard *g = guard_of(fd);
-    if (g) g->owner = owner;
+    if (!g || g->owner) return;
+    g->owner = owner;
+    if (counted(g)) violations++; /* it broke the protocol before it was bound */
 }
 
 const char *guard_last_event_id(int fd, bool *too_long)
@@ -101,7 +110,7 @@ bool guard_take_violation(int *fd, void **owner, int *code, const char **why)
     if (!violations) return false;
     for (size_t i = 0; i < table_len; i++) {
         guard *g = &table[i];
-        if (g->phase != P_VIOLATED || !g->code || !g->owner) continue;
+        if (!counted(g)) continue;
         *fd = (int)i;
         *owner = g->owner;
         *code = g->code;
@@ -118,7 +127,7 @@ static void violate(guard *g, const char *why)
     g->phase = P_VIOLATED;
     g->code = 1002;
     g->why = why;
-    violations++;
+    if (counted(g)) violations++;
 }
 
 /* One byte of the query string. */

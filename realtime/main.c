@@ -49,6 +49,21 @@ static bool origin_allowed(rt *r, struct lws *wsi)
     return !strcasecmp(origin, self);
 }
 
+/* A client may name no subprotocol, or a list that includes "nova" (lws
+ * then binds it to "nova", the only one there is). Anything else is
+ * refused here with 400, before lws would just drop the connection. */
+static bool subprotocol_acceptable(struct lws *wsi)
+{
+    char list[256];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+    if (n <= 0) return true;
+    if (n >= (int)sizeof list || lws_hdr_copy(wsi, list, sizeof list, WSI_TOKEN_PROTOCOL) < 0)
+        return false;
+    for (char *save, *tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
+        if (!strcmp(tok, "nova")) return true;
+    return false;
+}
+
 /* Bind the socket to its session, or answer 403 and close. The Cookie
  * header is copied whole, however long (the upgrade's headers are bounded
  * by ws_max_header), so the session cookie is found among any others. */
@@ -127,6 +142,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
         /* A new connection (user is lws's, not a conn): follow its bytes. */
         guard_open((int)(intptr_t)in);
+        return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        if (!subprotocol_acceptable(wsi)) {
+            log_info("refused a WebSocket upgrade asking for another subprotocol");
+            lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "unsupported subprotocol");
+            return -1;
+        }
         return 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (!origin_allowed(r, wsi)) {

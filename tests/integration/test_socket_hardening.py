@@ -259,20 +259,32 @@ def test_resuming_through_a_burst_of_large_events_gets_every_event(stack):
 # 5. nothing internal is reachable from /ws/
 
 
-@pytest.mark.parametrize("protocol", ["nova-wake", "nova-wake, nova", "nova", "other"])
-def test_no_subprotocol_gets_past_the_session_and_origin_checks(stack, protocol):
-    # A foreign Origin, no session: never a socket.
-    s = RawSocket(stack, protocol=protocol, origin="http://evil.example")
-    assert s.status != 101, s.headers
+@pytest.mark.parametrize("protocol", ["nova-wake", "other", "nova-wake, other", "novax"])
+def test_an_unknown_subprotocol_is_refused_with_400(stack, user, protocol):
+    for token, origin in ((None, None), (user.token, None), (None, "http://evil.example")):
+        s = RawSocket(stack, token, protocol=protocol, origin=origin)
+        assert s.status == 400, (protocol, token is not None, origin, s.status)
+        s.close()
+
+
+@pytest.mark.parametrize("protocol", ["nova", "nova-wake, nova", "other,nova"])
+def test_a_list_naming_nova_gets_the_nova_checks(stack, user, protocol):
+    # A foreign Origin: 403, as for any upgrade.
+    s = RawSocket(stack, user.token, protocol=protocol, origin="http://evil.example")
+    assert s.status == 403, s.status
     s.close()
-    # No session, no Origin: refused, or the "nova" socket that answers
-    # 403 and closes; never a socket left open.
+    # No session: the error packet 403 and close 1008.
     s = RawSocket(stack, protocol=protocol)
-    if s.status == 101:
-        assert s.headers.get("sec-websocket-protocol") in (None, "nova"), s.headers
-        msgs, code = s.read_to_close()
-        assert [(m["action"], m["code"]) for m in msgs] == [("error", 403)], msgs
-        assert code == 1008
+    assert s.status == 101 and s.headers.get("sec-websocket-protocol") == "nova", s.headers
+    msgs, code = s.read_to_close()
+    assert [(m["action"], m["code"]) for m in msgs] == [("error", 403)], msgs
+    assert code == 1008
+    s.close()
+    # With one: a working socket.
+    s = RawSocket(stack, user.token, protocol=protocol)
+    assert s.status == 101
+    s.send_text({"action": "ping", "request_id": 8})
+    assert s.recv()[0] == pong_of(8)
     s.close()
 
 
