@@ -190,6 +190,13 @@ void rt_check_stalls(rt *r)
             conn_judge(r, c, now);
 }
 
+void conn_release(conn *c)
+{
+    conn_free_queue(c);
+    packet_unref(c->inflight);
+    c->inflight = NULL;
+}
+
 void conn_send(rt *r, conn *c, packet *p)
 {
     if (!p || c->close_when_drained) return;
@@ -246,8 +253,11 @@ int conn_write_next(rt *r, conn *c)
     c->head = q->next;
     if (!c->head) c->tail = NULL;
     c->queued_bytes -= q->pkt->len;
+    /* This callback comes only once lws has written all of the previous
+     * packet (compressed fragments included): it may go now. */
+    packet_unref(c->inflight);
+    c->inflight = q->pkt;
     int n = lws_write(c->wsi, q->pkt->bytes + LWS_PRE, q->pkt->len, LWS_WRITE_TEXT);
-    packet_unref(q->pkt);
     free(q);
     if (n < 0) return -1;
     c->last_progress = rt_now();

@@ -188,7 +188,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         rt_unregister(r, c);
         actions_forget(r, c);
         guard_close(c->fd);
-        conn_free_queue(c);
+        conn_release(c);
         free(c->rx);
         c->rx = NULL;
         log_info("socket %llu closed", (unsigned long long)c->id);

@@ -44,6 +44,10 @@ typedef struct conn {
     /* send queue */
     queued *head, *tail;
     size_t queued_bytes;
+    /* The packet last handed to lws_write: with permessage-deflate, lws
+     * goes on reading it while it drains the compressed fragments, up to
+     * the next SERVER_WRITEABLE, so it lives until then (or the close). */
+    packet *inflight;
     /* Judging a backlog by progress (conn.c): when the socket last took a
      * packet, when its backlog went over ws_max_queue (0: it is not over),
      * and the backlog at that moment. */
@@ -106,6 +110,8 @@ void conn_close_after_drain(conn *c, int code, const char *reason);
 /* Write the next queued packet (SERVER_WRITEABLE); -1 to close. */
 int conn_write_next(rt *r, conn *c);
 void conn_free_queue(conn *c);
+/* Release everything of a closed socket (queue and packet in flight). */
+void conn_release(conn *c);
 /* Read the socket's input only while its backlog is below ws_rx_pause and
  * none of its actions wait for the write lock. */
 void conn_update_rx(rt *r, conn *c);

@@ -139,16 +139,30 @@ class RawSocket:
         assert not b1 & 0x80, "server frames are never masked"
         return bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0f, self._need(n)
 
-    def recv(self, timeout=10):
-        """The next text message as JSON (inflated when compressed)."""
+    def recv_message(self, timeout=10):
+        """(rsv1, payload as on the wire, number of frames) of the next
+        message, its fragments put together; lws's own pings skipped."""
+        parts, rsv1, frames = [], None, 0
         while True:
-            fin, rsv1, op, payload = self.recv_frame(timeout)
-            if op in (0x9, 0xA):  # lws's own pings
+            fin, r1, op, payload = self.recv_frame(timeout)
+            if op in (0x9, 0xA):
                 continue
-            assert op == 0x1 and fin, (op, fin, payload[:100])
-            if rsv1:
-                payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
-            return json.loads(payload), rsv1
+            assert op == (0x1 if rsv1 is None else 0x0), (op, payload[:100])
+            if rsv1 is None:
+                rsv1 = r1
+            parts.append(payload)
+            frames += 1
+            if fin:
+                return rsv1, b"".join(parts), frames
+
+    def inflate(self, wire):
+        return self.inflater.decompress(wire + b"\x00\x00\xff\xff")
+
+    def recv(self, timeout=10):
+        """The next text message as JSON (inflated when compressed), and
+        whether it was compressed."""
+        rsv1, wire, _ = self.recv_message(timeout)
+        return json.loads(self.inflate(wire) if rsv1 else wire), rsv1
 
     def read_to_close(self, timeout=10):
         """(messages before the close, close code or None when it just dropped)."""
@@ -463,7 +477,9 @@ def test_a_control_frame_of_125_bytes_is_fine(stack, user):
 
 def test_permessage_deflate_is_negotiated_and_inflates_to_the_same_json(stack):
     a, b = registered(stack, 2)
-    b.ok("PATCH", "/user", {"avatar_url": BIG_AVATAR})
+    # An avatar that does not compress: its events take many fragments.
+    b.ok("PATCH", "/user", {"avatar_url": "data:image/png;base64," +
+                            base64.b64encode(os.urandom(73500)).decode()})
     chat = group(a, b)
     s = RawSocket(stack, a.token, extensions="permessage-deflate; client_max_window_bits")
     assert s.status == 101 and s.deflate, s.headers
@@ -472,25 +488,28 @@ def test_permessage_deflate_is_negotiated_and_inflates_to_the_same_json(stack):
     assert s.recv() == (pong_of(1), True)
     s.send_text({"action": "ping", "request_id": 2}, compress=True)
     assert s.recv() == (pong_of(2), True)
-    # A large event: compressed on the wire, the same JSON once inflated
-    # as a plain socket receives it.
+    s.send_text({"action": "ping", "request_id": 3}, compress=True)
+    assert s.recv() == (pong_of(3), True)
     plain = a.socket()
     plain.ping_barrier()
-    sb = b.socket()
+    sa, sb = a.socket(), b.socket()
+    sa.ping_barrier()
     sb.ping_barrier()
-    sb.request("send_message", {"chat_id": chat, "content": "hello " * 1000}, 5)
-    fin, rsv1, op, wire = s.recv_frame()
-    while op != 0x1:
-        fin, rsv1, op, wire = s.recv_frame()
-    assert rsv1 and op == 0x1
-    inflated = s.inflater.decompress(wire + b"\x00\x00\xff\xff")
-    assert len(wire) * 5 < len(inflated), (len(wire), len(inflated))
-    event = json.loads(inflated)
-    assert event["action"] == "new_message"
-    assert event == plain.recv()
-    # and the next message still inflates (context kept or not, both fine)
-    assert s.recv()[0]["action"] == "messages_read"
-    for x in (plain, sb):
+    for sender, text in ((sa, "hello " * 1000), (sb, "from b"), (sa, "again " * 1000)):
+        sender.request("send_message", {"chat_id": chat, "content": text})
+        for action in ("new_message", "messages_read"):
+            rsv1, wire, frames = s.recv_message()
+            assert rsv1
+            inflated = s.inflate(wire)
+            event = json.loads(inflated)
+            assert event["action"] == action, event
+            # the same JSON as a socket without compression receives
+            assert event == plain.recv()
+            if action == "new_message" and sender is sa:
+                assert len(wire) * 5 < len(inflated), (len(wire), len(inflated))
+            if action == "new_message" and sender is sb:
+                assert len(inflated) > 98000 and frames > 1, (len(inflated), frames)
+    for x in (plain, sa, sb):
         x.close()
     s.close()
 
