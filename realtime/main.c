@@ -164,12 +164,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         c->fd = lws_get_socket_fd(wsi);
         c->last_progress = rt_now();
         guard_bind(c->fd, c);
-        if (r->cfg->ws_deflate)
-            /* Drop our compressor's state after each message (RFC 7692
-             * lets a sender always do so): an idle socket then holds no
-             * deflate window. The option's name is lws's, from the
-             * client's side of the negotiation. */
+        if (r->cfg->ws_deflate) {
+            /* lws 4.1 shares its permessage-deflate code between client
+             * and server and reads the two takeover flags from the
+             * client's side: "client_no_context_takeover" makes it drop
+             * its compressor after each message, "server_..." its
+             * decompressor. Drop the compressor always (RFC 7692 lets a
+             * sender do so; an idle socket then holds no deflate window);
+             * never the decompressor, which must follow the client's
+             * context (else a client that offered server_no_context_takeover
+             * fails at its second compressed message). */
             lws_set_extension_option(wsi, "permessage-deflate", "client_no_context_takeover", "1");
+            lws_set_extension_option(wsi, "permessage-deflate", "server_no_context_takeover", "0");
+        }
         authenticate(r, c, wsi);
         if (c->registered) {
             /* The raw argument, not lws's URL-decoded one ("%35"). */

@@ -514,6 +514,23 @@ def test_permessage_deflate_is_negotiated_and_inflates_to_the_same_json(stack):
     s.close()
 
 
+@pytest.mark.parametrize("offer", ["permessage-deflate", "permessage-deflate; server_no_context_takeover",
+                                   "permessage-deflate; client_no_context_takeover",
+                                   "permessage-deflate; server_max_window_bits=10"])
+def test_compressed_client_messages_keep_their_context(stack, user, offer):
+    """The client compresses with context takeover (it may, whatever the
+    offer): every message must inflate, not only the first."""
+    s = RawSocket(stack, user.token, extensions=offer)
+    assert s.status == 101 and s.deflate, s.headers
+    comp = zlib.compressobj(wbits=-15)
+    for rid in range(1, 6):
+        data = comp.compress(json.dumps({"action": "ping", "request_id": rid}).encode())
+        data += comp.flush(zlib.Z_SYNC_FLUSH)
+        s.send_frame(0x1, data[:-4], rsv1=True)
+        assert s.recv() == (pong_of(rid), True)
+    s.close()
+
+
 def test_a_client_that_does_not_offer_deflate_gets_plain_frames(stack, user):
     s = RawSocket(stack, user.token)
     assert s.status == 101 and "sec-websocket-extensions" not in s.headers, s.headers
