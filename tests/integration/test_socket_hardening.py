@@ -302,17 +302,6 @@ def test_a_list_naming_nova_gets_the_nova_checks(stack, user, protocol):
     s.close()
 
 
-def test_the_wake_socket_still_wakes(stack):
-    a, b = registered(stack, 2)
-    sb = b.socket()
-    sb.ping_barrier()
-    befriend(a, b)
-    # friend_created arrives (the poll would deliver it too: this checks
-    # the daemon still runs with its wake watcher in place).
-    assert "friend_created" in [m["action"] for m in barrier(b, sb)]
-    sb.close()
-
-
 # --------------------------------------------------------------------------
 # 6. large cookie headers
 
