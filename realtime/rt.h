@@ -123,8 +123,9 @@ double rt_now(void);
 
 /* tail.c: reading the outbox */
 void tail_start(rt *r);
-/* Deliver every committed event not yet delivered. */
-void tail_run(rt *r);
+/* Deliver every committed event not yet delivered: 0, or -1 when reading
+ * the outbox failed (what was read is delivered; the rest next time). */
+int tail_run(rt *r);
 
 /* The notification packet of an outbox event. */
 packet *event_packet(int64_t id, const char *action, const char *data, int64_t request_id);

@@ -89,11 +89,11 @@ static void deliver(rt *r, sqlite3_stmt *st)
     log_debug("event %lld %s delivered", (long long)id, action);
 }
 
-void tail_run(rt *r)
+int tail_run(rt *r)
 {
     for (;;) {
         sqlite3_stmt *st = db_prepare(r->db, SQL_OUTBOX_AFTER);
-        if (!st) return;
+        if (!st) return -1;
         sqlite3_bind_int64(st, 1, r->last_id);
         sqlite3_bind_int64(st, 2, r->cfg->outbox_batch);
         long n = 0;
@@ -106,9 +106,9 @@ void tail_run(rt *r)
         db_done(st);
         if (rc != SQLITE_DONE) {
             log_error("reading the outbox failed: %s", sqlite3_errmsg(r->db->sql));
-            return;
+            return -1;
         }
-        if (n < r->cfg->outbox_batch) return;
+        if (n < r->cfg->outbox_batch) return 0;
     }
 }
 
@@ -124,11 +124,10 @@ static int64_t data_version(rt *r)
 static void tail_tick(lws_sorted_usec_list_t *sul)
 {
     rt *r = lws_container_of(sul, rt, tail_timer);
+    /* The version is kept only once the read worked: a failed read (a
+     * rare SQLITE_BUSY, the connection never waits) is tried again. */
     int64_t v = data_version(r);
-    if (v != r->data_version) {
-        r->data_version = v;
-        tail_run(r);
-    }
+    if (v != r->data_version && !tail_run(r)) r->data_version = v;
     lws_sul_schedule(r->ctx, 0, &r->tail_timer, tail_tick,
                      (lws_usec_t)r->cfg->outbox_poll_ms * LWS_US_PER_MS);
 }
