@@ -336,6 +336,18 @@ def test_upgrade_with_a_large_cookie_header(stack, user, size, where):
     sock.close()
 
 
+def test_upgrade_with_headers_as_large_as_nginx_accepts(stack, user):
+    """nginx takes lines up to 8 KiB and 32 KiB of headers in all: so does
+    the socket (here about 28 KiB, the session cookie last of many)."""
+    cookie = cookie_header(user.token, 7500, "end")
+    extra = [f"X-Analytics-{i}: {'v' * 7000}" for i in range(3)]
+    assert len(cookie) + sum(map(len, extra)) > 28000
+    sock = Socket(stack, None, headers=extra + [f"Cookie: {cookie}"])
+    rid = sock.request("ping")
+    assert sock.recv() == pong_of(rid)
+    sock.close()
+
+
 # --------------------------------------------------------------------------
 # 8. another process holding the write lock
 
