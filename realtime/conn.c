@@ -243,6 +243,10 @@ void conn_send_error(rt *r, conn *c, int64_t request_id, int code, const char *m
 
 int conn_write_next(rt *r, conn *c)
 {
+    /* This callback comes only once lws has written all of the previous
+     * packet (compressed fragments included): it may go now. */
+    packet_unref(c->inflight);
+    c->inflight = NULL;
     queued *q = c->head;
     if (!q) {
         if (!c->close_when_drained) return 0;
@@ -253,16 +257,16 @@ int conn_write_next(rt *r, conn *c)
     c->head = q->next;
     if (!c->head) c->tail = NULL;
     c->queued_bytes -= q->pkt->len;
-    /* This callback comes only once lws has written all of the previous
-     * packet (compressed fragments included): it may go now. */
-    packet_unref(c->inflight);
-    c->inflight = q->pkt;
     int n = lws_write(c->wsi, q->pkt->bytes + LWS_PRE, q->pkt->len, LWS_WRITE_TEXT);
+    if (c->deflate)
+        c->inflight = q->pkt; /* until the next callback, asked for below */
+    else
+        packet_unref(q->pkt); /* lws copied what it could not send */
     free(q);
     if (n < 0) return -1;
     c->last_progress = rt_now();
     if (c->queued_bytes <= (size_t)r->cfg->ws_max_queue) c->over_since = 0;
     conn_update_rx(r, c);
-    if (c->head || c->close_when_drained) conn_want_write(c);
+    if (c->head || c->close_when_drained || c->inflight) conn_want_write(c);
     return 0;
 }

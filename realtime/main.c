@@ -1,9 +1,11 @@
 /* main.c - nova-realtime: the libwebsockets server behind nginx at /ws/.
  *
  * Authenticates each socket by its sessionid cookie, refuses cross-site
- * upgrades (Origin), reassembles and bounds client messages, runs the
- * socket actions, and delivers outbox events (tail.c). SIGTERM/SIGINT stop
- * it cleanly. */
+ * upgrades (Origin) and foreign subprotocols, reassembles and bounds client
+ * messages, runs the socket actions, and delivers outbox events (tail.c).
+ * Our own libev loop also watches the wake socket, closes sockets that
+ * broke RFC 6455 (guard.c), and a thread checkpoints the WAL, so that the
+ * loop never waits for the database. SIGTERM/SIGINT stop it cleanly. */
 #include <ev.h>
 #include <pthread.h>
 #include <signal.h>
@@ -174,7 +176,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
              * never the decompressor, which must follow the client's
              * context (else a client that offered server_no_context_takeover
              * fails at its second compressed message). */
-            lws_set_extension_option(wsi, "permessage-deflate", "client_no_context_takeover", "1");
+            c->deflate = !lws_set_extension_option(wsi, "permessage-deflate",
+                                                   "client_no_context_takeover", "1");
             lws_set_extension_option(wsi, "permessage-deflate", "server_no_context_takeover", "0");
         }
         authenticate(r, c, wsi);
@@ -222,8 +225,8 @@ static void on_wake(struct ev_loop *loop, ev_io *w, int revents)
     tail_run(r);
 }
 
-/* The only protocol: whatever subprotocol a client names, it gets "nova"
- * (with its session and Origin checks) or is refused by lws. */
+/* The only protocol: an upgrade gets "nova" (with its session and Origin
+ * checks) or is refused (subprotocol_acceptable). */
 static const struct lws_protocols protocols[] = {
     /* A small receive buffer keeps idle sockets cheap; larger messages
      * arrive in several callbacks and are reassembled by receive(). */
@@ -233,8 +236,7 @@ static const struct lws_protocols protocols[] = {
 
 /* permessage-deflate (RFC 7692), when ws_deflate is on. */
 static const struct lws_extension extensions[] = {
-    {"permessage-deflate", lws_extension_callback_pm_deflate,
-     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {"permessage-deflate", lws_extension_callback_pm_deflate, "permessage-deflate"},
     {NULL, NULL, NULL},
 };
 

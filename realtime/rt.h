@@ -44,10 +44,11 @@ typedef struct conn {
     /* send queue */
     queued *head, *tail;
     size_t queued_bytes;
-    /* The packet last handed to lws_write: with permessage-deflate, lws
-     * goes on reading it while it drains the compressed fragments, up to
-     * the next SERVER_WRITEABLE, so it lives until then (or the close). */
+    /* The packet last handed to lws_write on a compressed socket: lws goes
+     * on reading it while it drains the compressed fragments, up to the
+     * next SERVER_WRITEABLE, so it lives until then (or the close). */
     packet *inflight;
+    bool deflate; /* permessage-deflate was negotiated */
     /* Judging a backlog by progress (conn.c): when the socket last took a
      * packet, when its backlog went over ws_max_queue (0: it is not over),
      * and the backlog at that moment. */
