@@ -99,12 +99,16 @@ static void authenticate(rt *r, conn *c, struct lws *wsi)
 static int receive(rt *r, conn *c, struct lws *wsi, const void *in, size_t len)
 {
     size_t max = (size_t)r->cfg->ws_max_frame;
+    /* lws goes on inflating a compressed frame, and calling us, after we
+     * asked to close: refuse the rest too. */
+    if (c->rx_refused) return -1;
     if (lws_is_first_fragment(wsi)) c->rx_len = 0;
     size_t remaining = lws_remaining_packet_payload(wsi);
     if (c->rx_len + len + remaining > max) {
         free(c->rx);
         c->rx = NULL;
         c->rx_len = c->rx_cap = 0;
+        c->rx_refused = true;
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                          (unsigned char *)"message too big", 15);
         return -1;

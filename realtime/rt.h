@@ -61,6 +61,7 @@ typedef struct conn {
     /* message being reassembled from fragments */
     char *rx;
     size_t rx_len, rx_cap;
+    bool rx_refused; /* over ws_max_frame: closing with 1009, nothing more is read */
 } conn;
 
 typedef struct rt {

@@ -94,6 +94,15 @@ class RawSocket:
         self.inflater = zlib.decompressobj(-15)
 
     def send_frame(self, opcode, payload, masked=True, rsv1=False, fin=True):
+        self.sock.sendall(self.frame_bytes(opcode, payload, masked, rsv1, fin))
+
+    def send_bytewise(self, data):
+        """One byte per segment: the daemon reads headers cut anywhere."""
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(len(data)):
+            self.sock.send(data[i:i + 1])
+
+    def frame_bytes(self, opcode, payload, masked=True, rsv1=False, fin=True):
         b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
         n = len(payload)
         mask_bit = 0x80 if masked else 0
@@ -107,7 +116,7 @@ class RawSocket:
             key = os.urandom(4)
             payload = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
             head += key
-        self.sock.sendall(head + payload)
+        return head + payload
 
     def send_text(self, obj, compress=False):
         data = json.dumps(obj).encode()
@@ -462,6 +471,37 @@ def test_a_control_frame_over_125_bytes_closes_1002(stack, user, opcode):
     s.close()
 
 
+def ping_frame(raw, rid, size):
+    text = json.dumps({"action": "ping", "request_id": rid, "data": "x" * size}).encode()
+    return raw.frame_bytes(0x1, text)
+
+
+def test_frames_cut_anywhere_are_followed(stack, user):
+    """Frame headers of every length form (7, 16 and 64 bit) sent one byte
+    at a time, or several frames in one write: the guard follows them."""
+    s = RawSocket(stack, user.token)
+    s.send_bytewise(ping_frame(s, 1, 10) + ping_frame(s, 2, 300) + s.frame_bytes(0x9, b"hi"))
+    frames = [s.recv_frame()[2:] for _ in range(3)]  # lws may send its pong first
+    assert sorted(frames) == sorted([(0x1, json.dumps(pong_of(1), separators=(",", ":")).encode()),
+                                     (0x1, json.dumps(pong_of(2), separators=(",", ":")).encode()),
+                                     (0xA, b"hi")]), frames
+    big = ping_frame(s, 3, 70000)  # 64-bit length: its 14 header bytes one by one
+    s.send_bytewise(big[:20])
+    s.sock.sendall(big[20:])
+    assert s.recv()[0] == pong_of(3)
+    s.close()
+    s = RawSocket(stack, user.token)
+    s.sock.sendall(ping_frame(s, 4, 70000) + ping_frame(s, 5, 5) + ping_frame(s, 6, 1000))
+    assert [s.recv()[0] for _ in range(3)] == [pong_of(4), pong_of(5), pong_of(6)]
+    # and an unmasked one whose header comes byte by byte still closes
+    # 1002 (nothing is sent after the header: writing to a closed
+    # connection would reset it before the close frame is read)
+    s.send_bytewise(s.frame_bytes(0x1, b'{"action":"ping","request_id":7}', masked=False)[:2])
+    msgs, code = s.read_to_close()
+    assert msgs == [] and code == 1002, (msgs, code)
+    s.close()
+
+
 def test_a_control_frame_of_125_bytes_is_fine(stack, user):
     s = RawSocket(stack, user.token)
     s.send_frame(0x9, b"p" * 125)
@@ -529,6 +569,23 @@ def test_compressed_client_messages_keep_their_context(stack, user, offer):
         data += comp.flush(zlib.Z_SYNC_FLUSH)
         s.send_frame(0x1, data[:-4], rsv1=True)
         assert s.recv() == (pong_of(rid), True)
+    s.close()
+
+
+def test_compressed_messages_are_bounded_once_inflated(stack, user):
+    s = RawSocket(stack, user.token, extensions="permessage-deflate")
+    assert s.deflate
+    # inflating to more than lws's 1 KiB buffer, within the limit: fine
+    s.send_text({"action": "ping", "request_id": 1, "data": "z" * 100000}, compress=True)
+    assert s.recv() == (pong_of(1), True)
+    # a small frame that inflates past the message limit: close 1009
+    c = zlib.compressobj(wbits=-15)
+    bomb = c.compress(b'{"action": "ping", "data": "' + b"0" * 20000000 + b'"}')
+    bomb += c.flush(zlib.Z_SYNC_FLUSH)
+    assert len(bomb) < 100000
+    s.send_frame(0x1, bomb[:-4], rsv1=True)
+    msgs, code = s.read_to_close()
+    assert msgs == [] and code == 1009, (msgs, code)
     s.close()
 
 
