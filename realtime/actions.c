@@ -45,7 +45,7 @@ static const char SQL_BEGIN_NOWAIT[] = "BEGIN IMMEDIATE";
 int rt_write_begin(rt *r, nova_err *err)
 {
     sqlite3_stmt *st = db_prepare(r->db, SQL_BEGIN_NOWAIT);
-    if (!st) return nova_fail(err, 500, "internal error");
+    if (!st) return db_fail(r->db, err);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc == SQLITE_DONE) {

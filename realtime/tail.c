@@ -178,8 +178,9 @@ static void prune_tick(lws_sorted_usec_list_t *sul)
     int deleted = 0;
     double before = nova_now() - (double)r->cfg->outbox_retention;
     if (outbox_prune(r->db, before, 500, &deleted, &err))
-        log_msg(err.status == 503 ? LOG_DEBUG : LOG_ERROR, "pruning the outbox failed: %s",
-                err.msg);
+        /* the write lock taken (the connection never waits): next time */
+        log_msg((sqlite3_errcode(r->db->sql) & 0xff) == SQLITE_BUSY ? LOG_DEBUG : LOG_ERROR,
+                "pruning the outbox failed: %s", err.msg);
     else if (deleted)
         log_debug("pruned %d events", deleted);
 
