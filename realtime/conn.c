@@ -158,9 +158,11 @@ static void conn_too_slow(conn *c, const char *why)
 /* The backlog is judged against progress, not by its size at one
  * instant: a socket that keeps taking packets may hold more than
  * ws_max_queue for a while (a burst of large events). It is closed only
- * when, over ws_max_queue, it has taken no packet for ws_send_stall_ms, or
- * has grown by another ws_max_queue without taking a single one (its
- * kernel buffer stays full), or when it reaches ws_queue_ceiling. */
+ * when, over ws_max_queue, it has taken no packet for ws_send_stall_ms;
+ * or for a tenth of that while its backlog grew by another ws_max_queue
+ * (its kernel buffer stays full while more keeps coming: a reader that
+ * keeps up takes a packet far sooner, even after a large batch arrived
+ * in one pass of the loop); or when it reaches ws_queue_ceiling. */
 static bool conn_judge(rt *r, conn *c, double now)
 {
     const nova_config *cfg = r->cfg;
@@ -170,11 +172,12 @@ static bool conn_judge(rt *r, conn *c, double now)
         return true;
     }
     double since = c->last_progress > c->over_since ? c->last_progress : c->over_since;
-    if (now - since >= (double)cfg->ws_send_stall_ms / 1000) {
+    double stall = (double)cfg->ws_send_stall_ms / 1000;
+    if (now - since >= stall) {
         conn_too_slow(c, "no progress");
         return true;
     }
-    if (c->last_progress < c->over_since &&
+    if (now - since >= stall / 10 && c->last_progress < c->over_since &&
         c->queued_bytes >= c->over_bytes + (size_t)cfg->ws_max_queue) {
         conn_too_slow(c, "growing without progress");
         return true;
