@@ -56,7 +56,9 @@ void resume_start(rt *r, conn *c, const char *arg, bool too_long)
     int64_t n;
     if (!arg && !too_long) return;
     if (too_long || !parse_event_id(arg, &n)) {
-        conn_send_error(r, c, 0, 400, "last_event_id must be a non-negative integer");
+        conn_send_error(
+            r, c, 0, 400,
+            "last_event_id must be an event id: decimal digits, no sign or leading zero");
         return;
     }
     int64_t oldest, newest;
