@@ -54,6 +54,17 @@ typedef struct nova_config {
     long outbox_retention; /* seconds */
     char *wake_socket;     /* datagram socket writers poke after commit; "" = off */
 
+    /* realtime: sockets that fall behind, headers, compression, the write lock */
+    long ws_send_stall_ms; /* over ws_max_queue with no packet taken this long: closed */
+    long ws_queue_ceiling; /* backlog that closes a socket at once */
+    long ws_rx_pause;      /* backlog above which a socket's input is not read */
+    long ws_max_header;    /* bytes of HTTP headers of an upgrade */
+    long ws_header_pool;   /* upgrades whose headers are parsed at once */
+    bool ws_deflate;       /* offer permessage-deflate */
+    long rt_retry_ms;      /* retry delay of actions that found the write lock taken */
+    long rt_max_pending;   /* actions waiting for the write lock, per daemon */
+    long rt_checkpoint_ms; /* WAL checkpoints off the event loop this often; 0: in it */
+
     /* logging */
     long log_level; /* 0 errors, 1 info, 2 debug */
 } nova_config;

@@ -6,6 +6,7 @@
  * transaction, tagged with this socket as the events' origin, and the
  * outbox is delivered right after the commit. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../common/json_util.h"
@@ -36,6 +37,26 @@ static int act_ping(action_call *a, nova_err *err)
     return 0;
 }
 
+static const char SQL_BEGIN_NOWAIT[] = "BEGIN IMMEDIATE";
+
+/* nova-realtime's connection has a busy timeout of 0 (main.c): BEGIN
+ * IMMEDIATE answers at once, and an action that finds another process
+ * writing waits in the FIFO instead of stopping the event loop. */
+int rt_write_begin(rt *r, nova_err *err)
+{
+    sqlite3_stmt *st = db_prepare(r->db, SQL_BEGIN_NOWAIT);
+    if (!st) return db_fail(r->db, err);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) {
+        r->db->in_write = true;
+        r->db->emitted = false;
+        return 0;
+    }
+    if ((rc & 0xff) == SQLITE_BUSY) return ACTION_BUSY;
+    return db_fail(r->db, err);
+}
+
 /* Run one domain write for this socket: events are tagged with the
  * socket as their origin (so it alone sees its request_id), committed,
  * and delivered at once (this daemon's own commits do not move
@@ -45,7 +66,7 @@ static int in_transaction(action_call *a, nova_err *err, int (*op)(action_call *
     rt *r = a->r;
     char origin[128];
     snprintf(origin, sizeof origin, "%s#%llu", r->name, (unsigned long long)a->c->id);
-    int rc = db_begin(r->db, err);
+    int rc = rt_write_begin(r, err);
     if (rc) return rc;
     outbox_set_origin(r->db, origin, a->request_id);
     rc = op(a, err);
@@ -74,10 +95,12 @@ static int do_send(action_call *a, nova_err *err)
         (rc = json_field_int(a->data, "chat_id", true, &chat_id, NULL, err)) ||
         (rc = json_field_string(a->data, "content", true, &content, NULL, err)))
         return rc;
+    /* Ids are positive: 0 or a negative number is no message (not "no
+     * reply"); null or absent is no reply. */
     json_object *reply;
     if (json_object_object_get_ex(a->data, "reply_to", &reply) && reply &&
-        !json_is_int64(reply, &reply_to))
-        return nova_fail(err, ERR_INVALID, "field 'reply_to' must be a message id");
+        (!json_is_int64(reply, &reply_to) || reply_to <= 0))
+        return nova_fail(err, ERR_INVALID, "reply_to must be a message id");
     return message_send(a->r->db, a->c->user_id, chat_id, content, reply_to, &message_id, err);
 }
 
@@ -128,18 +151,20 @@ static const struct {
     {"messages_read", act_messages_read},
 };
 
-void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary)
+/* Parse and run one message; ACTION_BUSY when it must wait for the write
+ * lock (nothing was sent or changed then). */
+static int actions_run(rt *r, conn *c, const char *text, size_t len, bool binary)
 {
     if (binary) {
         conn_send_error(r, c, 0, 400, "binary frames are not supported; send JSON text");
-        return;
+        return 0;
     }
     nova_err err;
     nova_err_clear(&err);
     json_object *msg = NULL;
     if (json_parse_strict(text, len, (int)r->cfg->json_max_depth, &msg, &err)) {
         conn_send_error(r, c, 0, 400, err.msg);
-        return;
+        return 0;
     }
     action_call a = {.r = r, .c = c};
     const char *name;
@@ -153,13 +178,111 @@ void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary)
     json_object_object_get_ex(msg, "data", &a.data);
     for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
         if (strcmp(actions[i].name, name)) continue;
-        if (actions[i].fn(&a, &err)) goto fail;
+        int rc = actions[i].fn(&a, &err);
+        if (rc == ACTION_BUSY) {
+            json_object_put(msg);
+            return ACTION_BUSY;
+        }
+        if (rc) goto fail;
         json_object_put(msg);
-        return;
+        return 0;
     }
     nova_fail(&err, ERR_INVALID, "unknown action '%.64s'", name);
 fail:
     /* Domain failures are 400 packets; storage trouble keeps its 5xx. */
     conn_send_error(r, c, a.request_id, err_socket_code(err.kind), err.msg);
     json_object_put(msg);
+    return 0;
+}
+
+/* --- actions waiting for the write lock ---------------------------------- */
+
+typedef struct pending_action {
+    struct pending_action *next;
+    conn *c;
+    bool binary;
+    size_t len;
+    char text[]; /* len bytes */
+} pending_action;
+
+static void retry_tick(lws_sorted_usec_list_t *sul);
+
+static void schedule_retry(rt *r)
+{
+    if (r->ctx)
+        lws_sul_schedule(r->ctx, 0, &r->retry_timer, retry_tick,
+                         (lws_usec_t)r->cfg->rt_retry_ms * LWS_US_PER_MS);
+}
+
+/* Keep a message for later, behind the socket's earlier ones. */
+static void pending_push(rt *r, conn *c, const char *text, size_t len, bool binary)
+{
+    if (r->n_pending >= (size_t)r->cfg->rt_max_pending) {
+        conn_send_error(r, c, 0, 503, "storage busy, try again");
+        return;
+    }
+    pending_action *p = malloc(sizeof *p + len);
+    if (!p) {
+        conn_send_error(r, c, 0, 503, "storage busy, try again");
+        return;
+    }
+    p->next = NULL;
+    p->c = c;
+    p->binary = binary;
+    p->len = len;
+    memcpy(p->text, text, len);
+    if (r->pending_tail)
+        r->pending_tail->next = p;
+    else
+        r->pending_head = p;
+    r->pending_tail = p;
+    if (r->n_pending++ == 0) schedule_retry(r);
+    c->pending++;
+    conn_update_rx(r, c); /* read nothing more from it meanwhile */
+}
+
+/* Run the waiting actions in order until one finds the lock taken again. */
+static void retry_tick(lws_sorted_usec_list_t *sul)
+{
+    rt *r = lws_container_of(sul, rt, retry_timer);
+    pending_action *p;
+    while ((p = r->pending_head)) {
+        conn *c = p->c;
+        if (c->registered && !c->close_when_drained &&
+            actions_run(r, c, p->text, p->len, p->binary) == ACTION_BUSY)
+            break;
+        r->pending_head = p->next;
+        if (!r->pending_head) r->pending_tail = NULL;
+        r->n_pending--;
+        c->pending--;
+        conn_update_rx(r, c);
+        free(p);
+    }
+    if (r->pending_head) schedule_retry(r);
+}
+
+void actions_forget(rt *r, conn *c)
+{
+    pending_action **pp = &r->pending_head, *last = NULL;
+    while (*pp) {
+        pending_action *p = *pp;
+        if (p->c == c) {
+            *pp = p->next;
+            r->n_pending--;
+            free(p);
+        } else {
+            last = p;
+            pp = &p->next;
+        }
+    }
+    r->pending_tail = last;
+    c->pending = 0;
+    if (!r->pending_head && r->ctx) lws_sul_cancel(&r->retry_timer);
+}
+
+void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary)
+{
+    /* A socket's messages run in the order it sent them. */
+    if (c->pending || actions_run(r, c, text, len, binary) == ACTION_BUSY)
+        pending_push(r, c, text, len, binary);
 }

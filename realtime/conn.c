@@ -1,7 +1,8 @@
-/* conn.c - the user registry and per-socket send queues. */
+/* conn.c - the user registry and per-socket send queues, judged by progress. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../common/json_util.h"
 #include "../common/log.h"
@@ -123,24 +124,85 @@ void conn_free_queue(conn *c)
     }
     c->tail = NULL;
     c->queued_bytes = 0;
+    c->over_since = 0;
+}
+
+double rt_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void conn_update_rx(rt *r, conn *c)
+{
+    bool pause = c->pending > 0 || c->queued_bytes > (size_t)r->cfg->ws_rx_pause;
+    if (pause == c->rx_paused || !c->wsi) return;
+    c->rx_paused = pause;
+    lws_rx_flow_control(c->wsi, pause ? 0 : 1);
+}
+
+/* A client that cannot keep up is dropped rather than allowed to hold
+ * memory; it resumes with last_event_id. */
+static void conn_too_slow(conn *c, const char *why)
+{
+    log_info("socket %llu of user %lld is too slow (%zu bytes queued, %s): closing",
+             (unsigned long long)c->id, (long long)c->user_id, c->queued_bytes, why);
+    conn_free_queue(c);
+    conn_close_after_drain(c, 1008, "too slow: send queue limit exceeded, reconnect");
+    /* A stuck peer may never make the socket writable for the close
+     * frame: drop the connection in any case shortly. */
+    conn_kill_soon(c);
+}
+
+/* The backlog is judged against progress, not by its size at one
+ * instant: a socket that keeps taking packets may hold more than
+ * ws_max_queue for a while (a burst of large events). It is closed only
+ * when, over ws_max_queue, it has taken no packet for ws_send_stall_ms;
+ * or for a tenth of that while its backlog grew by another ws_max_queue
+ * (its kernel buffer stays full while more keeps coming: a reader that
+ * keeps up takes a packet far sooner, even after a large batch arrived
+ * in one pass of the loop); or when it reaches ws_queue_ceiling. */
+static bool conn_judge(rt *r, conn *c, double now)
+{
+    const nova_config *cfg = r->cfg;
+    if (c->close_when_drained || !c->over_since) return false;
+    if (c->queued_bytes >= (size_t)cfg->ws_queue_ceiling && c->head != c->tail) {
+        conn_too_slow(c, "over the ceiling");
+        return true;
+    }
+    double since = c->last_progress > c->over_since ? c->last_progress : c->over_since;
+    double stall = (double)cfg->ws_send_stall_ms / 1000;
+    if (now - since >= stall) {
+        conn_too_slow(c, "no progress");
+        return true;
+    }
+    if (now - since >= stall / 10 && c->last_progress < c->over_since &&
+        c->queued_bytes >= c->over_bytes + (size_t)cfg->ws_max_queue) {
+        conn_too_slow(c, "growing without progress");
+        return true;
+    }
+    return false;
+}
+
+void rt_check_stalls(rt *r)
+{
+    double now = rt_now();
+    for (size_t b = 0; b < r->n_buckets; b++)
+        for (conn *c = r->buckets[b]; c; c = c->next_in_bucket)
+            conn_judge(r, c, now);
+}
+
+void conn_release(conn *c)
+{
+    conn_free_queue(c);
+    packet_unref(c->inflight);
+    c->inflight = NULL;
 }
 
 void conn_send(rt *r, conn *c, packet *p)
 {
     if (!p || c->close_when_drained) return;
-    /* One packet always fits an empty queue, however large. */
-    if (c->queued_bytes && c->queued_bytes + p->len > (size_t)r->cfg->ws_max_queue) {
-        /* A client that cannot keep up is dropped rather than allowed to
-         * hold memory or slow the others; it resumes with last_event_id. */
-        log_info("socket %llu of user %lld is too slow (%zu bytes queued): closing",
-                 (unsigned long long)c->id, (long long)c->user_id, c->queued_bytes);
-        conn_free_queue(c);
-        conn_close_after_drain(c, 1008, "too slow: send queue limit exceeded, reconnect");
-        /* A stuck peer may never make the socket writable for the close
-         * frame: drop the connection in any case shortly. */
-        conn_kill_soon(c);
-        return;
-    }
     queued *q = malloc(sizeof *q);
     if (!q) return;
     p->refs++;
@@ -152,6 +214,12 @@ void conn_send(rt *r, conn *c, packet *p)
         c->head = q;
     c->tail = q;
     c->queued_bytes += p->len;
+    if (c->queued_bytes > (size_t)r->cfg->ws_max_queue && !c->over_since) {
+        c->over_since = rt_now();
+        c->over_bytes = c->queued_bytes;
+    }
+    if (c->over_since && conn_judge(r, c, rt_now())) return;
+    conn_update_rx(r, c);
     conn_want_write(c);
 }
 
@@ -178,7 +246,10 @@ void conn_send_error(rt *r, conn *c, int64_t request_id, int code, const char *m
 
 int conn_write_next(rt *r, conn *c)
 {
-    (void)r;
+    /* This callback comes only once lws has written all of the previous
+     * packet (compressed fragments included): it may go now. */
+    packet_unref(c->inflight);
+    c->inflight = NULL;
     queued *q = c->head;
     if (!q) {
         if (!c->close_when_drained) return 0;
@@ -190,9 +261,15 @@ int conn_write_next(rt *r, conn *c)
     if (!c->head) c->tail = NULL;
     c->queued_bytes -= q->pkt->len;
     int n = lws_write(c->wsi, q->pkt->bytes + LWS_PRE, q->pkt->len, LWS_WRITE_TEXT);
-    packet_unref(q->pkt);
+    if (c->deflate)
+        c->inflight = q->pkt; /* until the next callback, asked for below */
+    else
+        packet_unref(q->pkt); /* lws copied what it could not send */
     free(q);
     if (n < 0) return -1;
-    if (c->head || c->close_when_drained) conn_want_write(c);
+    c->last_progress = rt_now();
+    if (c->queued_bytes <= (size_t)r->cfg->ws_max_queue) c->over_since = 0;
+    conn_update_rx(r, c);
+    if (c->head || c->close_when_drained || c->inflight) conn_want_write(c);
     return 0;
 }

@@ -1,10 +1,13 @@
 /* main.c - nova-realtime: the libwebsockets server behind nginx at /ws/.
  *
  * Authenticates each socket by its sessionid cookie, refuses cross-site
- * upgrades (Origin), reassembles and bounds client messages, runs the
- * socket actions, and delivers outbox events (tail.c). SIGTERM/SIGINT stop
- * it cleanly. */
+ * upgrades (Origin) and foreign subprotocols, reassembles and bounds client
+ * messages, runs the socket actions, and delivers outbox events (tail.c).
+ * Our own libev loop also watches the wake socket, closes sockets that
+ * broke RFC 6455 (guard.c), and a thread checkpoints the WAL, so that the
+ * loop never waits for the database. SIGTERM/SIGINT stop it cleanly. */
 #include <ev.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include "../common/log.h"
 #include "../common/migrate.h"
 #include "../common/session.h"
+#include "guard.h"
 #include "rt.h"
 
 /* SIGTERM/SIGINT: leave the event loop; the context is destroyed after. */
@@ -47,13 +51,32 @@ static bool origin_allowed(rt *r, struct lws *wsi)
     return !strcasecmp(origin, self);
 }
 
-/* Bind the socket to its session, or answer 403 and close. */
+/* A client may name no subprotocol, or a list that includes "nova" (lws
+ * then binds it to "nova", the only one there is). Anything else is
+ * refused here with 400, before lws would just drop the connection. */
+static bool subprotocol_acceptable(struct lws *wsi)
+{
+    char list[256];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+    if (n <= 0) return true;
+    if (n >= (int)sizeof list || lws_hdr_copy(wsi, list, sizeof list, WSI_TOKEN_PROTOCOL) < 0)
+        return false;
+    for (char *save, *tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
+        if (!strcmp(tok, "nova")) return true;
+    return false;
+}
+
+/* Bind the socket to its session, or answer 403 and close. The Cookie
+ * header is copied whole, however long (the upgrade's headers are bounded
+ * by ws_max_header), so the session cookie is found among any others. */
 static void authenticate(rt *r, conn *c, struct lws *wsi)
 {
-    char cookie[4096], token[TOKEN_LEN + 1];
+    char token[TOKEN_LEN + 1];
     session s;
     nova_err err;
-    int n = lws_hdr_copy(wsi, cookie, sizeof cookie, WSI_TOKEN_HTTP_COOKIE);
+    int len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE);
+    char *cookie = len > 0 ? malloc((size_t)len + 1) : NULL;
+    int n = cookie ? lws_hdr_copy(wsi, cookie, len + 1, WSI_TOKEN_HTTP_COOKIE) : -1;
     if (n > 0 && !session_token_from_cookie(cookie, token) &&
         !session_lookup(r->db, token, &s, &err)) {
         c->user_id = s.user_id;
@@ -66,19 +89,26 @@ static void authenticate(rt *r, conn *c, struct lws *wsi)
         conn_close_after_drain(c, 1008, "invalid session");
     }
     sodium_memzero(token, sizeof token);
-    sodium_memzero(cookie, sizeof cookie);
+    if (cookie) {
+        sodium_memzero(cookie, (size_t)len + 1);
+        free(cookie);
+    }
 }
 
 /* Collect a message's fragments; act on it once complete. */
 static int receive(rt *r, conn *c, struct lws *wsi, const void *in, size_t len)
 {
     size_t max = (size_t)r->cfg->ws_max_frame;
+    /* lws goes on inflating a compressed frame, and calling us, after we
+     * asked to close: refuse the rest too. */
+    if (c->rx_refused) return -1;
     if (lws_is_first_fragment(wsi)) c->rx_len = 0;
     size_t remaining = lws_remaining_packet_payload(wsi);
     if (c->rx_len + len + remaining > max) {
         free(c->rx);
         c->rx = NULL;
         c->rx_len = c->rx_cap = 0;
+        c->rx_refused = true;
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                          (unsigned char *)"message too big", 15);
         return -1;
@@ -115,6 +145,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     rt *r = lws_context_user(lws_get_context(wsi));
     conn *c = user;
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* A new connection (user is lws's, not a conn): follow its bytes. */
+        guard_open((int)(intptr_t)in);
+        return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        if (!subprotocol_acceptable(wsi)) {
+            log_info("refused a WebSocket upgrade asking for another subprotocol");
+            lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "unsupported subprotocol");
+            return -1;
+        }
+        return 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (!origin_allowed(r, wsi)) {
             log_info("refused a WebSocket upgrade from a foreign Origin");
@@ -126,11 +167,29 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         memset(c, 0, sizeof *c);
         c->wsi = wsi;
         c->id = ++r->next_conn_id;
+        c->fd = lws_get_socket_fd(wsi);
+        c->last_progress = rt_now();
+        guard_bind(c->fd, c);
+        if (r->cfg->ws_deflate) {
+            /* lws 4.1 shares its permessage-deflate code between client
+             * and server and reads the two takeover flags from the
+             * client's side: "client_no_context_takeover" makes it drop
+             * its compressor after each message, "server_..." its
+             * decompressor. Drop the compressor always (RFC 7692 lets a
+             * sender do so; an idle socket then holds no deflate window);
+             * never the decompressor, which must follow the client's
+             * context (else a client that offered server_no_context_takeover
+             * fails at its second compressed message). */
+            c->deflate = !lws_set_extension_option(wsi, "permessage-deflate",
+                                                   "client_no_context_takeover", "1");
+            lws_set_extension_option(wsi, "permessage-deflate", "server_no_context_takeover", "0");
+        }
         authenticate(r, c, wsi);
         if (c->registered) {
-            char arg[64];
-            const char *last = lws_get_urlarg_by_name(wsi, "last_event_id=", arg, sizeof arg);
-            resume_start(r, c, last);
+            /* The raw argument, not lws's URL-decoded one ("%35"). */
+            bool too_long;
+            const char *last = guard_last_event_id(c->fd, &too_long);
+            resume_start(r, c, last, too_long);
         }
         return 0;
     case LWS_CALLBACK_RECEIVE:
@@ -141,7 +200,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_CLOSED:
         rt_unregister(r, c);
-        conn_free_queue(c);
+        actions_forget(r, c);
+        guard_close(c->fd);
+        conn_release(c);
         free(c->rx);
         c->rx = NULL;
         log_info("socket %llu closed", (unsigned long long)c->id);
@@ -155,27 +216,50 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
-/* The wake socket: writers send a datagram after committing events. */
-static int wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                         size_t len)
+/* The wake socket: writers send a datagram after committing events. It
+ * is watched by our own event loop, not adopted into lws, so that nothing
+ * internal is a protocol a client could ask for at /ws/. */
+static void on_wake(struct ev_loop *loop, ev_io *w, int revents)
 {
-    (void)user, (void)in, (void)len;
-    if (reason != LWS_CALLBACK_RAW_RX_FILE) return 0;
-    rt *r = lws_context_user(lws_get_context(wsi));
+    (void)loop, (void)revents;
+    rt *r = w->data;
     char buf[64];
-    while (recv(r->wake_fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+    while (recvfrom(r->wake_fd, buf, sizeof buf, MSG_DONTWAIT, NULL, NULL) > 0) {
     }
     tail_run(r);
-    return 0;
 }
 
+/* The only protocol: an upgrade gets "nova" (with its session and Origin
+ * checks) or is refused (subprotocol_acceptable). */
 static const struct lws_protocols protocols[] = {
     /* A small receive buffer keeps idle sockets cheap; larger messages
      * arrive in several callbacks and are reassembled by receive(). */
     {"nova", callback, sizeof(conn), 1024, 0, NULL, 0},
-    {"nova-wake", wake_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
+
+/* permessage-deflate (RFC 7692), when ws_deflate is on. */
+static const struct lws_extension extensions[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate, "permessage-deflate"},
+    {NULL, NULL, NULL},
+};
+
+/* After each pass of the loop: close the sockets whose client broke RFC
+ * 6455 in a way lws lets through (guard.c), with 1002 and a close frame. */
+static void on_check(struct ev_loop *loop, ev_check *w, int revents)
+{
+    (void)loop, (void)w, (void)revents;
+    int fd, code;
+    void *owner;
+    const char *why;
+    while (guard_take_violation(&fd, &owner, &code, &why)) {
+        conn *c = owner;
+        log_info("socket %llu: protocol error (%s): closing", (unsigned long long)c->id, why);
+        conn_free_queue(c);
+        conn_close_after_drain(c, code, why);
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
+    }
+}
 
 static void lws_log_to_ours(int level, const char *line)
 {
@@ -217,15 +301,75 @@ static void wake_listen(rt *r)
         if (fd >= 0) close(fd);
         return;
     }
-    lws_sock_file_fd_type desc;
-    desc.filefd = fd;
     r->wake_fd = fd;
-    if (!lws_adopt_descriptor_vhost(r->vhost, LWS_ADOPT_RAW_FILE_DESC, desc, "nova-wake", NULL)) {
-        log_error("cannot watch the wake socket");
-        close(fd);
-        unlink(path);
-        r->wake_fd = -1;
+}
+
+/* Checkpoints of the WAL, off the event loop: a thread with its own
+ * connection runs a PASSIVE checkpoint (it never waits for a lock) every
+ * rt_checkpoint_ms, since the loop's connection has them turned off. */
+typedef struct checkpointer {
+    const nova_config *cfg;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop, running;
+} checkpointer;
+
+static void *checkpoint_main(void *arg)
+{
+    checkpointer *k = arg;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(k->cfg->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        log_error("checkpoints: cannot open the database");
+        sqlite3_close(db);
+        return NULL;
     }
+    pthread_mutex_lock(&k->lock);
+    while (!k->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        long ms = k->cfg->rt_checkpoint_ms;
+        until.tv_sec += ms / 1000;
+        until.tv_nsec += (ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&k->wake, &k->lock, &until);
+        if (k->stop) break;
+        pthread_mutex_unlock(&k->lock);
+        int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_error("checkpoint failed: %s", sqlite3_errmsg(db));
+        pthread_mutex_lock(&k->lock);
+    }
+    pthread_mutex_unlock(&k->lock);
+    sqlite3_close(db);
+    return NULL;
+}
+
+static void checkpoint_start(checkpointer *k, const nova_config *cfg)
+{
+    k->cfg = cfg;
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_cond_init(&k->wake, NULL);
+    k->running = !pthread_create(&k->thread, NULL, checkpoint_main, k);
+    if (!k->running) log_error("cannot start the checkpoint thread");
+}
+
+static void checkpoint_stop(checkpointer *k)
+{
+    if (!k->cfg) return;
+    if (k->running) {
+        pthread_mutex_lock(&k->lock);
+        k->stop = true;
+        pthread_cond_signal(&k->wake);
+        pthread_mutex_unlock(&k->lock);
+        pthread_join(k->thread, NULL);
+    }
+    pthread_mutex_destroy(&k->lock);
+    pthread_cond_destroy(&k->wake);
 }
 
 static int run(nova_config *cfg)
@@ -239,6 +383,11 @@ static int run(nova_config *cfg)
     r.db = db_open(cfg, &err);
     if (!r.db) return 1;
     r.db->no_wake = true; /* it delivers its own commits itself */
+    /* The event loop never waits for the write lock: BEGIN IMMEDIATE
+     * answers BUSY at once and the action is retried (actions.c). Reads
+     * in WAL do not wait. Checkpoints leave the loop too (a thread), unless
+     * rt_checkpoint_ms is 0. */
+    sqlite3_busy_timeout(r.db->sql, 0);
     if (migrate_check(r.db, &err)) {
         log_error("%s", err.msg);
         db_close(r.db);
@@ -260,6 +409,12 @@ static int run(nova_config *cfg)
     info.user = &r;
     info.retry_and_idle_policy = &retry;
     info.timeout_secs = 10;
+    /* Accept the headers nginx accepts (large_client_header_buffers 4 x
+     * 8k), e.g. many analytics cookies; each upgrade holds its own until
+     * it is established, ws_header_pool of them at once. */
+    info.max_http_header_data2 = (unsigned)cfg->ws_max_header;
+    info.max_http_header_pool2 = (unsigned)cfg->ws_header_pool;
+    if (cfg->ws_deflate) info.extensions = extensions;
     /* libev (epoll) rather than lws's default poll() loop, whose every pass
      * costs time proportional to the number of open sockets. The loop is
      * ours ("foreign"), so that we own its signal handling. */
@@ -305,7 +460,25 @@ static int run(nova_config *cfg)
     ev_signal_start(loop, &sigint);
     signal(SIGPIPE, SIG_IGN);
 
+    ev_io wake_watcher;
+    if (r.wake_fd >= 0) {
+        ev_io_init(&wake_watcher, on_wake, r.wake_fd, EV_READ);
+        wake_watcher.data = &r;
+        ev_io_start(loop, &wake_watcher);
+    }
+    ev_check check_watcher;
+    ev_check_init(&check_watcher, on_check);
+    ev_check_start(loop, &check_watcher);
+    checkpointer ckpt = {0};
+    if (cfg->rt_checkpoint_ms) {
+        sqlite3_wal_autocheckpoint(r.db->sql, 0);
+        checkpoint_start(&ckpt, cfg);
+    }
+
     ev_run(loop, 0);
+    checkpoint_stop(&ckpt);
+    ev_check_stop(loop, &check_watcher);
+    if (r.wake_fd >= 0) ev_io_stop(loop, &wake_watcher);
     log_info("stopping with %zu sockets open", r.n_conns);
     ev_signal_stop(loop, &sigterm);
     ev_signal_stop(loop, &sigint);
@@ -318,7 +491,10 @@ static int run(nova_config *cfg)
         db_exec_done(r.db, st, &err);
     }
     if (info.options & LWS_SERVER_OPTION_UNIX_SOCK) unlink(cfg->rt_listen);
-    if (r.wake_fd >= 0) unlink(cfg->wake_socket);
+    if (r.wake_fd >= 0) {
+        close(r.wake_fd);
+        unlink(cfg->wake_socket);
+    }
     rt_registry_free(&r);
     db_close(r.db);
     log_info("stopped");

@@ -5,12 +5,14 @@
  * is skipped by live delivery (tail.c) and the replay reads up to the
  * daemon's live position instead; once it has caught up, the socket turns
  * live. Being single-threaded, the switch has no gap and no duplicate.
- * The replay goes in batches, only when the socket's queue has room, so a
- * long replay never floods memory or stalls the loop.
+ * The replay fills the socket's queue only up to its room, one event at a
+ * time, so a long replay of large events never floods memory, never trips
+ * the slow-consumer limit, and always makes progress.
  *
  * When events after N were already pruned (or N is from another
  * database), the client gets resync_required {oldest_event_id} and should
  * reload over REST; the socket then continues live. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,13 +35,30 @@ static void send_resync(rt *r, conn *c, int64_t oldest)
     conn_send_text(r, c, text, (size_t)len);
 }
 
-void resume_start(rt *r, conn *c, const char *arg)
+/* last_event_id is a plain decimal: no sign, no leading zero (but "0"),
+ * no percent-encoding, at most 19 digits, within int64. */
+static bool parse_event_id(const char *s, int64_t *out)
 {
-    if (!arg) return;
-    char *end;
-    long long n = strtoll(arg, &end, 10);
-    if (!*arg || *end || n < 0 || arg[0] == '-' || arg[0] == '+') {
-        conn_send_error(r, c, 0, 400, "last_event_id must be a non-negative integer");
+    size_t n = strlen(s);
+    if (!n || n > 19 || (s[0] == '0' && n > 1)) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > INT64_MAX) return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+void resume_start(rt *r, conn *c, const char *arg, bool too_long)
+{
+    int64_t n;
+    if (!arg && !too_long) return;
+    if (too_long || !parse_event_id(arg, &n)) {
+        conn_send_error(
+            r, c, 0, 400,
+            "last_event_id must be an event id: decimal digits, no sign or leading zero");
         return;
     }
     int64_t oldest, newest;
@@ -58,11 +77,15 @@ void resume_start(rt *r, conn *c, const char *arg)
     resume_step(r, c);
 }
 
+/* Fill the queue up to half of ws_max_queue, one event at a time (at least
+ * one, however large), never a whole batch blindly: a replay always makes
+ * progress and never trips the slow-consumer limit. The rest is read when
+ * the queue has drained (SERVER_WRITEABLE). */
 void resume_step(rt *r, conn *c)
 {
     if (!c->replaying || c->close_when_drained) return;
-    /* Only refill when half the queue is free. */
-    if (c->queued_bytes > (size_t)r->cfg->ws_max_queue / 2) return;
+    size_t room = (size_t)r->cfg->ws_max_queue / 2;
+    if (c->queued_bytes >= room) return;
     sqlite3_stmt *st = db_prepare(r->db, SQL_OUTBOX_RANGE);
     if (!st) return;
     sqlite3_bind_int64(st, 1, c->cursor);
@@ -70,7 +93,12 @@ void resume_step(rt *r, conn *c)
     sqlite3_bind_int64(st, 3, r->cfg->outbox_batch);
     int rc;
     long rows = 0;
+    bool full = false;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (c->head && c->queued_bytes >= room) {
+            full = true;
+            break;
+        }
         int64_t id = sqlite3_column_int64(st, 0);
         const char *action = (const char *)sqlite3_column_text(st, 1);
         const char *data = (const char *)sqlite3_column_text(st, 2);
@@ -93,7 +121,7 @@ void resume_step(rt *r, conn *c)
         conn_close_after_drain(c, 1011, "replay failed, reconnect");
         return;
     }
-    if (rows < r->cfg->outbox_batch && !c->close_when_drained) {
+    if (!full && rows < r->cfg->outbox_batch && !c->close_when_drained) {
         /* Caught up with the live position: live from the next event. */
         c->cursor = r->last_id;
         c->replaying = false;

@@ -44,9 +44,24 @@ typedef struct conn {
     /* send queue */
     queued *head, *tail;
     size_t queued_bytes;
+    /* The packet last handed to lws_write on a compressed socket: lws goes
+     * on reading it while it drains the compressed fragments, up to the
+     * next SERVER_WRITEABLE, so it lives until then (or the close). */
+    packet *inflight;
+    bool deflate; /* permessage-deflate was negotiated */
+    /* Judging a backlog by progress (conn.c): when the socket last took a
+     * packet, when its backlog went over ws_max_queue (0: it is not over),
+     * and the backlog at that moment. */
+    double last_progress;
+    double over_since;
+    size_t over_bytes;
+    bool rx_paused; /* its input is not read (lws rx flow control) */
+    int pending;    /* its actions waiting in the daemon's FIFO (actions.c) */
+    int fd;         /* its connection's descriptor (guard.c), or -1 */
     /* message being reassembled from fragments */
     char *rx;
     size_t rx_len, rx_cap;
+    bool rx_refused; /* over ws_max_frame: closing with 1009, nothing more is read */
 } conn;
 
 typedef struct rt {
@@ -66,6 +81,11 @@ typedef struct rt {
     lws_sorted_usec_list_t prune_timer;
     struct lws_vhost *vhost;
     int wake_fd; /* datagram socket writers poke after commits, or -1 */
+    /* Socket actions that found the write lock taken, oldest first: retried
+     * every rt_retry_ms, in order (actions.c). */
+    struct pending_action *pending_head, *pending_tail;
+    size_t n_pending;
+    lws_sorted_usec_list_t retry_timer;
 } rt;
 
 /* conn.c: registry, queues, packets */
@@ -92,22 +112,42 @@ void conn_close_after_drain(conn *c, int code, const char *reason);
 /* Write the next queued packet (SERVER_WRITEABLE); -1 to close. */
 int conn_write_next(rt *r, conn *c);
 void conn_free_queue(conn *c);
+/* Release everything of a closed socket (queue and packet in flight). */
+void conn_release(conn *c);
+/* Read the socket's input only while its backlog is below ws_rx_pause and
+ * none of its actions wait for the write lock. */
+void conn_update_rx(rt *r, conn *c);
+/* Close the sockets that fell behind (no packet taken for ws_send_stall_ms
+ * while over ws_max_queue); called every second. */
+void rt_check_stalls(rt *r);
+/* Monotonic seconds. */
+double rt_now(void);
 
 /* tail.c: reading the outbox */
 void tail_start(rt *r);
-/* Deliver every committed event not yet delivered. */
-void tail_run(rt *r);
+/* Deliver every committed event not yet delivered: 0, or -1 when reading
+ * the outbox failed (what was read is delivered; the rest next time). */
+int tail_run(rt *r);
 
 /* The notification packet of an outbox event. */
 packet *event_packet(int64_t id, const char *action, const char *data, int64_t request_id);
 
 /* resume.c: replaying missed events to a reconnecting socket */
-/* Start from the client's last_event_id argument (NULL: live only). */
-void resume_start(rt *r, conn *c, const char *last_event_id);
+/* Start from the client's last_event_id argument, raw from the query
+ * string (NULL: live only; too_long: present but longer than kept). */
+void resume_start(rt *r, conn *c, const char *last_event_id, bool too_long);
 /* Queue the next batch of the replay when the socket has room. */
 void resume_step(rt *r, conn *c);
 
-/* actions.c: a complete client message */
+/* actions.c: a complete client message. Actions run in the order each
+ * socket sent them; one that finds the write lock taken waits in the
+ * daemon's FIFO (with every later message of its socket) and is retried
+ * shortly, so the event loop never waits for the lock. */
 void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary);
+/* Forget a closing socket's waiting actions. */
+void actions_forget(rt *r, conn *c);
+/* Take the write lock without waiting: 0, ACTION_BUSY, or a failure status. */
+enum { ACTION_BUSY = -2 };
+int rt_write_begin(rt *r, nova_err *err);
 
 #endif

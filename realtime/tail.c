@@ -89,11 +89,11 @@ static void deliver(rt *r, sqlite3_stmt *st)
     log_debug("event %lld %s delivered", (long long)id, action);
 }
 
-void tail_run(rt *r)
+int tail_run(rt *r)
 {
     for (;;) {
         sqlite3_stmt *st = db_prepare(r->db, SQL_OUTBOX_AFTER);
-        if (!st) return;
+        if (!st) return -1;
         sqlite3_bind_int64(st, 1, r->last_id);
         sqlite3_bind_int64(st, 2, r->cfg->outbox_batch);
         long n = 0;
@@ -106,9 +106,9 @@ void tail_run(rt *r)
         db_done(st);
         if (rc != SQLITE_DONE) {
             log_error("reading the outbox failed: %s", sqlite3_errmsg(r->db->sql));
-            return;
+            return -1;
         }
-        if (n < r->cfg->outbox_batch) return;
+        if (n < r->cfg->outbox_batch) return 0;
     }
 }
 
@@ -124,11 +124,10 @@ static int64_t data_version(rt *r)
 static void tail_tick(lws_sorted_usec_list_t *sul)
 {
     rt *r = lws_container_of(sul, rt, tail_timer);
+    /* The version is kept only once the read worked: a failed read (a
+     * rare SQLITE_BUSY, the connection never waits) is tried again. */
     int64_t v = data_version(r);
-    if (v != r->data_version) {
-        r->data_version = v;
-        tail_run(r);
-    }
+    if (v != r->data_version && !tail_run(r)) r->data_version = v;
     lws_sul_schedule(r->ctx, 0, &r->tail_timer, tail_tick,
                      (lws_usec_t)r->cfg->outbox_poll_ms * LWS_US_PER_MS);
 }
@@ -141,9 +140,16 @@ static void status_tick(lws_sorted_usec_list_t *sul)
     rt *r = lws_container_of(sul, rt, status_timer);
     nova_err err;
     int ended = 0;
-    if (session_expire(r->db, 200, &ended, &err))
+    rt_check_stalls(r);
+    /* Only when the write lock is free right now (a probe that never
+     * waits): else simply next second, so the loop never waits for it. */
+    int busy = rt_write_begin(r, &err);
+    if (!busy) db_rollback(r->db);
+    if (busy) {
+        log_debug("session expiry: the database is busy, next time");
+    } else if (session_expire(r->db, 200, &ended, &err)) {
         log_error("ending expired sessions failed: %s", err.msg);
-    else if (ended) {
+    } else if (ended) {
         log_info("ended %d expired sessions", ended);
         tail_run(r);
     }
@@ -172,7 +178,9 @@ static void prune_tick(lws_sorted_usec_list_t *sul)
     int deleted = 0;
     double before = nova_now() - (double)r->cfg->outbox_retention;
     if (outbox_prune(r->db, before, 500, &deleted, &err))
-        log_error("pruning the outbox failed: %s", err.msg);
+        /* the write lock taken (the connection never waits): next time */
+        log_msg((sqlite3_errcode(r->db->sql) & 0xff) == SQLITE_BUSY ? LOG_DEBUG : LOG_ERROR,
+                "pruning the outbox failed: %s", err.msg);
     else if (deleted)
         log_debug("pruned %d events", deleted);
 
