@@ -254,10 +254,3 @@ bool outbox_event_ends_session(const outbox_event *ev)
 {
     return !strcmp(ev->action, "logout");
 }
-
-bool outbox_addressed_to(const char *recipients, int64_t event_session, int64_t user_id,
-                         int64_t session_id)
-{
-    outbox_event ev = {.recipients = recipients, .session_id = event_session};
-    return outbox_event_for(&ev, user_id, session_id);
-}

@@ -95,10 +95,6 @@ int outbox_next_recipient(const char **p, int64_t *user_id);
 /* Is ev addressed to user_id's session session_id? */
 bool outbox_event_for(const outbox_event *ev, int64_t user_id, int64_t session_id);
 
-/* outbox_event_for by parts (recipients text, session restriction). */
-bool outbox_addressed_to(const char *recipients, int64_t event_session, int64_t user_id,
-                         int64_t session_id);
-
 /* Does delivering ev end the sockets it reaches (logout)? */
 bool outbox_event_ends_session(const outbox_event *ev);
 

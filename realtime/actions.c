@@ -29,11 +29,7 @@ typedef int (*action_fn)(action_call *a, nova_err *err);
 static int act_ping(action_call *a, nova_err *err)
 {
     (void)err;
-    char text[128];
-    int len = snprintf(text, sizeof text,
-                       "{\"action\":\"pong\",\"request_id\":%lld,\"ok\":true,\"data\":null}",
-                       (long long)a->request_id);
-    conn_send_text(a->r, a->c, text, (size_t)len);
+    conn_send_packet(a->r, a->c, &(packet_fields){.action = "pong", .request_id = a->request_id});
     return 0;
 }
 
@@ -65,7 +61,7 @@ static int in_transaction(action_call *a, nova_err *err, int (*op)(action_call *
 {
     rt *r = a->r;
     char origin[128];
-    snprintf(origin, sizeof origin, "%s#%llu", r->name, (unsigned long long)a->c->id);
+    rt_origin_format(r, a->c, origin, sizeof origin);
     int rc = rt_write_begin(r, err);
     if (rc) return rc;
     outbox_set_origin(r->db, origin, a->request_id);

@@ -90,21 +90,6 @@ conn *rt_next_conn_of(conn *c, int64_t user_id)
     return c;
 }
 
-packet *packet_new(const char *text, size_t len)
-{
-    packet *p = malloc(sizeof *p + LWS_PRE + len);
-    if (!p) return NULL;
-    p->refs = 1;
-    p->len = len;
-    memcpy(p->bytes + LWS_PRE, text, len);
-    return p;
-}
-
-void packet_unref(packet *p)
-{
-    if (p && --p->refs == 0) free(p);
-}
-
 void conn_close_after_drain(conn *c, int code, const char *reason)
 {
     if (c->close_when_drained) return;
@@ -223,25 +208,18 @@ void conn_send(rt *r, conn *c, packet *p)
     conn_want_write(c);
 }
 
-void conn_send_text(rt *r, conn *c, const char *text, size_t len)
+void conn_send_packet(rt *r, conn *c, const packet_fields *f)
 {
-    packet *p = packet_new(text, len);
+    packet *p = packet_make(f);
     conn_send(r, c, p);
     packet_unref(p);
 }
 
 void conn_send_error(rt *r, conn *c, int64_t request_id, int code, const char *msg)
 {
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "action", json_str("error"));
-    json_object_object_add(o, "request_id", json_i64(request_id));
-    json_object_object_add(o, "ok", json_object_new_boolean(0));
-    json_object_object_add(o, "code", json_i64(code));
-    json_object_object_add(o, "error", json_str(msg));
-    size_t len;
-    const char *text = json_text(o, &len);
-    conn_send_text(r, c, text, len);
-    json_object_put(o);
+    conn_send_packet(
+        r, c,
+        &(packet_fields){.action = "error", .request_id = request_id, .code = code, .error = msg});
 }
 
 int conn_write_next(rt *r, conn *c)

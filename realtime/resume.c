@@ -21,18 +21,11 @@
 #include "../common/outbox.h"
 #include "rt.h"
 
-static const char SQL_OUTBOX_RANGE[] =
-    "SELECT id, action, data, recipients, session_id FROM outbox "
-    "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?";
-
 static void send_resync(rt *r, conn *c, int64_t oldest)
 {
-    char text[160];
-    int len = snprintf(text, sizeof text,
-                       "{\"action\":\"resync_required\",\"request_id\":0,\"ok\":true,"
-                       "\"data\":{\"oldest_event_id\":%lld}}",
-                       (long long)oldest);
-    conn_send_text(r, c, text, (size_t)len);
+    char data[64];
+    snprintf(data, sizeof data, "{\"oldest_event_id\":%lld}", (long long)oldest);
+    conn_send_packet(r, c, &(packet_fields){.action = "resync_required", .data = data});
 }
 
 /* last_event_id is a plain decimal: no sign, no leading zero (but "0"),
@@ -86,38 +79,28 @@ void resume_step(rt *r, conn *c)
     if (!c->replaying || c->close_when_drained) return;
     size_t room = (size_t)r->cfg->ws_max_queue / 2;
     if (c->queued_bytes >= room) return;
-    sqlite3_stmt *st = db_prepare(r->db, SQL_OUTBOX_RANGE);
-    if (!st) return;
-    sqlite3_bind_int64(st, 1, c->cursor);
-    sqlite3_bind_int64(st, 2, r->last_id);
-    sqlite3_bind_int64(st, 3, r->cfg->outbox_batch);
+    outbox_reader rd;
+    outbox_event ev;
+    nova_err err;
+    if (outbox_read(r->db, &rd, c->cursor, r->last_id, r->cfg->outbox_batch, NULL, &err)) return;
     int rc;
     long rows = 0;
     bool full = false;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = outbox_next(&rd, &ev)) > 0) {
         if (c->head && c->queued_bytes >= room) {
             full = true;
             break;
         }
-        int64_t id = sqlite3_column_int64(st, 0);
-        const char *action = (const char *)sqlite3_column_text(st, 1);
-        const char *data = (const char *)sqlite3_column_text(st, 2);
-        const char *recipients = (const char *)sqlite3_column_text(st, 3);
-        int64_t session_id = sqlite3_column_int64(st, 4);
-        c->cursor = id;
+        c->cursor = ev.id;
         rows++;
-        if (!action || !data || !recipients ||
-            !outbox_addressed_to(recipients, session_id, c->user_id, c->session_id))
-            continue;
-        packet *p = event_packet(id, action, data, 0);
-        conn_send(r, c, p);
-        packet_unref(p);
-        if (!strcmp(action, "logout")) conn_close_after_drain(c, 1000, "logged out");
+        if (!outbox_event_for(&ev, c->user_id, c->session_id)) continue;
+        conn_send_packet(r, c,
+                         &(packet_fields){.action = ev.action, .event_id = ev.id, .data = ev.data});
+        if (outbox_event_ends_session(&ev)) conn_close_after_drain(c, 1000, "logged out");
         if (c->close_when_drained) break;
     }
-    db_done(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        log_error("replay failed: %s", sqlite3_errmsg(r->db->sql));
+    outbox_read_end(&rd);
+    if (rc < 0) {
         conn_close_after_drain(c, 1011, "replay failed, reconnect");
         return;
     }

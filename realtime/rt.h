@@ -96,13 +96,37 @@ void rt_unregister(rt *r, conn *c);
 conn *rt_first_conn_of(rt *r, int64_t user_id);
 conn *rt_next_conn_of(conn *c, int64_t user_id);
 
+/* packet.c: every packet a socket gets, and the origin tag */
 packet *packet_new(const char *text, size_t len);
 void packet_unref(packet *p);
+
+/* What a packet says (API.md §5). code != 0 makes an error packet
+ * {"action":"error","request_id","ok":false,"code","error"}; otherwise
+ * {"action","request_id","ok":true[,"event_id"],"data"} with data the JSON
+ * text (NULL: null) and event_id when it comes from the outbox (0: a
+ * direct reply). */
+typedef struct packet_fields {
+    const char *action;
+    int64_t request_id;
+    int64_t event_id;
+    const char *data;
+    int code;
+    const char *error;
+} packet_fields;
+
+/* A new packet (one reference), NULL when out of memory. */
+packet *packet_make(const packet_fields *f);
+
+/* The origin tag of events caused by socket c ("<daemon>#<socket id>"),
+ * and whether a tag names c: the one format and its one match. */
+void rt_origin_format(const rt *r, const conn *c, char *out, size_t size);
+bool rt_origin_is(const rt *r, const conn *c, const char *origin);
 
 /* Queue p (takes a reference) and ask for a writable callback. A socket
  * whose queue would exceed the limit is marked to be closed instead. */
 void conn_send(rt *r, conn *c, packet *p);
-void conn_send_text(rt *r, conn *c, const char *text, size_t len);
+/* Build a packet (packet_make) and queue it. */
+void conn_send_packet(rt *r, conn *c, const packet_fields *f);
 /* Send an error packet {"action":"error",...}. */
 void conn_send_error(rt *r, conn *c, int64_t request_id, int code, const char *msg);
 /* Ask for a writable callback (no-op without a wsi). */
@@ -128,9 +152,6 @@ void tail_start(rt *r);
 /* Deliver every committed event not yet delivered: 0, or -1 when reading
  * the outbox failed (what was read is delivered; the rest next time). */
 int tail_run(rt *r);
-
-/* The notification packet of an outbox event. */
-packet *event_packet(int64_t id, const char *action, const char *data, int64_t request_id);
 
 /* resume.c: replaying missed events to a reconnecting socket */
 /* Start from the client's last_event_id argument, raw from the query

@@ -16,98 +16,54 @@
 #include "rt.h"
 
 static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
-static const char SQL_OUTBOX_NEWEST[] = "SELECT coalesce(max(id), 0) FROM outbox";
-static const char SQL_OUTBOX_AFTER[] =
-    "SELECT id, action, data, recipients, session_id, origin, request_id FROM outbox "
-    "WHERE id > ? ORDER BY id LIMIT ?";
 static const char SQL_STATUS_UPSERT[] =
     "INSERT INTO realtime_daemons (name, pid, started_at, delivered_id, sockets, updated_at) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO UPDATE SET pid = ?2, "
     "delivered_id = ?4, sockets = ?5, updated_at = ?6";
 
-/* Did this socket cause the event? origin is "<daemon name>#<conn id>". */
-static bool is_origin(const rt *r, const conn *c, const char *origin)
+/* Deliver one event to the live sockets it is addressed to. */
+static void deliver(rt *r, const outbox_event *ev)
 {
-    size_t n = strlen(r->name);
-    return origin && !strncmp(origin, r->name, n) && origin[n] == '#' &&
-           strtoull(origin + n + 1, NULL, 10) == c->id;
-}
-
-packet *event_packet(int64_t id, const char *action, const char *data, int64_t request_id)
-{
-    size_t cap = strlen(action) + strlen(data) + 128;
-    char *text = malloc(cap);
-    if (!text) return NULL;
-    int len = snprintf(text, cap,
-                       "{\"action\":\"%s\",\"request_id\":%lld,\"ok\":true,\"event_id\":%lld,"
-                       "\"data\":%s}",
-                       action, (long long)request_id, (long long)id, data);
-    packet *p = len > 0 ? packet_new(text, (size_t)len) : NULL;
-    free(text);
-    return p;
-}
-
-/* Deliver the event in the current row of st. */
-static void deliver(rt *r, sqlite3_stmt *st)
-{
-    int64_t id = sqlite3_column_int64(st, 0);
-    const char *action = (const char *)sqlite3_column_text(st, 1);
-    const char *data = (const char *)sqlite3_column_text(st, 2);
-    const char *recipients = (const char *)sqlite3_column_text(st, 3);
-    int64_t session_id = sqlite3_column_int64(st, 4);
-    const char *origin = (const char *)sqlite3_column_text(st, 5);
-    int64_t request_id = sqlite3_column_int64(st, 6);
-    if (!action || !data || !recipients) return;
-    bool closes = !strcmp(action, "logout");
-
+    bool closes = outbox_event_ends_session(ev);
     packet *plain = NULL, *own = NULL;
-    const char *p = recipients;
-    while (*p) {
-        if (*p < '0' || *p > '9') {
-            p++;
-            continue;
-        }
-        char *end;
-        int64_t user_id = strtoll(p, &end, 10);
-        p = end;
+    const char *p = ev->recipients;
+    int64_t user_id;
+    while (outbox_next_recipient(&p, &user_id)) {
         for (conn *c = rt_first_conn_of(r, user_id); c; c = rt_next_conn_of(c, user_id)) {
-            if (c->replaying || (session_id && c->session_id != session_id)) continue;
-            packet *pkt;
-            if (request_id && is_origin(r, c, origin)) {
-                if (!own) own = event_packet(id, action, data, request_id);
-                pkt = own;
-            } else {
-                if (!plain) plain = event_packet(id, action, data, 0);
-                pkt = plain;
-            }
-            conn_send(r, c, pkt);
+            if (c->replaying || (ev->session_id && c->session_id != ev->session_id)) continue;
+            /* The socket that caused it sees its request_id; every other 0. */
+            bool origin = ev->request_id && rt_origin_is(r, c, ev->origin);
+            packet **pkt = origin ? &own : &plain;
+            if (!*pkt)
+                *pkt = packet_make(&(packet_fields){.action = ev->action,
+                                                    .request_id = origin ? ev->request_id : 0,
+                                                    .event_id = ev->id,
+                                                    .data = ev->data});
+            conn_send(r, c, *pkt);
             if (closes) conn_close_after_drain(c, 1000, "logged out");
         }
     }
     packet_unref(plain);
     packet_unref(own);
-    log_debug("event %lld %s delivered", (long long)id, action);
+    log_debug("event %lld %s delivered", (long long)ev->id, ev->action);
 }
 
 int tail_run(rt *r)
 {
     for (;;) {
-        sqlite3_stmt *st = db_prepare(r->db, SQL_OUTBOX_AFTER);
-        if (!st) return -1;
-        sqlite3_bind_int64(st, 1, r->last_id);
-        sqlite3_bind_int64(st, 2, r->cfg->outbox_batch);
+        outbox_reader rd;
+        outbox_event ev;
+        nova_err err;
+        if (outbox_read(r->db, &rd, r->last_id, 0, r->cfg->outbox_batch, NULL, &err)) return -1;
         long n = 0;
         int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            deliver(r, st);
-            r->last_id = sqlite3_column_int64(st, 0);
+        while ((rc = outbox_next(&rd, &ev)) > 0) {
+            deliver(r, &ev);
+            r->last_id = ev.id;
             n++;
         }
-        db_done(st);
-        if (rc != SQLITE_DONE) {
-            log_error("reading the outbox failed: %s", sqlite3_errmsg(r->db->sql));
-            return -1;
-        }
+        outbox_read_end(&rd);
+        if (rc < 0) return -1;
         if (n < r->cfg->outbox_batch) return 0;
     }
 }
@@ -193,9 +149,10 @@ void tail_start(rt *r)
     /* Start at the newest event: older ones are for resuming clients.
      * data_version first, so a commit in between is seen as a change. */
     r->data_version = data_version(r);
-    sqlite3_stmt *st = db_prepare(r->db, SQL_OUTBOX_NEWEST);
-    if (st && sqlite3_step(st) == SQLITE_ROW) r->last_id = sqlite3_column_int64(st, 0);
-    db_done(st);
+    int64_t oldest;
+    nova_err err;
+    if (outbox_bounds(r->db, &oldest, &r->last_id, &err))
+        log_error("reading the outbox's position failed: %s", err.msg);
     lws_sul_schedule(r->ctx, 0, &r->tail_timer, tail_tick,
                      (lws_usec_t)r->cfg->outbox_poll_ms * LWS_US_PER_MS);
     lws_sul_schedule(r->ctx, 0, &r->status_timer, status_tick, 1);

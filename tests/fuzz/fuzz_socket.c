@@ -145,9 +145,19 @@ static void free_events(event_row *rows, size_t n)
     }
 }
 
+/* Is the event for this socket? Read independently of the daemon's own
+ * parser: the recipients as the JSON array they are. */
 static bool addressed(const event_row *e, const conn *c)
 {
-    return outbox_addressed_to(e->recipients, e->session_id, c->user_id, c->session_id);
+    if (e->session_id && e->session_id != c->session_id) return false;
+    json_object *arr = json_tokener_parse(e->recipients);
+    if (!arr || !json_object_is_type(arr, json_type_array))
+        fuzz_fail("event %lld: recipients %s are not a JSON array", (long long)e->id, e->recipients);
+    bool found = false;
+    for (size_t i = 0, n = json_object_array_length(arr); i < n && !found; i++)
+        found = json_object_get_int64(json_object_array_get_idx(arr, i)) == c->user_id;
+    json_object_put(arr);
+    return found;
 }
 
 /* The members of a chat as the JSON text the outbox writes ("[3,4]"). */
