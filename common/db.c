@@ -3,9 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -30,7 +28,6 @@ nova_db *db_open(const nova_config *cfg, nova_err *err)
         return NULL;
     }
     db->cfg = cfg;
-    db->wake_fd = -1;
     int rc =
         sqlite3_open_v2(cfg->db_path, &db->sql,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -42,7 +39,7 @@ nova_db *db_open(const nova_config *cfg, nova_err *err)
         return NULL;
     }
     sqlite3_extended_result_codes(db->sql, 1);
-    sqlite3_busy_timeout(db->sql, (int)cfg->busy_timeout_ms);
+    db_set_busy_timeout(db, (int)cfg->busy_timeout_ms);
     /* journal_mode=WAL needs a write lock the first time; the busy timeout
      * above covers concurrent openers. */
     const char *pragmas = !strcmp(cfg->synchronous, "FULL")
@@ -64,7 +61,6 @@ void db_close(nova_db *db)
         if (db->cache[i].stmt) sqlite3_finalize(db->cache[i].stmt);
     free(db->cache);
     if (db->sql) sqlite3_close(db->sql);
-    if (db->wake_fd >= 0) close(db->wake_fd);
     free(db);
 }
 
@@ -179,36 +175,39 @@ int db_begin(nova_db *db, nova_err *err)
         usleep(1000u << attempt);
     }
     db->in_write = true;
-    db->emitted = false;
     return 0;
+}
+
+void db_set_busy_timeout(nova_db *db, int ms)
+{
+    db->busy_ms = ms;
+    sqlite3_busy_timeout(db->sql, ms);
+}
+
+int db_begin_nowait(nova_db *db, bool *busy, nova_err *err)
+{
+    *busy = false;
+    sqlite3_stmt *st = db_prepare(db, SQL_BEGIN_IMMEDIATE);
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    /* The busy handler would make BEGIN wait: off for this one step. */
+    sqlite3_busy_timeout(db->sql, 0);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_busy_timeout(db->sql, db->busy_ms);
+    if (rc == SQLITE_DONE) {
+        db->in_write = true;
+        return 0;
+    }
+    if ((rc & 0xff) == SQLITE_BUSY) {
+        *busy = true;
+        return 0;
+    }
+    return db_fail(db, err);
 }
 
 int db_begin_read(nova_db *db, nova_err *err)
 {
     return db_exec_done(db, db_prepare(db, SQL_BEGIN_DEFERRED), err);
-}
-
-/* Poke the realtime daemons (a comma-separated list of datagram sockets)
- * after a commit that emitted events, so they need not wait for their next
- * poll. Best effort: delivery never depends on it. */
-static void db_wake(nova_db *db)
-{
-    const char *p = db->cfg->wake_socket;
-    while (*p) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        if (len && len < sizeof sa.sun_path) {
-            if (db->wake_fd < 0)
-                db->wake_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-            if (db->wake_fd < 0) return;
-            memcpy(sa.sun_path, p, len);
-            ssize_t n =
-                sendto(db->wake_fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
-            (void)n;
-        }
-        p = end ? end + 1 : p + len;
-    }
 }
 
 int db_commit(nova_db *db, nova_err *err)
@@ -219,8 +218,6 @@ int db_commit(nova_db *db, nova_err *err)
         return rc;
     }
     db->in_write = false;
-    if (db->emitted && !db->no_wake) db_wake(db);
-    db->emitted = false;
     return 0;
 }
 
@@ -234,7 +231,6 @@ void db_rollback(nova_db *db)
         }
     }
     db->in_write = false;
-    db->emitted = false;
 }
 
 int db_bind_text(sqlite3_stmt *st, int idx, const char *s)

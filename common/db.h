@@ -25,14 +25,15 @@ struct nova_db {
     const nova_config *cfg;
     struct db_stmt_slot *cache;
     size_t cache_cap, cache_count;
-    bool in_write;
-    /* The socket action an event is emitted for (see outbox.h). */
-    const char *origin;
-    int64_t request_id;
-    /* Set when the current write transaction emitted an event. */
-    bool emitted;
-    int wake_fd;
-    bool no_wake; /* never poke the wake socket (nova-realtime itself) */
+    bool in_write; /* a write transaction is open */
+    int busy_ms;   /* how long a statement waits for a lock (db_set_busy_timeout) */
+};
+
+/* The transaction an adapter runs a route or a socket action in. */
+enum db_tx {
+    TX_NONE,  /* none: the action touches no table (ping) */
+    TX_READ,  /* one read snapshot: every query sees one state */
+    TX_WRITE, /* BEGIN IMMEDIATE: check, change, emit events, build the view */
 };
 
 /* Open (creating if needed) the database of cfg->db_path and apply the
@@ -54,6 +55,16 @@ void db_done(sqlite3_stmt *st);
  * queries see one state. Both return 0 or a failure kind in err. */
 int db_begin(nova_db *db, nova_err *err);
 int db_begin_read(nova_db *db, nova_err *err);
+
+/* How long statements wait for another connection's lock: the config's
+ * busy timeout from db_open, 0 for an event loop that must never wait. */
+void db_set_busy_timeout(nova_db *db, int ms);
+
+/* Take the write lock only if it is free right now: 0 with *busy false
+ * (a write transaction is open), 0 with *busy true (another connection
+ * writes; nothing was started), or a failure kind. For an event loop that
+ * must never wait (nova-realtime). */
+int db_begin_nowait(nova_db *db, bool *busy, nova_err *err);
 int db_commit(nova_db *db, nova_err *err);
 void db_rollback(nova_db *db);
 

@@ -359,7 +359,8 @@ int json_field_int(json_object *obj, const char *key, bool required, int64_t *va
 {
     json_object *v;
     if (!lookup(obj, key, &v)) return absent(key, required, present, err);
-    if (!json_is_int64(v, val)) return nova_fail(err, ERR_INVALID, "field '%s' must be an integer", key);
+    if (!json_is_int64(v, val))
+        return nova_fail(err, ERR_INVALID, "field '%s' must be an integer", key);
     if (present) *present = true;
     return 0;
 }

@@ -107,46 +107,51 @@ int message_send(nova_db *db, int64_t user_id, int64_t chat_id, const char *cont
     return mark_read(db, user_id, chat_id, err); /* membership checked above */
 }
 
-int message_recall(nova_db *db, int64_t user_id, int64_t message_id, bool delete_for_me,
-                   nova_err *err)
+/* The message, in a chat user_id is a member of: a user who left or was
+ * removed from a group changes nothing in it, their old messages
+ * included. */
+static int own_chat_message(nova_db *db, int64_t user_id, int64_t message_id, message_info *m,
+                            nova_err *err)
 {
-    message_info m;
     chat_info chat;
-    int rc;
-    if ((rc = message_lookup(db, message_id, &m, err))) return rc;
-    /* Both need membership: a user who left or was removed from a group
-     * no longer changes anything in it, their old messages included. */
-    if ((rc = access_chat(db, user_id, m.chat_id, NEED_MEMBER, false, &chat, NULL, err))) return rc;
+    int rc = message_lookup(db, message_id, m, err);
+    if (rc) return rc;
+    return access_chat(db, user_id, m->chat_id, NEED_MEMBER, false, &chat, NULL, err);
+}
+
+static json_object *message_event(int64_t message_id)
+{
     json_object *data = json_object_new_object();
     json_object_object_add(data, "message_id", json_i64(message_id));
-    if (delete_for_me) {
-        sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_HIDE);
-        if (!st) {
-            rc = nova_fail(err, ERR_INTERNAL, "internal error");
-            goto out;
-        }
-        sqlite3_bind_int64(st, 1, user_id);
-        sqlite3_bind_int64(st, 2, message_id);
-        if ((rc = db_exec_done(db, st, err))) goto out;
-        rc = outbox_emit(db, "message_deleted", data, &user_id, 1, err);
-        return rc;
-    }
-    if (m.recalled || m.sender_id != user_id) {
-        rc = nova_fail(err, ERR_FORBIDDEN, "only the sender may recall a message");
-        goto out;
-    }
+    return data;
+}
+
+int message_delete_for_me(nova_db *db, int64_t user_id, int64_t message_id, nova_err *err)
+{
+    message_info m;
+    int rc = own_chat_message(db, user_id, message_id, &m, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_HIDE);
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, message_id);
+    if ((rc = db_exec_done(db, st, err))) return rc;
+    return outbox_emit(db, "message_deleted", message_event(message_id), &user_id, 1, err);
+}
+
+int message_recall(nova_db *db, int64_t user_id, int64_t message_id, nova_err *err)
+{
+    message_info m;
+    int rc = own_chat_message(db, user_id, message_id, &m, err);
+    if (rc) return rc;
+    if (m.recalled || m.sender_id != user_id)
+        return nova_fail(err, ERR_FORBIDDEN, "only the sender may recall a message");
     sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_RECALL);
-    if (!st) {
-        rc = nova_fail(err, ERR_INTERNAL, "internal error");
-        goto out;
-    }
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     sqlite3_bind_int64(st, 1, message_id);
     sqlite3_bind_int64(st, 2, USER_DELETED_ID);
-    if ((rc = db_exec_done(db, st, err))) goto out;
-    return outbox_emit_chat(db, "message_recalled", data, m.chat_id, err);
-out:
-    json_object_put(data);
-    return rc;
+    if ((rc = db_exec_done(db, st, err))) return rc;
+    return outbox_emit_chat(db, "message_recalled", message_event(message_id), m.chat_id, err);
 }
 
 /* Move user_id's watermark to the newest message of a chat they are a

@@ -25,10 +25,14 @@ int message_post_system(nova_db *db, int64_t chat_id, nova_err *err, const char 
 int message_send(nova_db *db, int64_t user_id, int64_t chat_id, const char *content,
                  int64_t reply_to, int64_t *message_id, nova_err *err);
 
-/* recall_message: hide for the caller only (delete_for_me) or recall for
- * everyone (sender only). */
-int message_recall(nova_db *db, int64_t user_id, int64_t message_id, bool delete_for_me,
-                   nova_err *err);
+/* recall_message {"delete": true}: hide the message for user_id only
+ * (message_deleted to their sockets). user_id must be a member of its
+ * chat. */
+int message_delete_for_me(nova_db *db, int64_t user_id, int64_t message_id, nova_err *err);
+
+/* recall_message: recall it for everyone (message_recalled to the
+ * members): only its sender, still a member of its chat, may. */
+int message_recall(nova_db *db, int64_t user_id, int64_t message_id, nova_err *err);
 
 /* messages_read: move the caller's watermark to the newest message (O(1)
  * rows written) and emit messages_read {chat_id, user_id} to members. */

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "json_util.h"
 #include "log.h"
@@ -46,6 +48,14 @@ static char *recipients_json(const int64_t *users, size_t n)
     return out;
 }
 
+/* The current write transaction, as far as the outbox is concerned. */
+static struct {
+    const char *origin; /* NULL: not a socket action */
+    int64_t request_id;
+    bool emitted; /* it wrote an event */
+    int wake_fd;  /* datagram socket for the wake-ups, opened on first use */
+} current = {.wake_fd = -1};
+
 static int emit(nova_db *db, const char *action, json_object *data, const int64_t *users,
                 size_t n_users, int64_t session_id, nova_err *err)
 {
@@ -62,10 +72,10 @@ static int emit(nova_db *db, const char *action, json_object *data, const int64_
     db_bind_text(st, 3, json_text(data, NULL));
     db_bind_text(st, 4, recipients);
     if (session_id) sqlite3_bind_int64(st, 5, session_id);
-    if (db->origin) db_bind_text(st, 6, db->origin);
-    sqlite3_bind_int64(st, 7, db->origin ? db->request_id : 0);
+    if (current.origin) db_bind_text(st, 6, current.origin);
+    sqlite3_bind_int64(st, 7, current.origin ? current.request_id : 0);
     rc = db_exec_done(db, st, err);
-    if (!rc) db->emitted = true;
+    if (!rc) current.emitted = true;
 out:
     free(recipients);
     json_object_put(data);
@@ -99,16 +109,44 @@ int outbox_emit_chat(nova_db *db, const char *action, json_object *data, int64_t
     return rc;
 }
 
-void outbox_set_origin(nova_db *db, const char *origin, int64_t request_id)
+void outbox_set_cause(const char *origin, int64_t request_id)
 {
-    db->origin = origin;
-    db->request_id = request_id;
+    current.origin = origin;
+    current.request_id = request_id;
 }
 
-void outbox_clear_origin(nova_db *db)
+void outbox_discarded(void)
 {
-    db->origin = NULL;
-    db->request_id = 0;
+    current.origin = NULL;
+    current.request_id = 0;
+    current.emitted = false;
+}
+
+/* Poke the realtime daemons after a commit that wrote events, so they
+ * need not wait for their next poll. */
+static void wake(const char *sockets)
+{
+    for (const char *p = sockets; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (len && len < sizeof sa.sun_path) {
+            if (current.wake_fd < 0)
+                current.wake_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (current.wake_fd < 0) return;
+            memcpy(sa.sun_path, p, len);
+            ssize_t n =
+                sendto(current.wake_fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
+            (void)n;
+        }
+        p = end ? end + 1 : p + len;
+    }
+}
+
+void outbox_committed(const char *wake_sockets)
+{
+    if (current.emitted && wake_sockets) wake(wake_sockets);
+    outbox_discarded();
 }
 
 static const char SQL_OUTBOX_PRUNE[] =

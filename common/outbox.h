@@ -3,9 +3,15 @@
  * An event is a row of the outbox table written inside the caller's write
  * transaction, so it commits with the change that caused it or not at all.
  * Recipients are resolved now (user ids, optionally narrowed to one
- * session); nova-realtime delivers the row to the matching sockets. If the
- * transaction runs for a socket action, db->origin/request_id are stored
- * so that the originating socket can see its request_id. */
+ * session); nova-realtime delivers the row to the matching sockets.
+ *
+ * Around each write transaction the adapter tells the outbox what it needs
+ * to know: the cause of the events when a socket action runs
+ * (outbox_set_cause: the originating socket alone sees its request_id),
+ * and the end of the transaction (outbox_committed wakes the realtime
+ * daemons if events were written, outbox_discarded forgets them). That
+ * state is the process's: each process writes through one connection, one
+ * transaction at a time. */
 #ifndef NOVA_OUTBOX_H
 #define NOVA_OUTBOX_H
 
@@ -29,8 +35,21 @@ int outbox_emit_session(nova_db *db, const char *action, json_object *data, int6
 int outbox_emit_chat(nova_db *db, const char *action, json_object *data, int64_t chat_id,
                      nova_err *err);
 
-/* Mark the events of the next transactions as caused by a socket action
- * (origin names the socket, e.g. "rt1:42"); outbox_clear_origin after. */
+/* The events of the current write transaction are caused by a socket
+ * action: origin names the socket (rt_origin_format), request_id is the
+ * action's. Until outbox_committed/outbox_discarded. */
+void outbox_set_cause(const char *origin, int64_t request_id);
+
+/* The current write transaction committed: if it wrote events, send a
+ * wake-up datagram to each of wake_sockets (comma-separated paths; NULL or
+ * "" for none: nova-realtime delivers its own commits itself). Best
+ * effort: delivery never depends on it. Forgets the cause. */
+void outbox_committed(const char *wake_sockets);
+
+/* The current write transaction was rolled back: forget its events and
+ * cause. */
+void outbox_discarded(void);
+
 /* Delete up to batch events created before `before` (oldest first);
  * *deleted tells how many went. Autocommit: call outside transactions,
  * repeatedly, so that no single call holds the write lock for long. */
@@ -97,8 +116,5 @@ bool outbox_event_for(const outbox_event *ev, int64_t user_id, int64_t session_i
 
 /* Does delivering ev end the sockets it reaches (logout)? */
 bool outbox_event_ends_session(const outbox_event *ev);
-
-void outbox_set_origin(nova_db *db, const char *origin, int64_t request_id);
-void outbox_clear_origin(nova_db *db);
 
 #endif

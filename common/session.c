@@ -55,7 +55,8 @@ int session_check(nova_db *db, const char *token, session *out, nova_err *err)
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         db_done(st);
-        return rc == SQLITE_DONE ? nova_fail(err, ERR_FORBIDDEN, "Invalid Session") : db_fail(db, err);
+        return rc == SQLITE_DONE ? nova_fail(err, ERR_FORBIDDEN, "Invalid Session")
+                                 : db_fail(db, err);
     }
     out->id = sqlite3_column_int64(st, 0);
     out->user_id = sqlite3_column_int64(st, 1);
@@ -76,31 +77,15 @@ int session_check(nova_db *db, const char *token, session *out, nova_err *err)
     return 0;
 }
 
-void session_settle(nova_db *db, const session *s)
+int session_settle(nova_db *db, const session *s, nova_err *err)
 {
-    nova_err ignored;
-    if (s->expired) {
-        if (!db_begin(db, &ignored)) {
-            if (session_end(db, s->user_id, s->id, &ignored) || db_commit(db, &ignored))
-                db_rollback(db);
-        }
-    } else if (s->stale) {
-        /* Best effort: a busy database must not fail the request. */
-        sqlite3_stmt *t = db_prepare(db, SQL_SESSION_TOUCH);
-        if (t) {
-            sqlite3_bind_double(t, 1, nova_now());
-            sqlite3_bind_int64(t, 2, s->id);
-            sqlite3_step(t);
-            db_done(t);
-        }
-    }
-}
-
-int session_lookup(nova_db *db, const char *token, session *out, nova_err *err)
-{
-    int rc = session_check(db, token, out, err);
-    session_settle(db, out);
-    return rc;
+    if (s->expired) return session_end(db, s->user_id, s->id, err);
+    if (!s->stale) return 0;
+    sqlite3_stmt *t = db_prepare(db, SQL_SESSION_TOUCH);
+    if (!t) return nova_fail(err, ERR_INTERNAL, "internal error");
+    sqlite3_bind_double(t, 1, nova_now());
+    sqlite3_bind_int64(t, 2, s->id);
+    return db_exec_done(db, t, err);
 }
 
 int session_create(nova_db *db, int64_t user_id, char token_out[TOKEN_LEN + 1], int64_t *session_id,
@@ -170,13 +155,9 @@ static const char SQL_SESSIONS_EXPIRED[] =
 int session_expire(nova_db *db, int batch, int *ended, nova_err *err)
 {
     *ended = 0;
-    int rc = db_begin(db, err);
-    if (rc) return rc;
     sqlite3_stmt *st = db_prepare(db, SQL_SESSIONS_EXPIRED);
-    if (!st) {
-        db_rollback(db);
-        return nova_fail(err, ERR_INTERNAL, "internal error");
-    }
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    int rc;
     sqlite3_bind_double(st, 1, nova_now());
     sqlite3_bind_int64(st, 2, db->cfg->session_idle);
     sqlite3_bind_int(st, 3, batch);
@@ -192,11 +173,7 @@ int session_expire(nova_db *db, int batch, int *ended, nova_err *err)
     rc = rc == SQLITE_DONE ? 0 : db_fail(db, err);
     for (size_t i = 0; i < ids.n && !rc; i++)
         rc = session_end(db, users.v[i], ids.v[i], err);
-    if (!rc) rc = db_commit(db, err);
-    if (rc)
-        db_rollback(db);
-    else
-        *ended = (int)ids.n;
+    if (!rc) *ended = (int)ids.n;
     idlist_free(&ids);
     idlist_free(&users);
     return rc;

@@ -24,20 +24,16 @@ typedef struct session {
  * out[TOKEN_LEN + 1]. Returns 0 when a well-formed token was found. */
 int session_token_from_cookie(const char *cookie_header, char out[TOKEN_LEN + 1]);
 
-/* The read half of session_lookup, for callers inside a read transaction:
- * finds the session and says (expired/stale) what session_settle must
- * write once the transaction is over. ERR_FORBIDDEN for unknown or expired. */
+/* Find the live session of a token (a read; any transaction or none):
+ * 0 and *out, or ERR_FORBIDDEN "Invalid Session" for an unknown or expired
+ * one. out->expired / out->stale say what session_settle must write. */
 int session_check(nova_db *db, const char *token, session *out, nova_err *err);
 
-/* End an expired session (logout to its sockets) or refresh a stale one's
- * last_seen, as session_check found. Outside any transaction. */
-void session_settle(nova_db *db, const session *s);
-
-/* Find the live session of a token. 0 when found (in *out); ERR_FORBIDDEN
- * "Invalid Session" when unknown or expired (an expired session is deleted
- * and its sockets told). Refreshes last_seen at most every
- * cfg->session_touch seconds. Must run outside a transaction. */
-int session_lookup(nova_db *db, const char *token, session *out, nova_err *err);
+/* What session_check found, written inside the caller's write
+ * transaction: an expired session ends (logout to its sockets), a stale
+ * one's last_seen is refreshed (at most every cfg->session_touch seconds);
+ * else nothing. */
+int session_settle(nova_db *db, const session *s, nova_err *err);
 
 /* Create a session for user_id inside the caller's write transaction;
  * writes the new token to token_out. */
@@ -55,8 +51,8 @@ int session_end(nova_db *db, int64_t user_id, int64_t session_id, nova_err *err)
 int session_end_all(nova_db *db, int64_t user_id, int64_t keep_id, nova_err *err);
 
 /* End up to `batch` sessions that expired (idle or absolute), each with
- * logout to its sockets, in one write transaction of its own. *ended says
- * how many. Run it periodically (nova-realtime does). */
+ * logout to its sockets, inside the caller's write transaction. *ended
+ * says how many. Run it periodically (nova-realtime does). */
 int session_expire(nova_db *db, int batch, int *ended, nova_err *err);
 
 /* Format the Set-Cookie value for token (or a clearing cookie when token

@@ -17,15 +17,18 @@ int validate_user_name(const char *s, nova_err *err)
     for (size_t i = 0; ok && i < len; i++)
         ok = in_set(s[i], "-_()@.");
     if (!ok)
-        return nova_fail(err, ERR_INVALID, "user_name must be 1-32 characters of a-z A-Z 0-9 - _ ( ) @ .");
+        return nova_fail(err, ERR_INVALID,
+                         "user_name must be 1-32 characters of a-z A-Z 0-9 - _ ( ) @ .");
     return 0;
 }
 
 int validate_password(const char *s, const char *field, nova_err *err)
 {
     long n = utf8_length(s);
-    if (n < PASSWORD_MIN) return nova_fail(err, ERR_INVALID, "%s must be at least 6 characters", field);
-    if (strpbrk(s, " \t\r\n\v\f")) return nova_fail(err, ERR_INVALID, "%s must not contain spaces", field);
+    if (n < PASSWORD_MIN)
+        return nova_fail(err, ERR_INVALID, "%s must be at least 6 characters", field);
+    if (strpbrk(s, " \t\r\n\v\f"))
+        return nova_fail(err, ERR_INVALID, "%s must not contain spaces", field);
     return 0;
 }
 
@@ -108,16 +111,19 @@ int validate_avatar_url(const char *s, nova_err *err)
         for (const char *p = s; ok && *p; p++)
             ok = (unsigned char)*p > 0x20 && *p != 0x7f && *p != '"' && *p != '<' && *p != '>';
         if (ok) return 0;
-        return nova_fail(err, ERR_INVALID, "avatar_url must be an http(s) URL of at most 500 characters");
+        return nova_fail(err, ERR_INVALID,
+                         "avatar_url must be an http(s) URL of at most 500 characters");
     }
-    return nova_fail(err, ERR_INVALID, "avatar_url must be empty, a data:image URL or an http(s) URL");
+    return nova_fail(err, ERR_INVALID,
+                     "avatar_url must be empty, a data:image URL or an http(s) URL");
 }
 
 int validate_length(const char *s, const char *field, long min, long max, nova_err *err)
 {
     long n = utf8_length(s);
     if (n < min || n > max) {
-        if (min > 0) return nova_fail(err, ERR_INVALID, "%s must be %ld-%ld characters", field, min, max);
+        if (min > 0)
+            return nova_fail(err, ERR_INVALID, "%s must be %ld-%ld characters", field, min, max);
         return nova_fail(err, ERR_INVALID, "%s must be at most %ld characters", field, max);
     }
     return 0;

@@ -7,6 +7,7 @@
 
 #include "../common/json_util.h"
 #include "../common/log.h"
+#include "../common/outbox.h"
 
 /* Shorthands for the route table. NF, NM: this endpoint answers 400 where
  * the object is not found (NF) or the caller is not allowed (NM), as
@@ -183,11 +184,28 @@ static int check_origin(api_call *c, nova_err *err)
     return nova_fail(err, ERR_FORBIDDEN, "cross-site request refused");
 }
 
+/* End a write transaction: commit (then wake the realtime daemons if it
+ * wrote events) or roll back. */
+static int end_write(api_call *c, int rc, nova_err *err)
+{
+    if (!rc) rc = db_commit(c->db, err);
+    if (rc) {
+        db_rollback(c->db);
+        outbox_discarded();
+        return rc;
+    }
+    outbox_committed(c->cfg->wake_socket);
+    return 0;
+}
+
 /* After the request's transaction: end an expired session (logout to its
- * sockets) or refresh a stale one, each in its own small write. */
+ * sockets) or refresh a stale one, in a small write of its own. Best
+ * effort: a busy database must not fail the request. */
 static void settle_session(api_call *c, const session *s)
 {
-    if (s->expired || s->stale) session_settle(c->db, s);
+    if (!s->expired && !s->stale) return;
+    nova_err ignored;
+    if (!db_begin(c->db, &ignored)) end_write(c, session_settle(c->db, s, &ignored), &ignored);
 }
 
 /* Steps 4-6 inside the route's transaction: session, body, handler. */
@@ -212,7 +230,7 @@ static int run_in_transaction(api_call *c, const api_route *route, int body_stat
         rc = body_status;
     }
     if (!rc) rc = route->handler(c, err);
-    if (!rc && route->tx == TX_WRITE) return db_commit(c->db, err);
+    if (route->tx == TX_WRITE) return end_write(c, rc, err);
     db_rollback(c->db);
     return rc;
 }

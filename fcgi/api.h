@@ -22,12 +22,6 @@ enum api_session {
     SESSION_OPTIONAL, /* register/login: a live one is ended by the handler */
 };
 
-/* The transaction the pipeline runs a route's handler in. */
-enum api_tx {
-    TX_READ,  /* one read snapshot: every query sees one state */
-    TX_WRITE, /* BEGIN IMMEDIATE: check, change, emit events, build the view */
-};
-
 typedef struct api_call {
     nova_db *db;
     const nova_config *cfg;
@@ -63,7 +57,7 @@ typedef struct api_route {
     api_handler prepare;
     api_handler handler;
     enum api_session session;
-    enum api_tx tx;
+    enum db_tx tx;   /* TX_READ or TX_WRITE */
     unsigned as_400; /* API_AS_400(kind) bits: kinds this endpoint answers with 400 */
 } api_route;
 

@@ -22,57 +22,35 @@ typedef struct action_call {
     json_object *data;
 } action_call;
 
-/* An action returns 0 on success (having replied or emitted events) or a
- * failure status with err. */
+/* An action's work: 0 on success (having replied or emitted events) or a
+ * failure kind with err. Write actions run inside the transaction
+ * actions_run opened for them. */
 typedef int (*action_fn)(action_call *a, nova_err *err);
+
+int rt_write(rt *r, const char *origin, int64_t request_id, rt_write_fn fn, void *ctx,
+             nova_err *err)
+{
+    bool busy;
+    int rc = db_begin_nowait(r->db, &busy, err);
+    if (rc) return rc;
+    if (busy) return ACTION_BUSY;
+    if (origin) outbox_set_cause(origin, request_id);
+    rc = fn(r, ctx, err);
+    if (!rc) rc = db_commit(r->db, err);
+    if (rc) {
+        db_rollback(r->db);
+        outbox_discarded();
+        return rc;
+    }
+    outbox_committed(NULL); /* no wake-up: delivered right here */
+    tail_run(r);
+    return 0;
+}
 
 static int act_ping(action_call *a, nova_err *err)
 {
     (void)err;
     conn_send_packet(a->r, a->c, &(packet_fields){.action = "pong", .request_id = a->request_id});
-    return 0;
-}
-
-static const char SQL_BEGIN_NOWAIT[] = "BEGIN IMMEDIATE";
-
-/* nova-realtime's connection has a busy timeout of 0 (main.c): BEGIN
- * IMMEDIATE answers at once, and an action that finds another process
- * writing waits in the FIFO instead of stopping the event loop. */
-int rt_write_begin(rt *r, nova_err *err)
-{
-    sqlite3_stmt *st = db_prepare(r->db, SQL_BEGIN_NOWAIT);
-    if (!st) return db_fail(r->db, err);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE) {
-        r->db->in_write = true;
-        r->db->emitted = false;
-        return 0;
-    }
-    if ((rc & 0xff) == SQLITE_BUSY) return ACTION_BUSY;
-    return db_fail(r->db, err);
-}
-
-/* Run one domain write for this socket: events are tagged with the
- * socket as their origin (so it alone sees its request_id), committed,
- * and delivered at once (this daemon's own commits do not move
- * data_version, so the poller would only see them later). */
-static int in_transaction(action_call *a, nova_err *err, int (*op)(action_call *a, nova_err *err))
-{
-    rt *r = a->r;
-    char origin[128];
-    rt_origin_format(r, a->c, origin, sizeof origin);
-    int rc = rt_write_begin(r, err);
-    if (rc) return rc;
-    outbox_set_origin(r->db, origin, a->request_id);
-    rc = op(a, err);
-    outbox_clear_origin(r->db);
-    if (!rc) rc = db_commit(r->db, err);
-    if (rc) {
-        db_rollback(r->db);
-        return rc;
-    }
-    tail_run(r);
     return 0;
 }
 
@@ -82,7 +60,7 @@ static int data_object(action_call *a, nova_err *err)
     return json_require_object(a->data, "data", err);
 }
 
-static int do_send(action_call *a, nova_err *err)
+static int act_send_message(action_call *a, nova_err *err)
 {
     int64_t chat_id, reply_to = 0, message_id;
     const char *content;
@@ -100,7 +78,9 @@ static int do_send(action_call *a, nova_err *err)
     return message_send(a->r->db, a->c->user_id, chat_id, content, reply_to, &message_id, err);
 }
 
-static int do_recall(action_call *a, nova_err *err)
+/* recall_message is two operations: {"delete": true} hides the message
+ * for the caller, otherwise it is recalled for everyone. */
+static int act_recall_message(action_call *a, nova_err *err)
 {
     int64_t message_id;
     bool delete_for_me = false;
@@ -109,10 +89,11 @@ static int do_recall(action_call *a, nova_err *err)
         (rc = json_field_int(a->data, "message_id", true, &message_id, NULL, err)) ||
         (rc = json_field_bool(a->data, "delete", false, &delete_for_me, NULL, err)))
         return rc;
-    return message_recall(a->r->db, a->c->user_id, message_id, delete_for_me, err);
+    return delete_for_me ? message_delete_for_me(a->r->db, a->c->user_id, message_id, err)
+                         : message_recall(a->r->db, a->c->user_id, message_id, err);
 }
 
-static int do_read(action_call *a, nova_err *err)
+static int act_messages_read(action_call *a, nova_err *err)
 {
     int64_t chat_id;
     int rc;
@@ -122,30 +103,29 @@ static int do_read(action_call *a, nova_err *err)
     return message_mark_read(a->r->db, a->c->user_id, chat_id, err);
 }
 
-static int act_send_message(action_call *a, nova_err *err)
-{
-    return in_transaction(a, err, do_send);
-}
-
-static int act_recall_message(action_call *a, nova_err *err)
-{
-    return in_transaction(a, err, do_recall);
-}
-
-static int act_messages_read(action_call *a, nova_err *err)
-{
-    return in_transaction(a, err, do_read);
-}
-
+/* The socket actions of API.md §5, each with the transaction it runs in. */
 static const struct {
     const char *name;
     action_fn fn;
+    enum db_tx tx;
 } actions[] = {
-    {"ping", act_ping},
-    {"send_message", act_send_message},
-    {"recall_message", act_recall_message},
-    {"messages_read", act_messages_read},
+    {"ping", act_ping, TX_NONE},
+    {"send_message", act_send_message, TX_WRITE},
+    {"recall_message", act_recall_message, TX_WRITE},
+    {"messages_read", act_messages_read, TX_WRITE},
 };
+
+typedef struct action_run {
+    action_call *a;
+    action_fn fn;
+} action_run;
+
+static int run_in_write(rt *r, void *ctx, nova_err *err)
+{
+    (void)r;
+    action_run *run = ctx;
+    return run->fn(run->a, err);
+}
 
 /* Parse and run one message; ACTION_BUSY when it must wait for the write
  * lock (nothing was sent or changed then). */
@@ -174,7 +154,17 @@ static int actions_run(rt *r, conn *c, const char *text, size_t len, bool binary
     json_object_object_get_ex(msg, "data", &a.data);
     for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
         if (strcmp(actions[i].name, name)) continue;
-        int rc = actions[i].fn(&a, &err);
+        int rc;
+        if (actions[i].tx == TX_WRITE) {
+            /* The events are tagged with this socket as their origin, so
+             * that it alone sees its request_id. */
+            char origin[128];
+            rt_origin_format(r, c, origin, sizeof origin);
+            action_run run = {&a, actions[i].fn};
+            rc = rt_write(r, origin, a.request_id, run_in_write, &run, &err);
+        } else {
+            rc = actions[i].fn(&a, &err);
+        }
         if (rc == ACTION_BUSY) {
             json_object_put(msg);
             return ACTION_BUSY;

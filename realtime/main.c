@@ -66,6 +66,21 @@ static bool subprotocol_acceptable(struct lws *wsi)
     return false;
 }
 
+static int settle_session(rt *r, void *s, nova_err *err)
+{
+    return session_settle(r->db, s, err);
+}
+
+/* After session_check (rc): end an expired session or refresh a stale
+ * one, if the write lock is free right now; otherwise the expiry job ends
+ * it soon, and a refresh is best effort. Returns rc. */
+static int settle(rt *r, int rc, session *s)
+{
+    nova_err ignored;
+    if (s->expired || s->stale) rt_write(r, NULL, 0, settle_session, s, &ignored);
+    return rc;
+}
+
 /* Bind the socket to its session, or answer 403 and close. The Cookie
  * header is copied whole, however long (the upgrade's headers are bounded
  * by ws_max_header), so the session cookie is found among any others. */
@@ -78,7 +93,7 @@ static void authenticate(rt *r, conn *c, struct lws *wsi)
     char *cookie = len > 0 ? malloc((size_t)len + 1) : NULL;
     int n = cookie ? lws_hdr_copy(wsi, cookie, len + 1, WSI_TOKEN_HTTP_COOKIE) : -1;
     if (n > 0 && !session_token_from_cookie(cookie, token) &&
-        !session_lookup(r->db, token, &s, &err)) {
+        !settle(r, session_check(r->db, token, &s, &err), &s)) {
         c->user_id = s.user_id;
         c->session_id = s.id;
         rt_register(r, c);
@@ -382,12 +397,11 @@ static int run(nova_config *cfg)
 
     r.db = db_open(cfg, &err);
     if (!r.db) return 1;
-    r.db->no_wake = true; /* it delivers its own commits itself */
     /* The event loop never waits for the write lock: BEGIN IMMEDIATE
      * answers BUSY at once and the action is retried (actions.c). Reads
      * in WAL do not wait. Checkpoints leave the loop too (a thread), unless
      * rt_checkpoint_ms is 0. */
-    sqlite3_busy_timeout(r.db->sql, 0);
+    db_set_busy_timeout(r.db, 0);
     if (migrate_check(r.db, &err)) {
         log_error("%s", err.msg);
         db_close(r.db);

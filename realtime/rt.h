@@ -167,8 +167,15 @@ void resume_step(rt *r, conn *c);
 void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary);
 /* Forget a closing socket's waiting actions. */
 void actions_forget(rt *r, conn *c);
-/* Take the write lock without waiting: 0, ACTION_BUSY, or a failure status. */
+/* The one write bracket of nova-realtime (socket actions, session expiry
+ * and settling): take the write lock only if it is free (ACTION_BUSY
+ * otherwise: nothing happened, try again later), run fn inside it with
+ * origin/request_id as the cause of its events (origin NULL: none),
+ * commit or roll back, and deliver what it wrote at once (this daemon's
+ * own commits do not move data_version). 0 or a failure kind. */
 enum { ACTION_BUSY = -2 };
-int rt_write_begin(rt *r, nova_err *err);
+typedef int (*rt_write_fn)(rt *r, void *ctx, nova_err *err);
+int rt_write(rt *r, const char *origin, int64_t request_id, rt_write_fn fn, void *ctx,
+             nova_err *err);
 
 #endif

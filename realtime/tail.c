@@ -88,6 +88,11 @@ static void tail_tick(lws_sorted_usec_list_t *sul)
                      (lws_usec_t)r->cfg->outbox_poll_ms * LWS_US_PER_MS);
 }
 
+static int expire_sessions(rt *r, void *ended, nova_err *err)
+{
+    return session_expire(r->db, 200, ended, err);
+}
+
 /* Every second: record this daemon's position for operators (nova-admin
  * outbox stats), and end sessions that expired (their sockets get logout,
  * delivered by the tail like any event). */
@@ -97,18 +102,15 @@ static void status_tick(lws_sorted_usec_list_t *sul)
     nova_err err;
     int ended = 0;
     rt_check_stalls(r);
-    /* Only when the write lock is free right now (a probe that never
-     * waits): else simply next second, so the loop never waits for it. */
-    int busy = rt_write_begin(r, &err);
-    if (!busy) db_rollback(r->db);
-    if (busy) {
+    /* Only when the write lock is free right now: else simply next
+     * second, so the loop never waits for it. */
+    int rc = rt_write(r, NULL, 0, expire_sessions, &ended, &err);
+    if (rc == ACTION_BUSY)
         log_debug("session expiry: the database is busy, next time");
-    } else if (session_expire(r->db, 200, &ended, &err)) {
+    else if (rc)
         log_error("ending expired sessions failed: %s", err.msg);
-    } else if (ended) {
+    else if (ended)
         log_info("ended %d expired sessions", ended);
-        tail_run(r);
-    }
     sqlite3_stmt *st = db_prepare(r->db, SQL_STATUS_UPSERT);
     if (st) {
         db_bind_text(st, 1, r->name);

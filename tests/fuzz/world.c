@@ -174,7 +174,9 @@ static void seed_send(fuzz_world *w, int64_t user, int64_t chat, const char *tex
 static void seed_recall(fuzz_world *w, int64_t user, int64_t message, bool for_me)
 {
     nova_err err;
-    if (db_begin(w->db, &err) || message_recall(w->db, user, message, for_me, &err) ||
+    if (db_begin(w->db, &err) ||
+        (for_me ? message_delete_for_me(w->db, user, message, &err)
+                : message_recall(w->db, user, message, &err)) ||
         db_commit(w->db, &err))
         fuzz_fail("seeding: recall_message: %s", err.msg);
 }

@@ -1087,6 +1087,13 @@ def test_permitted_change_reaches_exactly_its_recipients(pm_stack, row):
         else:
             _, action, data = row.call
             rid = socks[row.actor].request(action, w.fill(data))
+        # A socket action runs asynchronously: wait until it has committed
+        # (its first packet back on the acting socket) before a barrier
+        # orders anyone's REST change after it.
+        early = []
+        if kind == "ws" and row.actor not in row.closed:
+            while not early or early[-1].get("request_id") != rid:
+                early.append(socks[row.actor].recv())
 
         if extra is not None:
             msgs, code = extra.read_to_close()
@@ -1101,7 +1108,7 @@ def test_permitted_change_reaches_exactly_its_recipients(pm_stack, row):
         for role in ROLES:
             if role in row.closed:
                 continue
-            got = barrier(w.c[role], socks[role])
+            got = (early if role == row.actor else []) + barrier(w.c[role], socks[role])
             acts = [m["action"] for m in got]
             want = row.recipients.get(role, [])
             if isinstance(want, set):

@@ -138,7 +138,7 @@ static void test_failures_change_nothing(void **state)
     assert_int_equal(chat_remove_member(world.db, BOB, CHAT_TEAM, ALICE, &err), ERR_FORBIDDEN);
     assert_int_equal(chat_set_admin(world.db, ALICE, CHAT_TEAM, BOB, true, &err), ERR_INVALID);
     assert_int_equal(chat_invite(world.db, ALICE, CHAT_TEAM, CAROL, &err), ERR_INVALID);
-    assert_int_equal(message_recall(world.db, BOB, MSG_TEAM_ALICE, false, &err), ERR_FORBIDDEN);
+    assert_int_equal(message_recall(world.db, BOB, MSG_TEAM_ALICE, &err), ERR_FORBIDDEN);
     assert_int_equal(db_commit(world.db, &err), 0);
     assert_true(inv_fingerprint(world.db, false) == before);
 }
@@ -150,8 +150,8 @@ static void test_ex_member_cannot_recall(void **state)
     nova_err err;
     assert_int_equal(db_begin(world.db, &err), 0);
     assert_int_equal(chat_delete_or_leave(world.db, BOB, CHAT_TEAM, &err), 0);
-    assert_int_equal(message_recall(world.db, BOB, MSG_TEAM_BOB_REPLY, false, &err), ERR_FORBIDDEN);
-    assert_int_equal(message_recall(world.db, BOB, MSG_TEAM_BOB_REPLY, true, &err), ERR_FORBIDDEN);
+    assert_int_equal(message_recall(world.db, BOB, MSG_TEAM_BOB_REPLY, &err), ERR_FORBIDDEN);
+    assert_int_equal(message_delete_for_me(world.db, BOB, MSG_TEAM_BOB_REPLY, &err), ERR_FORBIDDEN);
     assert_int_equal(db_commit(world.db, &err), 0);
     assert_int_equal(fuzz_query_int(&world, "SELECT recalled FROM messages WHERE id = 9", -1), 0);
 }
