@@ -355,26 +355,10 @@ static int cmd_sessions(const nova_config *cfg, int argc, char **argv)
 int main(int argc, char **argv)
 {
     nova_config cfg;
-    if (config_load(&cfg)) return 2;
     log_init("nova-admin", LOG_ERROR);
-    int i = 1;
-    for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
-        if (!strcmp(argv[i], "--help")) {
-            usage(stdout);
-            config_free(&cfg);
-            return 0;
-        }
-        int n = config_parse_flag(&cfg, argc, argv, &i);
-        if (n != 1) {
-            if (n == 0) fprintf(stderr, "nova-admin: unknown option %s (see --help)\n", argv[i]);
-            config_free(&cfg);
-            return 2;
-        }
-    }
-    if (config_check(&cfg)) {
-        config_free(&cfg);
-        return 2;
-    }
+    int i;
+    int start = config_init(&cfg, "nova-admin", argc, argv, usage, &i);
+    if (start) return start == 1 ? 0 : 2;
     int rc = 2;
     const char *cmd = i < argc ? argv[i] : NULL;
     int rest_argc = i < argc ? argc - i - 1 : 0;

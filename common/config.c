@@ -283,3 +283,29 @@ bool origin_trusted(const nova_config *cfg, const char *origin, size_t len, cons
     return len == slen + 3 + hlen && !strncasecmp(origin, scheme, slen) &&
            !memcmp(origin + slen, "://", 3) && !strncasecmp(origin + slen + 3, host, hlen);
 }
+
+int config_init(nova_config *cfg, const char *program, int argc, char **argv,
+                void (*usage)(FILE *out), int *next)
+{
+    if (config_load(cfg)) return 2;
+    int i = 1;
+    for (; i < argc; i++) {
+        if (next && strncmp(argv[i], "--", 2)) break; /* the command */
+        if (!strcmp(argv[i], "--help") || (!next && !strcmp(argv[i], "-h"))) {
+            usage(stdout);
+            config_free(cfg);
+            return 1;
+        }
+        int n = config_parse_flag(cfg, argc, argv, &i);
+        if (n == 1) continue;
+        if (n == 0) fprintf(stderr, "%s: unknown argument %s (see --help)\n", program, argv[i]);
+        config_free(cfg);
+        return 2;
+    }
+    if (config_check(cfg)) {
+        config_free(cfg);
+        return 2;
+    }
+    if (next) *next = i;
+    return 0;
+}

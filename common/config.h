@@ -85,6 +85,16 @@ int config_check(const nova_config *cfg);
  * i++ moves past it. */
 int config_parse_flag(nova_config *cfg, int argc, char **argv, int *i);
 
+/* Everything a program's main does to configure itself: defaults, the
+ * environment (config_load), the flags of argv[1..] (config_parse_flag),
+ * then config_check. --help (and -h) print usage(stdout). With next
+ * (nova-admin), parsing stops at the first argument that is not a flag and
+ * *next is its index (argc when none). Returns 0 to run on; 1 when usage
+ * was shown (exit 0); 2 for a bad argument or setting, reported on stderr
+ * as "<program>: ..." (exit 2). cfg holds nothing to free unless 0. */
+int config_init(nova_config *cfg, const char *program, int argc, char **argv,
+                void (*usage)(FILE *out), int *next);
+
 /* Print the options of the given programs (CFG_* mask) for --help. */
 void config_print_help(FILE *out, int programs);
 

@@ -336,23 +336,8 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     nova_config cfg;
-    if (config_load(&cfg)) return 2;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            config_free(&cfg);
-            return 0;
-        }
-        int r = config_parse_flag(&cfg, argc, argv, &i);
-        if (r == 1) continue;
-        if (r == 0) fprintf(stderr, "nova-api: unknown argument %s (see --help)\n", argv[i]);
-        config_free(&cfg);
-        return 2;
-    }
-    if (config_check(&cfg)) {
-        config_free(&cfg);
-        return 2;
-    }
+    int start = config_init(&cfg, "nova-api", argc, argv, usage, NULL);
+    if (start) return start == 1 ? 0 : 2;
     log_init("nova-api", (int)cfg.log_level);
     if (crypto_init()) {
         log_error("libsodium cannot be initialised");

@@ -518,23 +518,8 @@ static int run(nova_config *cfg)
 int main(int argc, char **argv)
 {
     nova_config cfg;
-    if (config_load(&cfg)) return 2;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            config_free(&cfg);
-            return 0;
-        }
-        int n = config_parse_flag(&cfg, argc, argv, &i);
-        if (n == 1) continue;
-        if (n == 0) fprintf(stderr, "nova-realtime: unknown argument %s (see --help)\n", argv[i]);
-        config_free(&cfg);
-        return 2;
-    }
-    if (config_check(&cfg)) {
-        config_free(&cfg);
-        return 2;
-    }
+    int start = config_init(&cfg, "nova-realtime", argc, argv, usage, NULL);
+    if (start) return start == 1 ? 0 : 2;
     log_init("nova-realtime", (int)cfg.log_level);
     if (crypto_init()) return 1;
     json_util_init();

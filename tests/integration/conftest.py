@@ -426,14 +426,24 @@ def barrier(client, sock):
     recognised by its event_id (newer than anything in the outbox before the
     PATCH), so a stray profile_change of someone else is returned, not
     mistaken for the barrier."""
+    return barrier_multi(client, [sock])[0]
+
+
+def barrier_multi(client, socks):
+    """barrier() for several sockets of one user with a single
+    profile_change: read each socket up to it. Returns a list of lists."""
     before = outbox_max(client.stack)
     client.ok("PATCH", "/user", {"user_name": client.user["user_name"]})
-    seen = []
-    while True:
-        msg = sock.recv()
-        if msg["action"] == "profile_change" and msg.get("event_id", before + 1) > before:
-            return seen
-        seen.append(msg)
+    out = []
+    for sock in socks:
+        seen = []
+        while True:
+            msg = sock.recv()
+            if msg["action"] == "profile_change" and msg.get("event_id", before + 1) > before:
+                break
+            seen.append(msg)
+        out.append(seen)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,12 @@ every table of sql/001_init.sql is searched for the user's id.
 
 import pytest
 
-from chat_helpers import (
+from support import (
     DELETED_ID, SYSTEM_ID, Watch, actions, barrier_multi, basic, basics, befriend, by_id,
-    chat_invitations, chat_of, check_note, expect_chat, fail, invite_to, make_group,
-    mark_read, message_in, messages, recall, register, relations, say,
-    second_client, set_admin, uid,
+    chat_invitations, chat_of, check_note, expect_chat, fail, invitations, invite, invite_to,
+    make_group, mark_read, message_in, messages, recall, register, relations, say, second_client,
+    set_admin, uid,
 )
-from friend_support import invite, invitations
 
 
 # Every place of the schema that can hold a user id.

@@ -8,16 +8,15 @@ API cannot show (what was stored, and that deleted things are gone).
 
 import pytest
 
-from chat_helpers import (
-    DELETED_ID, SYSTEM_ID, UNKNOWN, Watch, actions, add_member, approve, barrier,
-    approved_text, basic, basic_of, basics, befriend, befriend_all, by_id, chat_invitations,
-    chat_member_rows, chat_of, check_chat_invitation, check_message_basic, check_note,
-    check_system_detailed, created_text, decline, expect_chat, fail, invite_to, leave,
-    left_text, make_group, mark_read, message_in, messages, private_chat_id, recall, register,
-    relation, relations, remove_member, removed_text, say, say_many, send_message, set_admin,
-    set_owner, uid, unique_name, unread, utf8_ok, utf8_request,
+from support import (
+    DELETED_ID, SYSTEM_ID, UNKNOWN, Watch, actions, add_member, approve, approved_text, barrier,
+    basic, basic_of, basics, befriend, befriend_all, by_id, chat_invitations, chat_member_rows,
+    chat_of, check_chat_invitation, check_message_basic, check_note, check_system_detailed,
+    created_text, decline, expect_chat, fail, invitation_from, invite, invite_to, leave, left_text,
+    make_group, mark_read, message_in, messages, private_chat_id, recall, register, relation,
+    relations, remove_member, removed_text, say, say_many, send_message, set_admin, set_owner, uid,
+    unique_name, unread, utf8_ok, utf8_request,
 )
-from friend_support import invitation_from, invite
 
 
 def owned_chats(stack, client):

@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import fail, unique_name
-from friend_support import (
+from support import (
     MULTI_100, add_group, befriend, check_friend, check_group, default_group, groups,
     is_int, register, utf8_ok, utf8_request,
 )

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from conftest import barrier, fail, unique_name
-from friend_support import (
+from support import (
     DELETED_ID, DETAILED_KEYS, MULTI_100, SYSTEM_ID, add_group, basic, befriend,
     check_basic, check_friend, check_friendship_db, check_notification,
     check_private_chat_rest, check_system_message, chats_implemented, default_group,

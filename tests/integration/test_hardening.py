@@ -15,9 +15,11 @@ import statistics
 import threading
 import time
 
-from chat_helpers import befriend_all, check_error_packet, make_group, uid
+from support import (
+    befriend_all, check_error_packet, check_friend, default_group, invitation_from, invite,
+    make_group, uid,
+)
 from conftest import barrier, fail, outbox_max, unique_name
-from friend_support import check_friend, default_group, invitation_from, invite
 
 
 # =============================================================================

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from chat_helpers import (
+from support import (
     DELETED_ID, RECALLED_TEXT, SYSTEM_ID, UNKNOWN, Watch, action_error, actions, basic,
     basic_of, basics, befriend, befriend_all, by_id, check_message_detailed, check_note,
     fail, filter_messages, leave, make_group, mark_read, message_in, messages,

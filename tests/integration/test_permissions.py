@@ -29,7 +29,7 @@ import uuid
 
 import pytest
 
-from conftest import PASSWORD, Socket, Stack, barrier, fail, outbox_max
+from conftest import PASSWORD, Socket, Stack, barrier, barrier_multi, fail, outbox_max
 
 BASIC_KEYS = {"id", "user_name", "avatar_url"}
 DETAILED_KEYS = BASIC_KEYS | {"email", "phone"}
@@ -893,22 +893,6 @@ class Mut:
         self.extra_socket = extra_socket
 
 
-def barrier_all(client, socks):
-    """barrier() for several sockets of one user with one profile_change."""
-    before = outbox_max(client.stack)
-    client.ok("PATCH", "/user", {"user_name": client.user["user_name"]})
-    out = []
-    for sock in socks:
-        seen = []
-        while True:
-            msg = sock.recv()
-            if msg["action"] == "profile_change" and msg.get("event_id", before + 1) > before:
-                break
-            seen.append(msg)
-        out.append(seen)
-    return out
-
-
 def rest(method, path, body=NOBODY):
     return ("rest", method, path, body)
 
@@ -1074,7 +1058,7 @@ def test_permitted_change_reaches_exactly_its_recipients(pm_stack, row):
             actor = second
         for role in ROLES:  # drain: only what follows counts
             more = [extra] if extra is not None and role == row.actor else []
-            barrier_all(w.c[role], [socks[role]] + more)
+            barrier_multi(w.c[role], [socks[role]] + more)
 
         kind = row.call[0]
         if kind == "rest":

@@ -10,13 +10,7 @@ import time
 import pytest
 
 from conftest import Stack, barrier
-
-
-def befriend(a, b):
-    a.ok("POST", "/friend/invite", {"id": b.user["id"], "comment": "", "source": "search"})
-    inv = [i for i in b.ok("GET", "/friend/invitation") if i["sender"]["id"] == a.user["id"]]
-    b.ok("POST", f"/friend/invitation/{inv[0]['id']}")
-    return a.ok("GET", f"/friend/{b.user['id']}")
+from support import befriend
 
 
 def group(owner, *members):
