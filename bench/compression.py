@@ -44,7 +44,7 @@ def main():
         os.environ["NOVA_BUILD_DIR"] = str(ROOT / "build")
     sys.path.insert(0, str(ROOT / "tests/integration"))
     from conftest import Stack  # noqa: E402  (reads NOVA_BUILD_DIR)
-    from friend_support import befriend  # noqa: E402
+    from support import befriend  # noqa: E402
 
     st = Stack(env={"NOVA_LOG_LEVEL": "0"}).start()
     try:
