@@ -146,44 +146,42 @@ static const char SQL_DAEMONS[] =
 static int outbox_stats(nova_db *db)
 {
     double now = nova_now();
-    sqlite3_stmt *st = db_prepare(db, SQL_STATS);
+    db_stmt *st = db_prepare(db, SQL_STATS);
     if (!st) return 1;
-    sqlite3_bind_double(st, 1, now);
-    if (sqlite3_step(st) != SQLITE_ROW) {
+    db_bind_double(st, 1, now);
+    if (db_step(st) != DB_ROW) {
         db_done(st);
         return 1;
     }
-    long long rows = sqlite3_column_int64(st, 0), newest = sqlite3_column_int64(st, 2);
+    long long rows = db_col_i64(st, 0), newest = db_col_i64(st, 2);
     printf("events retained   %lld\n", rows);
     if (rows) {
         char oldest_t[40], newest_t[40];
-        format_time(sqlite3_column_double(st, 3), oldest_t, sizeof oldest_t);
-        format_time(sqlite3_column_double(st, 4), newest_t, sizeof newest_t);
-        printf("oldest            #%lld  %s\n", (long long)sqlite3_column_int64(st, 1), oldest_t);
+        format_time(db_col_double(st, 3), oldest_t, sizeof oldest_t);
+        format_time(db_col_double(st, 4), newest_t, sizeof newest_t);
+        printf("oldest            #%lld  %s\n", (long long)db_col_i64(st, 1), oldest_t);
         printf("newest            #%lld  %s\n", newest, newest_t);
     }
     printf("events per minute %lld (last minute), %.1f (last 10 minutes)\n",
-           (long long)sqlite3_column_int64(st, 5), (double)sqlite3_column_int64(st, 6) / 10.0);
+           (long long)db_col_i64(st, 5), (double)db_col_i64(st, 6) / 10.0);
     db_done(st);
 
     st = db_prepare(db, SQL_DAEMONS);
     if (!st) return 1;
     int n = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         if (!n++)
             printf("\n%-28s %-8s %-12s %-8s %-8s %s\n", "nova-realtime", "pid", "delivered", "lag",
                    "sockets", "seen");
-        long long delivered = sqlite3_column_int64(st, 3);
-        double seen = now - sqlite3_column_double(st, 5);
-        printf("%-28s %-8lld #%-11lld %-8lld %-8lld %.1fs ago%s\n",
-               (const char *)sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1),
-               delivered, newest > delivered ? newest - delivered : 0,
-               (long long)sqlite3_column_int64(st, 4), seen,
-               seen > 5 ? " (stale: not running?)" : "");
+        long long delivered = db_col_i64(st, 3);
+        double seen = now - db_col_double(st, 5);
+        printf("%-28s %-8lld #%-11lld %-8lld %-8lld %.1fs ago%s\n", db_col_text(st, 0),
+               (long long)db_col_i64(st, 1), delivered, newest > delivered ? newest - delivered : 0,
+               (long long)db_col_i64(st, 4), seen, seen > 5 ? " (stale: not running?)" : "");
     }
     db_done(st);
     if (!n) printf("\nno nova-realtime is running\n");
-    return rc == SQLITE_DONE ? 0 : 1;
+    return rc == DB_DONE ? 0 : 1;
 }
 
 static int outbox_show(nova_db *db, long long id)
@@ -328,7 +326,7 @@ static int cmd_sessions(const nova_config *cfg, int argc, char **argv)
     }
     nova_db *db = open_current(cfg);
     if (!db) return 1;
-    sqlite3_stmt *st = db_prepare(db, SQL_SESSIONS);
+    db_stmt *st = db_prepare(db, SQL_SESSIONS);
     if (!st) {
         db_close(db);
         return 1;
@@ -337,19 +335,19 @@ static int cmd_sessions(const nova_config *cfg, int argc, char **argv)
     printf("%-8s %-32s %-24s %-24s %-24s %s\n", "id", "user", "created", "last seen", "idle expiry",
            "absolute expiry");
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         char created[40], seen[40], idle[40], expires[40];
-        double last_seen = sqlite3_column_double(st, 3);
-        format_time(sqlite3_column_double(st, 2), created, sizeof created);
+        double last_seen = db_col_double(st, 3);
+        format_time(db_col_double(st, 2), created, sizeof created);
         format_time(last_seen, seen, sizeof seen);
         format_time(last_seen + (double)cfg->session_idle, idle, sizeof idle);
-        format_time(sqlite3_column_double(st, 4), expires, sizeof expires);
-        printf("%-8lld %-32s %-24s %-24s %-24s %s\n", (long long)sqlite3_column_int64(st, 0),
-               (const char *)sqlite3_column_text(st, 1), created, seen, idle, expires);
+        format_time(db_col_double(st, 4), expires, sizeof expires);
+        printf("%-8lld %-32s %-24s %-24s %-24s %s\n", (long long)db_col_i64(st, 0),
+               db_col_text(st, 1), created, seen, idle, expires);
     }
     db_done(st);
     db_close(db);
-    return rc == SQLITE_DONE ? 0 : 1;
+    return rc == DB_DONE ? 0 : 1;
 }
 
 int main(int argc, char **argv)

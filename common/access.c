@@ -9,18 +9,18 @@ static const char SQL_ARE_FRIENDS[] =
 
 int access_chat_load(nova_db *db, int64_t chat_id, chat_info *out, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_LOOKUP);
+    db_stmt *st = db_prepare(db, SQL_CHAT_LOOKUP);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    db_bind_i64(st, 1, chat_id);
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
         out->id = chat_id;
-        out->owner_id = sqlite3_column_int64(st, 0);
-        out->is_private = sqlite3_column_int(st, 1);
+        out->owner_id = db_col_i64(st, 0);
+        out->is_private = (int)db_col_i64(st, 1);
     }
     db_done(st);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE)
+    if (rc == DB_ROW) return 0;
+    if (rc == DB_DONE)
         return nova_fail(err, ERR_NOT_FOUND, "chat %lld not found", (long long)chat_id);
     return db_fail(db, err);
 }
@@ -28,18 +28,18 @@ int access_chat_load(nova_db *db, int64_t chat_id, chat_info *out, nova_err *err
 int access_chat_role(nova_db *db, const chat_info *chat, int64_t user_id, enum chat_role *role,
                      nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_MEMBER_ROLE);
+    db_stmt *st = db_prepare(db, SQL_MEMBER_ROLE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat->id);
-    sqlite3_bind_int64(st, 2, user_id);
-    int rc = sqlite3_step(st);
+    db_bind_i64(st, 1, chat->id);
+    db_bind_i64(st, 2, user_id);
+    int rc = db_step(st);
     *role = ROLE_NONE;
-    if (rc == SQLITE_ROW)
-        *role = user_id == chat->owner_id   ? ROLE_OWNER
-                : sqlite3_column_int(st, 0) ? ROLE_ADMIN
-                                            : ROLE_MEMBER;
+    if (rc == DB_ROW)
+        *role = user_id == chat->owner_id ? ROLE_OWNER
+                : (int)db_col_i64(st, 0)  ? ROLE_ADMIN
+                                          : ROLE_MEMBER;
     db_done(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(db, err);
+    return rc == DB_ROW || rc == DB_DONE ? 0 : db_fail(db, err);
 }
 
 int access_chat(nova_db *db, int64_t caller, int64_t chat_id, enum chat_need need, bool group_only,
@@ -71,14 +71,14 @@ int access_chat(nova_db *db, int64_t caller, int64_t chat_id, enum chat_need nee
 
 int access_friendship(nova_db *db, int64_t a, int64_t b, int64_t *chat_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_ARE_FRIENDS);
+    db_stmt *st = db_prepare(db, SQL_ARE_FRIENDS);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, a);
-    sqlite3_bind_int64(st, 2, b);
-    int rc = sqlite3_step(st);
-    *chat_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    db_bind_i64(st, 1, a);
+    db_bind_i64(st, 2, b);
+    int rc = db_step(st);
+    *chat_id = rc == DB_ROW ? db_col_i64(st, 0) : 0;
     db_done(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(db, err);
+    return rc == DB_ROW || rc == DB_DONE ? 0 : db_fail(db, err);
 }
 
 int access_are_friends(nova_db *db, int64_t a, int64_t b, bool *yes, nova_err *err)

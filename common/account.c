@@ -36,15 +36,15 @@ int account_delete(nova_db *db, int64_t user_id, nova_err *err)
         SQL_DELETE_RELATIONS,          SQL_MESSAGES_TO_DELETED,     SQL_DELETE_GROUPS,
     };
     for (size_t i = 0; i < sizeof cleanup / sizeof cleanup[0]; i++) {
-        sqlite3_stmt *st = db_prepare(db, cleanup[i]);
+        db_stmt *st = db_prepare(db, cleanup[i]);
         if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-        sqlite3_bind_int64(st, 1, user_id);
-        if (sqlite3_bind_parameter_count(st) >= 2) sqlite3_bind_int64(st, 2, USER_DELETED_ID);
+        db_bind_i64(st, 1, user_id);
+        if (db_param_count(st) >= 2) db_bind_i64(st, 2, USER_DELETED_ID);
         if ((rc = db_exec_done(db, st, err))) return rc;
     }
     if ((rc = session_end_all(db, user_id, 0, err))) return rc;
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_DELETE);
+    db_stmt *st = db_prepare(db, SQL_USER_DELETE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, user_id);
+    db_bind_i64(st, 1, user_id);
     return db_exec_done(db, st, err);
 }

@@ -24,30 +24,30 @@ static const char SQL_CHAT_DELETE[] = "DELETE FROM chats WHERE id = ?";
 
 int chat_add_member(nova_db *db, int64_t chat_id, int64_t user_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_MEMBER_INSERT);
+    db_stmt *st = db_prepare(db, SQL_MEMBER_INSERT);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat_id);
-    sqlite3_bind_int64(st, 2, user_id);
-    sqlite3_bind_double(st, 3, nova_now());
+    db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, user_id);
+    db_bind_double(st, 3, nova_now());
     int rc = db_exec_done(db, st, err);
     if (rc) return rc;
     st = db_prepare(db, SQL_RELATION_UPSERT);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat_id);
-    sqlite3_bind_int64(st, 2, user_id);
+    db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, user_id);
     return db_exec_done(db, st, err);
 }
 
 static int chat_insert(nova_db *db, const char *name, int64_t owner, int64_t *chat_id,
                        nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_INSERT);
+    db_stmt *st = db_prepare(db, SQL_CHAT_INSERT);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_text(st, 1, name);
-    sqlite3_bind_int64(st, 2, owner);
-    sqlite3_bind_double(st, 3, nova_now());
+    db_bind_i64(st, 2, owner);
+    db_bind_double(st, 3, nova_now());
     int rc = db_exec_done(db, st, err);
-    if (!rc) *chat_id = sqlite3_last_insert_rowid(db->sql);
+    if (!rc) *chat_id = db_last_insert_id(db);
     return rc;
 }
 
@@ -63,9 +63,9 @@ int chat_create_private(nova_db *db, int64_t owner, int64_t other, int64_t *chat
 
 int chat_destroy(nova_db *db, int64_t chat_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_DELETE);
+    db_stmt *st = db_prepare(db, SQL_CHAT_DELETE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat_id);
+    db_bind_i64(st, 1, chat_id);
     return db_exec_done(db, st, err);
 }
 
@@ -116,11 +116,11 @@ static int emit_member_event(nova_db *db, const char *action, int64_t chat_id, i
 static int set_admin(nova_db *db, int64_t chat_id, int64_t user_id, bool is_admin, bool notify,
                      nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_MEMBER_SET_ADMIN);
+    db_stmt *st = db_prepare(db, SQL_MEMBER_SET_ADMIN);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int(st, 1, is_admin);
-    sqlite3_bind_int64(st, 2, chat_id);
-    sqlite3_bind_int64(st, 3, user_id);
+    db_bind_i64(st, 1, is_admin);
+    db_bind_i64(st, 2, chat_id);
+    db_bind_i64(st, 3, user_id);
     int rc = db_exec_done(db, st, err);
     if (rc || !notify) return rc;
     json_object *data = chat_event(chat_id);
@@ -137,10 +137,10 @@ static int remove_member(nova_db *db, int64_t chat_id, int64_t user_id, enum cha
     int rc;
     if (role == ROLE_ADMIN && (rc = set_admin(db, chat_id, user_id, false, true, err))) return rc;
     if ((rc = emit_member_event(db, "member_deleted", chat_id, user_id, err))) return rc;
-    sqlite3_stmt *st = db_prepare(db, SQL_MEMBER_DELETE);
+    db_stmt *st = db_prepare(db, SQL_MEMBER_DELETE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat_id);
-    sqlite3_bind_int64(st, 2, user_id);
+    db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, user_id);
     return db_exec_done(db, st, err);
 }
 
@@ -233,25 +233,25 @@ int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, n
     if (target_role != ROLE_NONE)
         return nova_fail(err, ERR_INVALID, "user %lld is already a member", (long long)user_id);
 
-    sqlite3_stmt *st = db_prepare(db, SQL_INVITATION_DELETE_SAME);
+    db_stmt *st = db_prepare(db, SQL_INVITATION_DELETE_SAME);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat_id);
-    sqlite3_bind_int64(st, 2, user_id);
-    sqlite3_bind_int64(st, 3, caller);
+    db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, user_id);
+    db_bind_i64(st, 3, caller);
     if ((rc = db_exec_done(db, st, err))) return rc;
     st = db_prepare(db, SQL_INVITATION_INSERT);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat_id);
-    sqlite3_bind_int64(st, 2, user_id);
-    sqlite3_bind_int64(st, 3, caller);
-    sqlite3_bind_double(st, 4, nova_now());
+    db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, user_id);
+    db_bind_i64(st, 3, caller);
+    db_bind_double(st, 4, nova_now());
     if ((rc = db_exec_done(db, st, err))) return rc;
-    int64_t invitation_id = sqlite3_last_insert_rowid(db->sql);
+    int64_t invitation_id = db_last_insert_id(db);
 
     /* chat_invitation to the owner and admins only. */
     idlist staff = {0};
     st = db_prepare(db, SQL_CHAT_STAFF);
-    if (st) sqlite3_bind_int64(st, 1, chat_id);
+    if (st) db_bind_i64(st, 1, chat_id);
     rc = db_collect_ids(db, st, &staff, err);
     json_object *inv = rc ? NULL : view_chat_invitation(db, invitation_id, err);
     if (!rc && !inv) rc = err->kind;
@@ -274,8 +274,8 @@ json_object *chat_invitation_list(nova_db *db, int64_t caller, int64_t chat_id, 
 {
     chat_info chat;
     if (access_chat(db, caller, chat_id, NEED_STAFF, false, &chat, NULL, err)) return NULL;
-    sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_OF_CHAT);
-    if (st) sqlite3_bind_int64(st, 1, chat_id);
+    db_stmt *st = db_prepare(db, SQL_INVITATIONS_OF_CHAT);
+    if (st) db_bind_i64(st, 1, chat_id);
     return view_list(db, st, caller, invitation_view, err);
 }
 
@@ -284,10 +284,10 @@ static int pending_inviter(nova_db *db, int64_t chat_id, int64_t user_id, int64_
                            nova_err *err)
 {
     idlist ids = {0};
-    sqlite3_stmt *st = db_prepare(db, SQL_FIRST_INVITER);
+    db_stmt *st = db_prepare(db, SQL_FIRST_INVITER);
     if (st) {
-        sqlite3_bind_int64(st, 1, chat_id);
-        sqlite3_bind_int64(st, 2, user_id);
+        db_bind_i64(st, 1, chat_id);
+        db_bind_i64(st, 2, user_id);
     }
     int rc = db_collect_ids(db, st, &ids, err);
     if (!rc && !ids.n)
@@ -300,10 +300,10 @@ static int pending_inviter(nova_db *db, int64_t chat_id, int64_t user_id, int64_
 
 static int clear_invitations(nova_db *db, int64_t chat_id, int64_t user_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_DELETE_USER);
+    db_stmt *st = db_prepare(db, SQL_INVITATIONS_DELETE_USER);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat_id);
-    sqlite3_bind_int64(st, 2, user_id);
+    db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, user_id);
     return db_exec_done(db, st, err);
 }
 
@@ -380,10 +380,10 @@ int chat_set_owner(nova_db *db, int64_t caller, int64_t chat_id, int64_t new_own
     if (target == ROLE_OWNER)
         return nova_fail(err, ERR_INVALID, "user %lld is already the owner", (long long)new_owner);
 
-    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_SET_OWNER);
+    db_stmt *st = db_prepare(db, SQL_CHAT_SET_OWNER);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, new_owner);
-    sqlite3_bind_int64(st, 2, chat_id);
+    db_bind_i64(st, 1, new_owner);
+    db_bind_i64(st, 2, chat_id);
     if ((rc = db_exec_done(db, st, err))) return rc;
     json_object *data = chat_event(chat_id);
     json_object_object_add(data, "owner_id", json_i64(new_owner));
@@ -419,22 +419,22 @@ int chat_remove_member(nova_db *db, int64_t caller, int64_t chat_id, int64_t mem
 
 json_object *chat_list(nova_db *db, int64_t user_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_CHATS_OF_USER);
-    if (st) sqlite3_bind_int64(st, 1, user_id);
+    db_stmt *st = db_prepare(db, SQL_CHATS_OF_USER);
+    if (st) db_bind_i64(st, 1, user_id);
     return view_list(db, st, user_id, view_chat_relation, err);
 }
 
 int chat_forget_user(nova_db *db, int64_t user_id, nova_err *err)
 {
     idlist owned = {0}, joined = {0};
-    sqlite3_stmt *st = db_prepare(db, SQL_GROUPS_OWNED);
-    if (st) sqlite3_bind_int64(st, 1, user_id);
+    db_stmt *st = db_prepare(db, SQL_GROUPS_OWNED);
+    if (st) db_bind_i64(st, 1, user_id);
     int rc = db_collect_ids(db, st, &owned, err);
     for (size_t i = 0; i < owned.n && !rc; i++)
         rc = delete_group(db, owned.v[i], err);
     if (!rc) {
         st = db_prepare(db, SQL_GROUPS_JOINED);
-        if (st) sqlite3_bind_int64(st, 1, user_id);
+        if (st) db_bind_i64(st, 1, user_id);
         rc = db_collect_ids(db, st, &joined, err);
     }
     for (size_t i = 0; i < joined.n && !rc; i++) {

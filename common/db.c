@@ -1,6 +1,8 @@
 /* db.c - SQLite connection, statement cache and transactions. */
 #include "db.h"
 
+#include <sqlite3.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -277,4 +279,105 @@ int db_collect_ids(nova_db *db, sqlite3_stmt *st, idlist *out, nova_err *err)
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : db_fail(db, err);
+}
+
+/* --- the storage seam ----------------------------------------------------- */
+
+int db_step(db_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    return rc == SQLITE_ROW ? DB_ROW : rc == SQLITE_DONE ? DB_DONE : -1;
+}
+
+void db_bind_i64(db_stmt *st, int idx, int64_t v)
+{
+    sqlite3_bind_int64(st, idx, v);
+}
+
+void db_bind_double(db_stmt *st, int idx, double v)
+{
+    sqlite3_bind_double(st, idx, v);
+}
+
+void db_bind_blob(db_stmt *st, int idx, const void *p, size_t len)
+{
+    sqlite3_bind_blob(st, idx, p, (int)len, SQLITE_TRANSIENT);
+}
+
+int db_param_count(db_stmt *st)
+{
+    return sqlite3_bind_parameter_count(st);
+}
+
+int64_t db_col_i64(db_stmt *st, int col)
+{
+    return sqlite3_column_int64(st, col);
+}
+
+double db_col_double(db_stmt *st, int col)
+{
+    return sqlite3_column_double(st, col);
+}
+
+const char *db_col_text(db_stmt *st, int col)
+{
+    return (const char *)sqlite3_column_text(st, col);
+}
+
+const void *db_col_blob(db_stmt *st, int col, size_t *len)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    *len = (size_t)sqlite3_column_bytes(st, col);
+    return p;
+}
+
+bool db_col_is_null(db_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL;
+}
+
+int64_t db_last_insert_id(nova_db *db)
+{
+    return sqlite3_last_insert_rowid(db->sql);
+}
+
+long db_changes(nova_db *db)
+{
+    return sqlite3_changes(db->sql);
+}
+
+const char *db_error_text(nova_db *db)
+{
+    return sqlite3_errmsg(db->sql);
+}
+
+bool db_last_was_busy(nova_db *db)
+{
+    int code = sqlite3_errcode(db->sql) & 0xff;
+    return code == SQLITE_BUSY || code == SQLITE_LOCKED;
+}
+
+void db_autocheckpoint(nova_db *db, bool on)
+{
+    sqlite3_wal_autocheckpoint(db->sql, on ? 1000 : 0);
+}
+
+nova_db *db_open_for_checkpoints(const nova_config *cfg)
+{
+    nova_db *db = calloc(1, sizeof *db);
+    if (!db) return NULL;
+    db->cfg = cfg;
+    if (sqlite3_open_v2(cfg->db_path, &db->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        db_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+void db_checkpoint(nova_db *db)
+{
+    int rc = sqlite3_wal_checkpoint_v2(db->sql, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        log_error("checkpoint failed: %s", sqlite3_errmsg(db->sql));
 }

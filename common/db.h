@@ -1,9 +1,11 @@
-/* db.h - one SQLite connection per process, with its statement cache.
+/* db.h - the storage seam: one connection per process, with its statement
+ * cache, transactions, and the only functions through which the rest of
+ * Nova binds, steps and reads statements (SQLite is the engine today).
  *
  * Statements are prepared once per process from SQL text kept as named
  * constants next to the code that runs it (the cache is keyed by the
  * constant's address), and are handed out reset with bindings cleared.
- * Callers must sqlite3_reset() a statement when done with it (db_done),
+ * Callers must release a statement when done with it (db_done),
  * so that no read transaction outlives its use.
  *
  * Writes happen inside db_begin()/db_commit() (BEGIN IMMEDIATE): every
@@ -11,8 +13,8 @@
 #ifndef NOVA_DB_H
 #define NOVA_DB_H
 
-#include <sqlite3.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -20,8 +22,14 @@
 
 typedef struct nova_db nova_db;
 
+/* A prepared statement of the engine (today SQLite's). Domain code only
+ * ever uses it through the db_* functions below. */
+struct sqlite3;
+struct sqlite3_stmt;
+typedef struct sqlite3_stmt db_stmt;
+
 struct nova_db {
-    sqlite3 *sql;
+    struct sqlite3 *sql; /* the engine's connection: db.c, migrations and tools only */
     const nova_config *cfg;
     struct db_stmt_slot *cache;
     size_t cache_cap, cache_count;
@@ -44,11 +52,34 @@ void db_close(nova_db *db);
 
 /* The cached statement for sql (a constant string), reset and unbound;
  * NULL if it cannot be prepared (logged). */
-sqlite3_stmt *db_prepare(nova_db *db, const char *sql);
+db_stmt *db_prepare(nova_db *db, const char *sql);
 
 /* Reset a statement after use (NULL is fine). It returns nothing: it
  * exists to make the release visible at every call site. */
-void db_done(sqlite3_stmt *st);
+void db_done(db_stmt *st);
+
+/* --- the storage seam: binding, stepping, reading columns ---------------
+ * Parameters and columns are numbered as in SQL (?1 is 1; column 0 is the
+ * first). Text binds are copied; NULL text binds SQL NULL. */
+enum { DB_DONE = 0, DB_ROW = 1 }; /* db_step: or a negative value on failure (db_fail) */
+int db_step(db_stmt *st);
+void db_bind_i64(db_stmt *st, int idx, int64_t v);
+void db_bind_double(db_stmt *st, int idx, double v);
+void db_bind_blob(db_stmt *st, int idx, const void *p, size_t len);
+int db_param_count(db_stmt *st);
+int64_t db_col_i64(db_stmt *st, int col);
+double db_col_double(db_stmt *st, int col);
+const char *db_col_text(db_stmt *st, int col); /* NULL for SQL NULL */
+const void *db_col_blob(db_stmt *st, int col, size_t *len);
+bool db_col_is_null(db_stmt *st, int col);
+/* The id the last INSERT gave its row, and the rows the last statement
+ * changed (for "already gone" answers). */
+int64_t db_last_insert_id(nova_db *db);
+long db_changes(nova_db *db);
+/* The engine's message of the last failure (for logs, never for clients),
+ * and whether it was another connection holding the lock. */
+const char *db_error_text(nova_db *db);
+bool db_last_was_busy(nova_db *db);
 
 /* Transactions. db_begin takes the write lock (BEGIN IMMEDIATE);
  * db_begin_read opens a read snapshot (BEGIN DEFERRED) so that several
@@ -59,6 +90,15 @@ int db_begin_read(nova_db *db, nova_err *err);
 /* How long statements wait for another connection's lock: the config's
  * busy timeout from db_open, 0 for an event loop that must never wait. */
 void db_set_busy_timeout(nova_db *db, int ms);
+
+/* WAL upkeep for a writer that must not pause for it (nova-realtime's
+ * loop): turn its connection's automatic checkpoints off, and run passive
+ * checkpoints (they never wait for a lock) from another connection. */
+void db_autocheckpoint(nova_db *db, bool on);
+/* A bare connection to cfg's database for db_checkpoint only (none of
+ * db_open's settings); NULL when it cannot be opened. */
+nova_db *db_open_for_checkpoints(const nova_config *cfg);
+void db_checkpoint(nova_db *db);
 
 /* Take the write lock only if it is free right now: 0 with *busy false
  * (a write transaction is open), 0 with *busy true (another connection
@@ -75,7 +115,7 @@ void db_rollback(nova_db *db);
 int db_fail(nova_db *db, nova_err *err);
 
 /* Execute a statement that returns no rows; 0 or a failure kind. */
-int db_exec_done(nova_db *db, sqlite3_stmt *st, nova_err *err);
+int db_exec_done(nova_db *db, db_stmt *st, nova_err *err);
 
 /* Run a fixed SQL script (no parameters, several statements). */
 int db_exec_script(nova_db *db, const char *sql, nova_err *err);
@@ -93,12 +133,12 @@ void idlist_free(idlist *l);
 
 /* Step st (already bound) to its end, appending column 0 of every row to
  * out, then reset it. 0 or a failure kind. */
-int db_collect_ids(nova_db *db, sqlite3_stmt *st, idlist *out, nova_err *err);
+int db_collect_ids(nova_db *db, db_stmt *st, idlist *out, nova_err *err);
 
 /* Current time as UNIX seconds with microseconds. */
 double nova_now(void);
 
-/* Bind a NUL-free UTF-8 string (length in bytes). */
-int db_bind_text(sqlite3_stmt *st, int idx, const char *s);
+/* Bind a NUL-free UTF-8 string (copied). */
+int db_bind_text(db_stmt *st, int idx, const char *s);
 
 #endif

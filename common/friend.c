@@ -28,17 +28,17 @@ static const char SQL_GROUP_LIST[] =
 static int group_info(nova_db *db, int64_t group_id, int64_t *owner, bool *is_default,
                       nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_OWNER);
+    db_stmt *st = db_prepare(db, SQL_GROUP_OWNER);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, group_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *owner = sqlite3_column_int64(st, 0);
-        *is_default = sqlite3_column_int(st, 1);
+    db_bind_i64(st, 1, group_id);
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        *owner = db_col_i64(st, 0);
+        *is_default = (int)db_col_i64(st, 1);
     }
     db_done(st);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE)
+    if (rc == DB_ROW) return 0;
+    if (rc == DB_DONE)
         return nova_fail(err, ERR_NOT_FOUND, "friend group %lld not found", (long long)group_id);
     return db_fail(db, err);
 }
@@ -70,12 +70,12 @@ static int group_editable(nova_db *db, int64_t owner, int64_t group_id, nova_err
 
 int friend_group_add(nova_db *db, int64_t owner, const char *name, int64_t *group_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_INSERT);
+    db_stmt *st = db_prepare(db, SQL_GROUP_INSERT);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, owner);
+    db_bind_i64(st, 1, owner);
     db_bind_text(st, 2, name);
     int rc = db_exec_done(db, st, err);
-    if (!rc) *group_id = sqlite3_last_insert_rowid(db->sql);
+    if (!rc) *group_id = db_last_insert_id(db);
     return rc;
 }
 
@@ -84,18 +84,18 @@ int friend_group_rename(nova_db *db, int64_t owner, int64_t group_id, const char
 {
     int rc = group_editable(db, owner, group_id, err);
     if (rc) return rc;
-    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_RENAME);
+    db_stmt *st = db_prepare(db, SQL_GROUP_RENAME);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_text(st, 1, name);
-    sqlite3_bind_int64(st, 2, group_id);
+    db_bind_i64(st, 2, group_id);
     return db_exec_done(db, st, err);
 }
 
 static int default_group(nova_db *db, int64_t owner, int64_t *group_id, nova_err *err)
 {
     idlist ids = {0};
-    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_DEFAULT);
-    if (st) sqlite3_bind_int64(st, 1, owner);
+    db_stmt *st = db_prepare(db, SQL_GROUP_DEFAULT);
+    if (st) db_bind_i64(st, 1, owner);
     int rc = db_collect_ids(db, st, &ids, err);
     if (!rc && ids.n != 1) rc = nova_fail(err, ERR_INTERNAL, "internal error");
     if (!rc) *group_id = ids.v[0];
@@ -110,15 +110,15 @@ int friend_group_delete(nova_db *db, int64_t owner, int64_t group_id, nova_err *
     if ((rc = group_editable(db, owner, group_id, err)) ||
         (rc = default_group(db, owner, &fallback, err)))
         return rc;
-    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_MOVE_FRIENDS);
+    db_stmt *st = db_prepare(db, SQL_GROUP_MOVE_FRIENDS);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, fallback);
-    sqlite3_bind_int64(st, 2, owner);
-    sqlite3_bind_int64(st, 3, group_id);
+    db_bind_i64(st, 1, fallback);
+    db_bind_i64(st, 2, owner);
+    db_bind_i64(st, 3, group_id);
     if ((rc = db_exec_done(db, st, err))) return rc;
     st = db_prepare(db, SQL_GROUP_DELETE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, group_id);
+    db_bind_i64(st, 1, group_id);
     return db_exec_done(db, st, err);
 }
 
@@ -130,8 +130,8 @@ static json_object *group_view(nova_db *db, int64_t id, int64_t viewer, nova_err
 
 json_object *friend_group_list(nova_db *db, int64_t owner, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_LIST);
-    if (st) sqlite3_bind_int64(st, 1, owner);
+    db_stmt *st = db_prepare(db, SQL_GROUP_LIST);
+    if (st) db_bind_i64(st, 1, owner);
     return view_list(db, st, owner, group_view, err);
 }
 
@@ -157,12 +157,12 @@ static json_object *basic_view(nova_db *db, int64_t id, int64_t viewer, nova_err
 json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
                          const char *name_contains, nova_err *err)
 {
-    sqlite3_stmt *st;
+    db_stmt *st;
     if (has_id) {
         st = db_prepare(db, SQL_FIND_BY_ID);
         if (st) {
-            sqlite3_bind_int64(st, 1, id);
-            sqlite3_bind_int64(st, 2, caller);
+            db_bind_i64(st, 1, id);
+            db_bind_i64(st, 2, caller);
         }
     } else if (name_contains) {
         /* Names never contain GLOB's special characters, so a query with
@@ -182,8 +182,8 @@ json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
             if (st) db_bind_text(st, 1, name_contains);
         }
         if (st) {
-            sqlite3_bind_int64(st, 2, caller);
-            sqlite3_bind_int64(st, 3, FRIEND_FIND_LIMIT);
+            db_bind_i64(st, 2, caller);
+            db_bind_i64(st, 3, FRIEND_FIND_LIMIT);
         }
     } else {
         nova_fail(err, ERR_INVALID, "give 'id' or 'name_contains'");
@@ -233,18 +233,18 @@ static int befriend(nova_db *db, int64_t accepter, int64_t inviter, nova_err *er
     double now = nova_now();
     int64_t pairs[2][2] = {{accepter, inviter}, {inviter, accepter}};
     for (int i = 0; i < 2; i++) {
-        sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_INSERT);
+        db_stmt *st = db_prepare(db, SQL_FRIEND_INSERT);
         if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-        sqlite3_bind_int64(st, 1, pairs[i][0]);
-        sqlite3_bind_int64(st, 2, pairs[i][1]);
-        sqlite3_bind_int64(st, 3, chat_id);
-        sqlite3_bind_double(st, 4, now);
+        db_bind_i64(st, 1, pairs[i][0]);
+        db_bind_i64(st, 2, pairs[i][1]);
+        db_bind_i64(st, 3, chat_id);
+        db_bind_double(st, 4, now);
         if ((rc = db_exec_done(db, st, err))) return rc;
     }
-    sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_DELETE_PAIR);
+    db_stmt *st = db_prepare(db, SQL_INVITATIONS_DELETE_PAIR);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, accepter);
-    sqlite3_bind_int64(st, 2, inviter);
+    db_bind_i64(st, 1, accepter);
+    db_bind_i64(st, 2, inviter);
     if ((rc = db_exec_done(db, st, err))) return rc;
     if ((rc = emit_pair(db, "friend_created", accepter, inviter, err))) return rc;
 
@@ -275,19 +275,19 @@ static const char SQL_BOTH_MEMBERS[] =
 static int invitation_for(nova_db *db, int64_t caller, int64_t invitation_id, int64_t *sender,
                           nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_INVITATION_GET);
+    db_stmt *st = db_prepare(db, SQL_INVITATION_GET);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, invitation_id);
-    int rc = sqlite3_step(st);
+    db_bind_i64(st, 1, invitation_id);
+    int rc = db_step(st);
     int64_t receiver = 0;
-    if (rc == SQLITE_ROW) {
-        *sender = sqlite3_column_int64(st, 0);
-        receiver = sqlite3_column_int64(st, 1);
+    if (rc == DB_ROW) {
+        *sender = db_col_i64(st, 0);
+        receiver = db_col_i64(st, 1);
     }
     db_done(st);
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         return nova_fail(err, ERR_NOT_FOUND, "invitation %lld not found", (long long)invitation_id);
-    if (rc != SQLITE_ROW) return db_fail(db, err);
+    if (rc != DB_ROW) return db_fail(db, err);
     if (receiver != caller)
         return nova_fail(err, ERR_FORBIDDEN, "invitation %lld is not addressed to you",
                          (long long)invitation_id);
@@ -311,9 +311,9 @@ int friend_invitation_decline(nova_db *db, int64_t caller, int64_t invitation_id
     int64_t sender;
     int rc = invitation_for(db, caller, invitation_id, &sender, err);
     if (rc) return rc;
-    sqlite3_stmt *st = db_prepare(db, SQL_INVITATION_DELETE);
+    db_stmt *st = db_prepare(db, SQL_INVITATION_DELETE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, invitation_id);
+    db_bind_i64(st, 1, invitation_id);
     return db_exec_done(db, st, err);
 }
 
@@ -325,8 +325,8 @@ static json_object *invitation_view(nova_db *db, int64_t id, int64_t viewer, nov
 
 json_object *friend_invitation_list(nova_db *db, int64_t caller, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_INVITATIONS_RECEIVED);
-    if (st) sqlite3_bind_int64(st, 1, caller);
+    db_stmt *st = db_prepare(db, SQL_INVITATIONS_RECEIVED);
+    if (st) db_bind_i64(st, 1, caller);
     return view_list(db, st, caller, invitation_view, err);
 }
 
@@ -343,10 +343,10 @@ int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comme
 
     /* A crossing invitation: accept theirs instead. */
     idlist theirs = {0};
-    sqlite3_stmt *st = db_prepare(db, SQL_INVITATION_BETWEEN);
+    db_stmt *st = db_prepare(db, SQL_INVITATION_BETWEEN);
     if (st) {
-        sqlite3_bind_int64(st, 1, target);
-        sqlite3_bind_int64(st, 2, caller);
+        db_bind_i64(st, 1, target);
+        db_bind_i64(st, 2, caller);
     }
     rc = db_collect_ids(db, st, &theirs, err);
     bool crossing = !rc && theirs.n;
@@ -364,10 +364,10 @@ int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comme
     if (source_chat) {
         st = db_prepare(db, SQL_BOTH_MEMBERS);
         if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-        sqlite3_bind_int64(st, 1, source_chat);
-        sqlite3_bind_int64(st, 2, caller);
-        sqlite3_bind_int64(st, 3, target);
-        int64_t both = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        db_bind_i64(st, 1, source_chat);
+        db_bind_i64(st, 2, caller);
+        db_bind_i64(st, 3, target);
+        int64_t both = db_step(st) == DB_ROW ? db_col_i64(st, 0) : 0;
         db_done(st);
         if (both != 2)
             return nova_fail(err, ERR_INVALID,
@@ -375,11 +375,11 @@ int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comme
     }
     st = db_prepare(db, SQL_INVITATION_UPSERT);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, caller);
-    sqlite3_bind_int64(st, 2, target);
+    db_bind_i64(st, 1, caller);
+    db_bind_i64(st, 2, target);
     db_bind_text(st, 3, comment);
-    if (source_chat) sqlite3_bind_int64(st, 4, source_chat);
-    sqlite3_bind_double(st, 5, nova_now());
+    if (source_chat) db_bind_i64(st, 4, source_chat);
+    db_bind_double(st, 5, nova_now());
     return db_exec_done(db, st, err);
 }
 
@@ -390,19 +390,19 @@ int friend_update(nova_db *db, int64_t owner, int64_t friend_id, const char *nic
     if ((rc = access_friend(db, owner, friend_id, err))) return rc;
     if (group_id && (rc = friend_group_check(db, owner, group_id, err))) return rc;
     if (nickname) {
-        sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_SET_NICKNAME);
+        db_stmt *st = db_prepare(db, SQL_FRIEND_SET_NICKNAME);
         if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
         db_bind_text(st, 1, nickname);
-        sqlite3_bind_int64(st, 2, owner);
-        sqlite3_bind_int64(st, 3, friend_id);
+        db_bind_i64(st, 2, owner);
+        db_bind_i64(st, 3, friend_id);
         if ((rc = db_exec_done(db, st, err))) return rc;
     }
     if (group_id) {
-        sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_SET_GROUP);
+        db_stmt *st = db_prepare(db, SQL_FRIEND_SET_GROUP);
         if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-        sqlite3_bind_int64(st, 1, group_id);
-        sqlite3_bind_int64(st, 2, owner);
-        sqlite3_bind_int64(st, 3, friend_id);
+        db_bind_i64(st, 1, group_id);
+        db_bind_i64(st, 2, owner);
+        db_bind_i64(st, 3, friend_id);
         if ((rc = db_exec_done(db, st, err))) return rc;
     }
     return 0;
@@ -417,10 +417,10 @@ int friend_delete(nova_db *db, int64_t owner, int64_t friend_id, nova_err *err)
         return nova_fail(err, ERR_NOT_FOUND, "user %lld is not your friend", (long long)friend_id);
     /* Tell both first, while both users are still there to describe. */
     if ((rc = emit_pair(db, "friend_deleted", owner, friend_id, err))) return rc;
-    sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_DELETE_PAIR);
+    db_stmt *st = db_prepare(db, SQL_FRIEND_DELETE_PAIR);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, owner);
-    sqlite3_bind_int64(st, 2, friend_id);
+    db_bind_i64(st, 1, owner);
+    db_bind_i64(st, 2, friend_id);
     if ((rc = db_exec_done(db, st, err))) return rc;
     return chat_destroy(db, chat, err);
 }
@@ -432,16 +432,16 @@ static json_object *friend_view(nova_db *db, int64_t id, int64_t owner, nova_err
 
 json_object *friend_list(nova_db *db, int64_t owner, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_LIST);
-    if (st) sqlite3_bind_int64(st, 1, owner);
+    db_stmt *st = db_prepare(db, SQL_FRIEND_LIST);
+    if (st) db_bind_i64(st, 1, owner);
     return view_list(db, st, owner, friend_view, err);
 }
 
 int friend_delete_all(nova_db *db, int64_t user_id, nova_err *err)
 {
     idlist friends = {0};
-    sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_LIST);
-    if (st) sqlite3_bind_int64(st, 1, user_id);
+    db_stmt *st = db_prepare(db, SQL_FRIEND_LIST);
+    if (st) db_bind_i64(st, 1, user_id);
     int rc = db_collect_ids(db, st, &friends, err);
     for (size_t i = 0; i < friends.n && !rc; i++)
         rc = friend_delete(db, user_id, friends.v[i], err);

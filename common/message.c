@@ -19,16 +19,16 @@ static const char SQL_MESSAGE_INSERT[] =
 int message_post(nova_db *db, int64_t chat_id, int64_t sender_id, const char *content,
                  int64_t reply_to, int64_t *message_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_INSERT);
+    db_stmt *st = db_prepare(db, SQL_MESSAGE_INSERT);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat_id);
-    sqlite3_bind_int64(st, 2, sender_id);
+    db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, sender_id);
     db_bind_text(st, 3, content);
-    sqlite3_bind_double(st, 4, nova_now());
-    if (reply_to) sqlite3_bind_int64(st, 5, reply_to);
+    db_bind_double(st, 4, nova_now());
+    if (reply_to) db_bind_i64(st, 5, reply_to);
     int rc = db_exec_done(db, st, err);
     if (rc) return rc;
-    int64_t id = sqlite3_last_insert_rowid(db->sql);
+    int64_t id = db_last_insert_id(db);
     if (message_id) *message_id = id;
     json_object *m = view_message_detailed(db, id, 0, err);
     if (!m) return err->kind;
@@ -74,18 +74,18 @@ typedef struct message_info {
 
 static int message_lookup(nova_db *db, int64_t message_id, message_info *m, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_CHAT_SENDER);
+    db_stmt *st = db_prepare(db, SQL_MESSAGE_CHAT_SENDER);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, message_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        m->chat_id = sqlite3_column_int64(st, 0);
-        m->sender_id = sqlite3_column_int64(st, 1);
-        m->recalled = sqlite3_column_int(st, 2);
+    db_bind_i64(st, 1, message_id);
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        m->chat_id = db_col_i64(st, 0);
+        m->sender_id = db_col_i64(st, 1);
+        m->recalled = (int)db_col_i64(st, 2);
     }
     db_done(st);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE)
+    if (rc == DB_ROW) return 0;
+    if (rc == DB_DONE)
         return nova_fail(err, ERR_NOT_FOUND, "message %lld not found", (long long)message_id);
     return db_fail(db, err);
 }
@@ -131,10 +131,10 @@ int message_delete_for_me(nova_db *db, int64_t user_id, int64_t message_id, nova
     message_info m;
     int rc = own_chat_message(db, user_id, message_id, &m, err);
     if (rc) return rc;
-    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_HIDE);
+    db_stmt *st = db_prepare(db, SQL_MESSAGE_HIDE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_int64(st, 2, message_id);
+    db_bind_i64(st, 1, user_id);
+    db_bind_i64(st, 2, message_id);
     if ((rc = db_exec_done(db, st, err))) return rc;
     return outbox_emit(db, "message_deleted", message_event(message_id), &user_id, 1, err);
 }
@@ -146,10 +146,10 @@ int message_recall(nova_db *db, int64_t user_id, int64_t message_id, nova_err *e
     if (rc) return rc;
     if (m.recalled || m.sender_id != user_id)
         return nova_fail(err, ERR_FORBIDDEN, "only the sender may recall a message");
-    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_RECALL);
+    db_stmt *st = db_prepare(db, SQL_MESSAGE_RECALL);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, message_id);
-    sqlite3_bind_int64(st, 2, USER_DELETED_ID);
+    db_bind_i64(st, 1, message_id);
+    db_bind_i64(st, 2, USER_DELETED_ID);
     if ((rc = db_exec_done(db, st, err))) return rc;
     return outbox_emit_chat(db, "message_recalled", message_event(message_id), m.chat_id, err);
 }
@@ -158,10 +158,10 @@ int message_recall(nova_db *db, int64_t user_id, int64_t message_id, nova_err *e
  * member of, and tell the members. */
 static int mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_MARK_READ);
+    db_stmt *st = db_prepare(db, SQL_MARK_READ);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat_id);
-    sqlite3_bind_int64(st, 2, user_id);
+    db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, user_id);
     int rc = db_exec_done(db, st, err);
     if (rc) return rc;
     json_object *data = json_object_new_object();

@@ -12,10 +12,10 @@ int migrate_latest_version(void)
 
 int migrate_db_version(nova_db *db)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_VERSION);
+    db_stmt *st = db_prepare(db, SQL_USER_VERSION);
     if (!st) return -1;
     int version = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
+    if (db_step(st) == DB_ROW) version = (int)db_col_i64(st, 0);
     db_done(st);
     return version;
 }

@@ -62,18 +62,18 @@ static int emit(nova_db *db, const char *action, json_object *data, const int64_
     assert(db->in_write);
     int rc = 0;
     char *recipients = recipients_json(users, n_users);
-    sqlite3_stmt *st = db_prepare(db, SQL_OUTBOX_INSERT);
+    db_stmt *st = db_prepare(db, SQL_OUTBOX_INSERT);
     if (!recipients || !st) {
         rc = nova_fail(err, ERR_INTERNAL, "internal error");
         goto out;
     }
-    sqlite3_bind_double(st, 1, nova_now());
+    db_bind_double(st, 1, nova_now());
     db_bind_text(st, 2, action);
     db_bind_text(st, 3, json_text(data, NULL));
     db_bind_text(st, 4, recipients);
-    if (session_id) sqlite3_bind_int64(st, 5, session_id);
+    if (session_id) db_bind_i64(st, 5, session_id);
     if (current.origin) db_bind_text(st, 6, current.origin);
-    sqlite3_bind_int64(st, 7, current.origin ? current.request_id : 0);
+    db_bind_i64(st, 7, current.origin ? current.request_id : 0);
     rc = db_exec_done(db, st, err);
     if (!rc) current.emitted = true;
 out:
@@ -98,8 +98,8 @@ int outbox_emit_chat(nova_db *db, const char *action, json_object *data, int64_t
                      nova_err *err)
 {
     idlist members = {0};
-    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_MEMBER_IDS);
-    if (st) sqlite3_bind_int64(st, 1, chat_id);
+    db_stmt *st = db_prepare(db, SQL_CHAT_MEMBER_IDS);
+    if (st) db_bind_i64(st, 1, chat_id);
     int rc = db_collect_ids(db, st, &members, err);
     if (rc)
         json_object_put(data);
@@ -157,27 +157,26 @@ static const char SQL_OUTBOX_BOUNDS[] = "SELECT (SELECT min(id) FROM outbox), "
 
 int outbox_prune(nova_db *db, double before, int batch, int *deleted, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_OUTBOX_PRUNE);
+    db_stmt *st = db_prepare(db, SQL_OUTBOX_PRUNE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_double(st, 1, before);
-    sqlite3_bind_int(st, 2, batch);
+    db_bind_double(st, 1, before);
+    db_bind_i64(st, 2, batch);
     int rc = db_exec_done(db, st, err);
-    *deleted = rc ? 0 : sqlite3_changes(db->sql);
+    *deleted = rc ? 0 : db_changes(db);
     return rc;
 }
 
 int outbox_bounds(nova_db *db, int64_t *oldest, int64_t *newest, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_OUTBOX_BOUNDS);
+    db_stmt *st = db_prepare(db, SQL_OUTBOX_BOUNDS);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *newest = sqlite3_column_int64(st, 1);
-        *oldest =
-            sqlite3_column_type(st, 0) == SQLITE_NULL ? *newest + 1 : sqlite3_column_int64(st, 0);
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        *newest = db_col_i64(st, 1);
+        *oldest = db_col_is_null(st, 0) ? *newest + 1 : db_col_i64(st, 0);
     }
     db_done(st);
-    return rc == SQLITE_ROW ? 0 : db_fail(db, err);
+    return rc == DB_ROW ? 0 : db_fail(db, err);
 }
 
 /* --- reading ------------------------------------------------------------- */
@@ -204,10 +203,10 @@ int outbox_read(nova_db *db, outbox_reader *r, int64_t after, int64_t upto, long
 {
     int rc = reader_start(db, r, SQL_OUTBOX_READ, err);
     if (rc) return rc;
-    sqlite3_bind_int64(r->st, 1, after);
-    sqlite3_bind_int64(r->st, 2, upto);
+    db_bind_i64(r->st, 1, after);
+    db_bind_i64(r->st, 2, upto);
     if (action) db_bind_text(r->st, 3, action);
-    sqlite3_bind_int64(r->st, 4, limit > 0 ? limit : -1);
+    db_bind_i64(r->st, 4, limit > 0 ? limit : -1);
     return 0;
 }
 
@@ -216,7 +215,7 @@ int outbox_read_newest(nova_db *db, outbox_reader *r, long count, const char *ac
     int rc = reader_start(db, r, SQL_OUTBOX_READ_NEWEST, err);
     if (rc) return rc;
     if (action) db_bind_text(r->st, 1, action);
-    sqlite3_bind_int64(r->st, 2, count);
+    db_bind_i64(r->st, 2, count);
     return 0;
 }
 
@@ -224,7 +223,7 @@ int outbox_read_one(nova_db *db, outbox_reader *r, int64_t id, outbox_event *ev,
 {
     int rc = reader_start(db, r, SQL_OUTBOX_READ_ONE, err);
     if (rc) return rc;
-    sqlite3_bind_int64(r->st, 1, id);
+    db_bind_i64(r->st, 1, id);
     rc = outbox_next(r, ev);
     if (rc > 0) return 0;
     if (rc == 0) return nova_fail(err, ERR_NOT_FOUND, "no event %lld", (long long)id);
@@ -234,27 +233,27 @@ int outbox_read_one(nova_db *db, outbox_reader *r, int64_t id, outbox_event *ev,
 int outbox_next(outbox_reader *r, outbox_event *ev)
 {
     if (!r->st) return 0;
-    int rc = sqlite3_step(r->st);
-    if (rc == SQLITE_ROW) {
-        sqlite3_stmt *st = r->st;
-        ev->id = sqlite3_column_int64(st, 0);
-        ev->created_at = sqlite3_column_double(st, 1);
-        ev->action = (const char *)sqlite3_column_text(st, 2);
-        ev->data = (const char *)sqlite3_column_text(st, 3);
-        ev->recipients = (const char *)sqlite3_column_text(st, 4);
-        ev->session_id = sqlite3_column_int64(st, 5);
-        ev->origin = (const char *)sqlite3_column_text(st, 6);
-        ev->request_id = sqlite3_column_int64(st, 7);
+    int rc = db_step(r->st);
+    if (rc == DB_ROW) {
+        db_stmt *st = r->st;
+        ev->id = db_col_i64(st, 0);
+        ev->created_at = db_col_double(st, 1);
+        ev->action = db_col_text(st, 2);
+        ev->data = db_col_text(st, 3);
+        ev->recipients = db_col_text(st, 4);
+        ev->session_id = db_col_i64(st, 5);
+        ev->origin = db_col_text(st, 6);
+        ev->request_id = db_col_i64(st, 7);
         /* The schema makes these NOT NULL; keep readers safe regardless. */
         if (!ev->action) ev->action = "";
         if (!ev->data) ev->data = "null";
         if (!ev->recipients) ev->recipients = "[]";
         return 1;
     }
-    if (rc != SQLITE_DONE) log_error("reading the outbox failed: %s", sqlite3_errmsg(r->db->sql));
+    if (rc != DB_DONE) log_error("reading the outbox failed: %s", db_error_text(r->db));
     db_done(r->st);
     r->st = NULL;
-    return rc == SQLITE_DONE ? 0 : -1;
+    return rc == DB_DONE ? 0 : -1;
 }
 
 void outbox_read_end(outbox_reader *r)

@@ -80,7 +80,7 @@ typedef struct outbox_event {
 
 typedef struct outbox_reader {
     nova_db *db;
-    sqlite3_stmt *st;
+    db_stmt *st;
 } outbox_reader;
 
 /* Start reading the events with after < id (and id <= upto when upto > 0),

@@ -49,21 +49,20 @@ int session_check(nova_db *db, const char *token, session *out, nova_err *err)
     unsigned char hash[TOKEN_HASH_LEN];
     token_hash(token, strlen(token), hash);
     out->expired = out->stale = false;
-    sqlite3_stmt *st = db_prepare(db, SQL_SESSION_BY_HASH);
+    db_stmt *st = db_prepare(db, SQL_SESSION_BY_HASH);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
+    db_bind_blob(st, 1, hash, sizeof hash);
+    int rc = db_step(st);
+    if (rc != DB_ROW) {
         db_done(st);
-        return rc == SQLITE_DONE ? nova_fail(err, ERR_FORBIDDEN, "Invalid Session")
-                                 : db_fail(db, err);
+        return rc == DB_DONE ? nova_fail(err, ERR_FORBIDDEN, "Invalid Session") : db_fail(db, err);
     }
-    out->id = sqlite3_column_int64(st, 0);
-    out->user_id = sqlite3_column_int64(st, 1);
-    const void *stored = sqlite3_column_blob(st, 2);
-    bool match = sqlite3_column_bytes(st, 2) == TOKEN_HASH_LEN &&
-                 sodium_memcmp(stored, hash, TOKEN_HASH_LEN) == 0;
-    double last_seen = sqlite3_column_double(st, 3), expires_at = sqlite3_column_double(st, 4);
+    out->id = db_col_i64(st, 0);
+    out->user_id = db_col_i64(st, 1);
+    size_t stored_len;
+    const void *stored = db_col_blob(st, 2, &stored_len);
+    bool match = stored_len == TOKEN_HASH_LEN && sodium_memcmp(stored, hash, TOKEN_HASH_LEN) == 0;
+    double last_seen = db_col_double(st, 3), expires_at = db_col_double(st, 4);
     db_done(st);
     if (!match) return nova_fail(err, ERR_FORBIDDEN, "Invalid Session");
 
@@ -81,10 +80,10 @@ int session_settle(nova_db *db, const session *s, nova_err *err)
 {
     if (s->expired) return session_end(db, s->user_id, s->id, err);
     if (!s->stale) return 0;
-    sqlite3_stmt *t = db_prepare(db, SQL_SESSION_TOUCH);
+    db_stmt *t = db_prepare(db, SQL_SESSION_TOUCH);
     if (!t) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_double(t, 1, nova_now());
-    sqlite3_bind_int64(t, 2, s->id);
+    db_bind_double(t, 1, nova_now());
+    db_bind_i64(t, 2, s->id);
     return db_exec_done(db, t, err);
 }
 
@@ -95,15 +94,15 @@ int session_create(nova_db *db, int64_t user_id, char token_out[TOKEN_LEN + 1], 
     token_new(token_out);
     token_hash(token_out, TOKEN_LEN, hash);
     double now = nova_now();
-    sqlite3_stmt *st = db_prepare(db, SQL_SESSION_INSERT);
+    db_stmt *st = db_prepare(db, SQL_SESSION_INSERT);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, user_id);
-    sqlite3_bind_double(st, 3, now);
-    sqlite3_bind_double(st, 4, now);
-    sqlite3_bind_double(st, 5, now + (double)db->cfg->session_max_age);
+    db_bind_blob(st, 1, hash, sizeof hash);
+    db_bind_i64(st, 2, user_id);
+    db_bind_double(st, 3, now);
+    db_bind_double(st, 4, now);
+    db_bind_double(st, 5, now + (double)db->cfg->session_max_age);
     int rc = db_exec_done(db, st, err);
-    if (!rc && session_id) *session_id = sqlite3_last_insert_rowid(db->sql);
+    if (!rc && session_id) *session_id = db_last_insert_id(db);
     return rc;
 }
 
@@ -112,23 +111,23 @@ int session_rotate(nova_db *db, int64_t session_id, char token_out[TOKEN_LEN + 1
     unsigned char hash[TOKEN_HASH_LEN];
     token_new(token_out);
     token_hash(token_out, TOKEN_LEN, hash);
-    sqlite3_stmt *st = db_prepare(db, SQL_SESSION_ROTATE);
+    db_stmt *st = db_prepare(db, SQL_SESSION_ROTATE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_TRANSIENT);
-    sqlite3_bind_double(st, 2, nova_now());
-    sqlite3_bind_int64(st, 3, session_id);
+    db_bind_blob(st, 1, hash, sizeof hash);
+    db_bind_double(st, 2, nova_now());
+    db_bind_i64(st, 3, session_id);
     return db_exec_done(db, st, err);
 }
 
 int session_end(nova_db *db, int64_t user_id, int64_t session_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_SESSION_DELETE);
+    db_stmt *st = db_prepare(db, SQL_SESSION_DELETE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, session_id);
-    sqlite3_bind_int64(st, 2, user_id);
+    db_bind_i64(st, 1, session_id);
+    db_bind_i64(st, 2, user_id);
     int rc = db_exec_done(db, st, err);
     if (rc) return rc;
-    if (sqlite3_changes(db->sql) == 0) return 0; /* already ended */
+    if (db_changes(db) == 0) return 0; /* already ended */
     return outbox_emit_session(db, "logout", NULL, user_id, session_id, err);
 }
 
@@ -136,10 +135,10 @@ int session_end_all(nova_db *db, int64_t user_id, int64_t keep_id, nova_err *err
 {
     /* Collect first: session_end runs other statements. */
     idlist ids = {0};
-    sqlite3_stmt *st = db_prepare(db, SQL_SESSIONS_OF_USER);
+    db_stmt *st = db_prepare(db, SQL_SESSIONS_OF_USER);
     if (st) {
-        sqlite3_bind_int64(st, 1, user_id);
-        sqlite3_bind_int64(st, 2, keep_id);
+        db_bind_i64(st, 1, user_id);
+        db_bind_i64(st, 2, keep_id);
     }
     int rc = db_collect_ids(db, st, &ids, err);
     for (size_t i = 0; i < ids.n && !rc; i++)
@@ -155,22 +154,21 @@ static const char SQL_SESSIONS_EXPIRED[] =
 int session_expire(nova_db *db, int batch, int *ended, nova_err *err)
 {
     *ended = 0;
-    sqlite3_stmt *st = db_prepare(db, SQL_SESSIONS_EXPIRED);
+    db_stmt *st = db_prepare(db, SQL_SESSIONS_EXPIRED);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     int rc;
-    sqlite3_bind_double(st, 1, nova_now());
-    sqlite3_bind_int64(st, 2, db->cfg->session_idle);
-    sqlite3_bind_int(st, 3, batch);
+    db_bind_double(st, 1, nova_now());
+    db_bind_i64(st, 2, db->cfg->session_idle);
+    db_bind_i64(st, 3, batch);
     idlist ids = {0}, users = {0};
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (idlist_push(&ids, sqlite3_column_int64(st, 0)) ||
-            idlist_push(&users, sqlite3_column_int64(st, 1))) {
-            rc = SQLITE_NOMEM;
+    while ((rc = db_step(st)) == DB_ROW) {
+        if (idlist_push(&ids, db_col_i64(st, 0)) || idlist_push(&users, db_col_i64(st, 1))) {
+            rc = -1;
             break;
         }
     }
     db_done(st);
-    rc = rc == SQLITE_DONE ? 0 : db_fail(db, err);
+    rc = rc == DB_DONE ? 0 : db_fail(db, err);
     for (size_t i = 0; i < ids.n && !rc; i++)
         rc = session_end(db, users.v[i], ids.v[i], err);
     if (!rc) *ended = (int)ids.n;

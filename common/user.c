@@ -23,19 +23,19 @@ static const char SQL_USER_UPDATE[] =
 static const char SQL_USER_EXISTS[] = "SELECT 1 FROM users WHERE id = ? AND is_system = 0";
 static const char SQL_USER_NAME_OF[] = "SELECT user_name FROM users WHERE id = ?";
 
-static int credentials(nova_db *db, sqlite3_stmt *st, int64_t *user_id, char **hash, nova_err *err)
+static int credentials(nova_db *db, db_stmt *st, int64_t *user_id, char **hash, nova_err *err)
 {
     *hash = NULL;
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
+    int rc = db_step(st);
+    if (rc != DB_ROW) {
         db_done(st);
-        if (rc != SQLITE_DONE) return db_fail(db, err);
+        if (rc != DB_DONE) return db_fail(db, err);
         return nova_fail(err, ERR_NOT_FOUND, "user not found");
     }
     int col = user_id ? 1 : 0;
-    if (user_id) *user_id = sqlite3_column_int64(st, 0);
-    const char *h = (const char *)sqlite3_column_text(st, col);
+    if (user_id) *user_id = db_col_i64(st, 0);
+    const char *h = db_col_text(st, col);
     if (h && !(*hash = strdup(h))) {
         db_done(st);
         return nova_fail(err, ERR_INTERNAL, "out of memory");
@@ -47,29 +47,29 @@ static int credentials(nova_db *db, sqlite3_stmt *st, int64_t *user_id, char **h
 int user_credentials_by_name(nova_db *db, const char *name, int64_t *user_id, char **hash,
                              nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_CREDENTIALS_BY_NAME);
+    db_stmt *st = db_prepare(db, SQL_USER_CREDENTIALS_BY_NAME);
     if (st) db_bind_text(st, 1, name);
     return credentials(db, st, user_id, hash, err);
 }
 
 int user_credentials_by_id(nova_db *db, int64_t user_id, char **hash, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_CREDENTIALS_BY_ID);
-    if (st) sqlite3_bind_int64(st, 1, user_id);
+    db_stmt *st = db_prepare(db, SQL_USER_CREDENTIALS_BY_ID);
+    if (st) db_bind_i64(st, 1, user_id);
     return credentials(db, st, NULL, hash, err);
 }
 
 /* 409 when name belongs to a user other than self (0: anyone). */
 static int name_free(nova_db *db, const char *name, int64_t self, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_NAME_TAKEN);
+    db_stmt *st = db_prepare(db, SQL_USER_NAME_TAKEN);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_text(st, 1, name);
-    sqlite3_bind_int64(st, 2, self);
-    int rc = sqlite3_step(st);
+    db_bind_i64(st, 2, self);
+    int rc = db_step(st);
     db_done(st);
-    if (rc == SQLITE_ROW) return nova_fail(err, ERR_CONFLICT, "user_name '%s' is taken", name);
-    return rc == SQLITE_DONE ? 0 : db_fail(db, err);
+    if (rc == DB_ROW) return nova_fail(err, ERR_CONFLICT, "user_name '%s' is taken", name);
+    return rc == DB_DONE ? 0 : db_fail(db, err);
 }
 
 int user_register(nova_db *db, const char *name, const char *password_hash, int64_t *user_id,
@@ -78,7 +78,7 @@ int user_register(nova_db *db, const char *name, const char *password_hash, int6
     int rc = name_free(db, name, 0, err);
     if (rc) return rc;
     char *avatar = avatar_identicon(name);
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_INSERT);
+    db_stmt *st = db_prepare(db, SQL_USER_INSERT);
     if (!avatar || !st) {
         free(avatar);
         return nova_fail(err, ERR_INTERNAL, "internal error");
@@ -86,15 +86,15 @@ int user_register(nova_db *db, const char *name, const char *password_hash, int6
     db_bind_text(st, 1, name);
     db_bind_text(st, 2, password_hash);
     db_bind_text(st, 3, avatar);
-    sqlite3_bind_double(st, 4, nova_now());
+    db_bind_double(st, 4, nova_now());
     rc = db_exec_done(db, st, err);
     free(avatar);
     if (rc) return rc;
-    *user_id = sqlite3_last_insert_rowid(db->sql);
+    *user_id = db_last_insert_id(db);
 
     st = db_prepare(db, SQL_GROUP_INSERT_DEFAULT);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, *user_id);
+    db_bind_i64(st, 1, *user_id);
     if ((rc = db_exec_done(db, st, err))) return rc;
     return session_create(db, *user_id, token, NULL, err);
 }
@@ -127,11 +127,11 @@ int user_patch_validate(const user_patch *p, nova_err *err)
 
 char *user_name_of(nova_db *db, int64_t user_id)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_NAME_OF);
+    db_stmt *st = db_prepare(db, SQL_USER_NAME_OF);
     if (!st) return NULL;
-    sqlite3_bind_int64(st, 1, user_id);
+    db_bind_i64(st, 1, user_id);
     char *name = NULL;
-    if (sqlite3_step(st) == SQLITE_ROW) name = strdup((const char *)sqlite3_column_text(st, 0));
+    if (db_step(st) == DB_ROW) name = strdup(db_col_text(st, 0));
     db_done(st);
     return name;
 }
@@ -158,12 +158,12 @@ int user_update(nova_db *db, const session *s, const user_patch *p, const char *
         free(name);
         if (!avatar) return nova_fail(err, ERR_INTERNAL, "internal error");
     }
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_UPDATE);
+    db_stmt *st = db_prepare(db, SQL_USER_UPDATE);
     if (!st) {
         free(avatar);
         return nova_fail(err, ERR_INTERNAL, "internal error");
     }
-    sqlite3_bind_int64(st, 1, s->user_id);
+    db_bind_i64(st, 1, s->user_id);
     if (p->user_name) db_bind_text(st, 2, p->user_name);
     if (new_hash) db_bind_text(st, 3, new_hash);
     if (p->email) db_bind_text(st, 4, p->email);
@@ -183,13 +183,12 @@ int user_update(nova_db *db, const session *s, const user_patch *p, const char *
 
 int user_exists(nova_db *db, int64_t user_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_EXISTS);
+    db_stmt *st = db_prepare(db, SQL_USER_EXISTS);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, user_id);
-    int rc = sqlite3_step(st);
+    db_bind_i64(st, 1, user_id);
+    int rc = db_step(st);
     db_done(st);
-    if (rc == SQLITE_ROW) return 0;
-    return rc == SQLITE_DONE
-               ? nova_fail(err, ERR_NOT_FOUND, "user %lld not found", (long long)user_id)
-               : db_fail(db, err);
+    if (rc == DB_ROW) return 0;
+    return rc == DB_DONE ? nova_fail(err, ERR_NOT_FOUND, "user %lld not found", (long long)user_id)
+                         : db_fail(db, err);
 }

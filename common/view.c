@@ -21,16 +21,16 @@ static json_object *fail_null(nova_err *err, int kind, const char *what, int64_t
 }
 
 /* Step a one-row lookup: 1 row, 0 none (404 recorded), -1 error. */
-static int step_one(nova_db *db, sqlite3_stmt *st, const char *what, int64_t id, nova_err *err)
+static int step_one(nova_db *db, db_stmt *st, const char *what, int64_t id, nova_err *err)
 {
     if (!st) {
         nova_fail(err, ERR_INTERNAL, "internal error");
         return -1;
     }
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) return 1;
+    int rc = db_step(st);
+    if (rc == DB_ROW) return 1;
     db_done(st);
-    if (rc == SQLITE_DONE) {
+    if (rc == DB_DONE) {
         fail_null(err, ERR_NOT_FOUND, what, id);
         return 0;
     }
@@ -38,19 +38,19 @@ static int step_one(nova_db *db, sqlite3_stmt *st, const char *what, int64_t id,
     return -1;
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
+static const char *col_text(db_stmt *st, int i)
 {
-    const char *s = (const char *)sqlite3_column_text(st, i);
+    const char *s = db_col_text(st, i);
     return s ? s : "";
 }
 
 static json_object *user_view(nova_db *db, int64_t user_id, bool detailed, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_USER_VIEW);
-    if (st) sqlite3_bind_int64(st, 1, user_id);
+    db_stmt *st = db_prepare(db, SQL_USER_VIEW);
+    if (st) db_bind_i64(st, 1, user_id);
     if (step_one(db, st, "user", user_id, err) != 1) return NULL;
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "id", json_i64(sqlite3_column_int64(st, 0)));
+    json_object_object_add(o, "id", json_i64(db_col_i64(st, 0)));
     json_object_object_add(o, "user_name", json_str(col_text(st, 1)));
     json_object_object_add(o, "avatar_url", json_str(col_text(st, 2)));
     if (detailed) {
@@ -142,8 +142,8 @@ static void user_cache_free(user_cache *c)
 }
 
 /* Add a user array built from the ids a statement yields (column 0). */
-static int add_users(nova_db *db, user_cache *cache, json_object *o, const char *key,
-                     sqlite3_stmt *st, nova_err *err)
+static int add_users(nova_db *db, user_cache *cache, json_object *o, const char *key, db_stmt *st,
+                     nova_err *err)
 {
     idlist ids = {0};
     int rc = db_collect_ids(db, st, &ids, err);
@@ -166,11 +166,11 @@ static const char SQL_GROUP_VIEW[] = "SELECT id, name FROM friend_groups WHERE i
 
 json_object *view_friend_group(nova_db *db, int64_t group_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_GROUP_VIEW);
-    if (st) sqlite3_bind_int64(st, 1, group_id);
+    db_stmt *st = db_prepare(db, SQL_GROUP_VIEW);
+    if (st) db_bind_i64(st, 1, group_id);
     if (step_one(db, st, "friend group", group_id, err) != 1) return NULL;
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "group_id", json_i64(sqlite3_column_int64(st, 0)));
+    json_object_object_add(o, "group_id", json_i64(db_col_i64(st, 0)));
     json_object_object_add(o, "group_name", json_str(col_text(st, 1)));
     db_done(st);
     return o;
@@ -181,14 +181,14 @@ static const char SQL_FRIEND_VIEW[] =
 
 json_object *view_friend(nova_db *db, int64_t owner_id, int64_t friend_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_VIEW);
+    db_stmt *st = db_prepare(db, SQL_FRIEND_VIEW);
     if (st) {
-        sqlite3_bind_int64(st, 1, owner_id);
-        sqlite3_bind_int64(st, 2, friend_id);
+        db_bind_i64(st, 1, owner_id);
+        db_bind_i64(st, 2, friend_id);
     }
     if (step_one(db, st, "friend", friend_id, err) != 1) return NULL;
     json_object *nickname = json_str(col_text(st, 0));
-    int64_t group_id = sqlite3_column_int64(st, 1);
+    int64_t group_id = db_col_i64(st, 1);
     db_done(st);
     json_object *user = view_user_detailed(db, friend_id, err);
     json_object *group = user ? view_friend_group(db, group_id, err) : NULL;
@@ -210,16 +210,14 @@ static const char SQL_FRIEND_INVITATION_VIEW[] =
 
 json_object *view_friend_invitation(nova_db *db, int64_t invitation_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_FRIEND_INVITATION_VIEW);
-    if (st) sqlite3_bind_int64(st, 1, invitation_id);
+    db_stmt *st = db_prepare(db, SQL_FRIEND_INVITATION_VIEW);
+    if (st) db_bind_i64(st, 1, invitation_id);
     if (step_one(db, st, "invitation", invitation_id, err) != 1) return NULL;
-    int64_t sender = sqlite3_column_int64(st, 1), receiver = sqlite3_column_int64(st, 2);
+    int64_t sender = db_col_i64(st, 1), receiver = db_col_i64(st, 2);
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "id", json_i64(sqlite3_column_int64(st, 0)));
+    json_object_object_add(o, "id", json_i64(db_col_i64(st, 0)));
     json_object *comment = json_str(col_text(st, 3));
-    json_object *source = sqlite3_column_type(st, 4) == SQLITE_NULL
-                              ? json_str("search")
-                              : json_i64(sqlite3_column_int64(st, 4));
+    json_object *source = db_col_is_null(st, 4) ? json_str("search") : json_i64(db_col_i64(st, 4));
     db_done(st);
     json_object *s = view_user_basic(db, sender, err);
     json_object *r = s ? view_user_basic(db, receiver, err) : NULL;
@@ -250,20 +248,20 @@ static const char SQL_CHAT_WATERMARKS[] =
 static json_object *message_basic(nova_db *db, user_cache *cache, int64_t message_id,
                                   int64_t viewer, int64_t *reply_to, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_VIEW);
+    db_stmt *st = db_prepare(db, SQL_MESSAGE_VIEW);
     if (st) {
-        sqlite3_bind_int64(st, 1, message_id);
-        sqlite3_bind_int64(st, 2, viewer);
+        db_bind_i64(st, 1, message_id);
+        db_bind_i64(st, 2, viewer);
     }
     if (step_one(db, st, "message", message_id, err) != 1) return NULL;
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "message_id", json_i64(sqlite3_column_int64(st, 0)));
-    json_object_object_add(o, "chat_id", json_i64(sqlite3_column_int64(st, 1)));
+    json_object_object_add(o, "message_id", json_i64(db_col_i64(st, 0)));
+    json_object_object_add(o, "chat_id", json_i64(db_col_i64(st, 1)));
     json_object_object_add(o, "message", json_str(col_text(st, 2)));
-    json_object_object_add(o, "send_time", json_time(sqlite3_column_double(st, 3)));
-    int64_t sender = sqlite3_column_int64(st, 4);
-    *reply_to = sqlite3_column_int64(st, 5);
-    bool deleted = sqlite3_column_int(st, 6) || sqlite3_column_int(st, 7);
+    json_object_object_add(o, "send_time", json_time(db_col_double(st, 3)));
+    int64_t sender = db_col_i64(st, 4);
+    *reply_to = db_col_i64(st, 5);
+    bool deleted = (int)db_col_i64(st, 6) || (int)db_col_i64(st, 7);
     db_done(st);
     json_object *u = cached_user(db, cache, sender, err);
     if (!u) {
@@ -286,26 +284,25 @@ typedef struct watermarks {
 static int load_watermarks(nova_db *db, user_cache *cache, int64_t chat_id, watermarks *w,
                            nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_WATERMARKS);
+    db_stmt *st = db_prepare(db, SQL_CHAT_WATERMARKS);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    sqlite3_bind_int64(st, 1, chat_id);
+    db_bind_i64(st, 1, chat_id);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t user_id = sqlite3_column_int64(st, 0);
+    while ((rc = db_step(st)) == DB_ROW) {
+        int64_t user_id = db_col_i64(st, 0);
         json_object *u = json_object_new_object();
         json_object_object_add(u, "id", json_i64(user_id));
         json_object_object_add(u, "user_name", json_str(col_text(st, 2)));
         json_object_object_add(u, "avatar_url", json_str(col_text(st, 3)));
         bool ok = cache_put(cache, user_id, u);
         json_object_put(u);
-        if (!ok || idlist_push(&w->users, user_id) ||
-            idlist_push(&w->marks, sqlite3_column_int64(st, 1))) {
+        if (!ok || idlist_push(&w->users, user_id) || idlist_push(&w->marks, db_col_i64(st, 1))) {
             db_done(st);
             return nova_fail(err, ERR_INTERNAL, "internal error");
         }
     }
     db_done(st);
-    return rc == SQLITE_DONE ? 0 : db_fail(db, err);
+    return rc == DB_DONE ? 0 : db_fail(db, err);
 }
 
 static void watermarks_free(watermarks *w)
@@ -339,8 +336,8 @@ static json_object *message_detailed(nova_db *db, user_cache *cache, const water
     json_object_object_add(o, "reply_to", parent);
 
     idlist replies = {0};
-    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_REPLIES);
-    if (st) sqlite3_bind_int64(st, 1, message_id);
+    db_stmt *st = db_prepare(db, SQL_MESSAGE_REPLIES);
+    if (st) db_bind_i64(st, 1, message_id);
     int rc = db_collect_ids(db, st, &replies, err);
     json_object *by = json_object_new_array();
     json_object_object_add(o, "replied_by", by);
@@ -373,10 +370,10 @@ static const char SQL_MESSAGE_CHAT[] = "SELECT chat_id FROM messages WHERE id = 
 
 json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t viewer, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGE_CHAT);
-    if (st) sqlite3_bind_int64(st, 1, message_id);
+    db_stmt *st = db_prepare(db, SQL_MESSAGE_CHAT);
+    if (st) db_bind_i64(st, 1, message_id);
     if (step_one(db, st, "message", message_id, err) != 1) return NULL;
-    int64_t chat_id = sqlite3_column_int64(st, 0);
+    int64_t chat_id = db_col_i64(st, 0);
     db_done(st);
     user_cache cache = {0};
     watermarks w = {0};
@@ -397,15 +394,15 @@ static const char SQL_MESSAGES_PAGE[] =
 json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const message_query *q,
                            nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_MESSAGES_PAGE);
+    db_stmt *st = db_prepare(db, SQL_MESSAGES_PAGE);
     if (!st) {
         nova_fail(err, ERR_INTERNAL, "internal error");
         return NULL;
     }
-    sqlite3_bind_int64(st, 1, chat_id);
-    sqlite3_bind_int64(st, 2, q->before > 0 ? q->before : INT64_MAX);
-    sqlite3_bind_double(st, 3, q->has_begin ? q->begin : -1e300);
-    sqlite3_bind_double(st, 4, q->has_end ? q->end : 1e300);
+    db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, q->before > 0 ? q->before : INT64_MAX);
+    db_bind_double(st, 3, q->has_begin ? q->begin : -1e300);
+    db_bind_double(st, 4, q->has_end ? q->end : 1e300);
     if (q->senders) {
         json_object *arr = json_object_new_array();
         for (size_t i = 0; i < q->senders->n; i++)
@@ -413,7 +410,7 @@ json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const m
         db_bind_text(st, 5, json_text(arr, NULL));
         json_object_put(arr);
     }
-    sqlite3_bind_int64(st, 6, q->limit > 0 ? q->limit : -1);
+    db_bind_i64(st, 6, q->limit > 0 ? q->limit : -1);
     idlist ids = {0};
     if (db_collect_ids(db, st, &ids, err)) return NULL;
 
@@ -452,13 +449,13 @@ static const char SQL_CHAT_LAST_MESSAGE[] =
 
 json_object *view_chat(nova_db *db, int64_t chat_id, int64_t viewer, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_VIEW);
-    if (st) sqlite3_bind_int64(st, 1, chat_id);
+    db_stmt *st = db_prepare(db, SQL_CHAT_VIEW);
+    if (st) db_bind_i64(st, 1, chat_id);
     if (step_one(db, st, "chat", chat_id, err) != 1) return NULL;
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "chat_id", json_i64(sqlite3_column_int64(st, 0)));
+    json_object_object_add(o, "chat_id", json_i64(db_col_i64(st, 0)));
     json_object_object_add(o, "chat_name", json_str(col_text(st, 1)));
-    int64_t owner = sqlite3_column_int64(st, 2);
+    int64_t owner = db_col_i64(st, 2);
     db_done(st);
 
     user_cache cache = {0};
@@ -467,19 +464,19 @@ json_object *view_chat(nova_db *db, int64_t chat_id, int64_t viewer, nova_err *e
     json_object_object_add(o, "chat_owner", owner_obj);
     if (!rc) {
         st = db_prepare(db, SQL_CHAT_ADMINS);
-        if (st) sqlite3_bind_int64(st, 1, chat_id);
+        if (st) db_bind_i64(st, 1, chat_id);
         rc = add_users(db, &cache, o, "chat_admins", st, err);
     }
     if (!rc) {
         st = db_prepare(db, SQL_CHAT_MEMBERS);
-        if (st) sqlite3_bind_int64(st, 1, chat_id);
+        if (st) db_bind_i64(st, 1, chat_id);
         rc = add_users(db, &cache, o, "chat_members", st, err);
     }
     if (!rc) {
         st = db_prepare(db, SQL_CHAT_LAST_MESSAGE);
         if (st) {
-            sqlite3_bind_int64(st, 1, chat_id);
-            sqlite3_bind_int64(st, 2, viewer);
+            db_bind_i64(st, 1, chat_id);
+            db_bind_i64(st, 2, viewer);
         }
         idlist last = {0};
         rc = db_collect_ids(db, st, &last, err);
@@ -507,14 +504,14 @@ static const char SQL_CHAT_RELATION[] =
 
 json_object *view_chat_relation(nova_db *db, int64_t chat_id, int64_t viewer, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_RELATION);
+    db_stmt *st = db_prepare(db, SQL_CHAT_RELATION);
     if (st) {
-        sqlite3_bind_int64(st, 1, chat_id);
-        sqlite3_bind_int64(st, 2, viewer);
+        db_bind_i64(st, 1, chat_id);
+        db_bind_i64(st, 2, viewer);
     }
     if (step_one(db, st, "chat", chat_id, err) != 1) return NULL;
     json_object *nickname = json_str(col_text(st, 0));
-    int64_t unread = sqlite3_column_int64(st, 1);
+    int64_t unread = db_col_i64(st, 1);
     db_done(st);
     json_object *chat = view_chat(db, chat_id, viewer, err);
     if (!chat) {
@@ -533,14 +530,14 @@ static const char SQL_CHAT_INVITATION_VIEW[] =
 
 json_object *view_chat_invitation(nova_db *db, int64_t invitation_id, nova_err *err)
 {
-    sqlite3_stmt *st = db_prepare(db, SQL_CHAT_INVITATION_VIEW);
-    if (st) sqlite3_bind_int64(st, 1, invitation_id);
+    db_stmt *st = db_prepare(db, SQL_CHAT_INVITATION_VIEW);
+    if (st) db_bind_i64(st, 1, invitation_id);
     if (step_one(db, st, "invitation", invitation_id, err) != 1) return NULL;
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "invitation_id", json_i64(sqlite3_column_int64(st, 0)));
-    json_object_object_add(o, "chat_id", json_i64(sqlite3_column_int64(st, 1)));
-    int64_t user = sqlite3_column_int64(st, 2), by = sqlite3_column_int64(st, 3);
-    double created = sqlite3_column_double(st, 4);
+    json_object_object_add(o, "invitation_id", json_i64(db_col_i64(st, 0)));
+    json_object_object_add(o, "chat_id", json_i64(db_col_i64(st, 1)));
+    int64_t user = db_col_i64(st, 2), by = db_col_i64(st, 3);
+    double created = db_col_double(st, 4);
     db_done(st);
     json_object *u = view_user_basic(db, user, err);
     json_object *b = u ? view_user_basic(db, by, err) : NULL;
@@ -554,7 +551,7 @@ json_object *view_chat_invitation(nova_db *db, int64_t invitation_id, nova_err *
     return o;
 }
 
-json_object *view_list(nova_db *db, sqlite3_stmt *st, int64_t viewer, view_fn view, nova_err *err)
+json_object *view_list(nova_db *db, db_stmt *st, int64_t viewer, view_fn view, nova_err *err)
 {
     idlist ids = {0};
     if (db_collect_ids(db, st, &ids, err)) return NULL;

@@ -45,6 +45,6 @@ json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const m
 /* A JSON array of view(db, id, viewer) for every id a bound statement
  * yields (column 0); NULL with err set if any view fails. */
 typedef json_object *(*view_fn)(nova_db *db, int64_t id, int64_t viewer, nova_err *err);
-json_object *view_list(nova_db *db, sqlite3_stmt *st, int64_t viewer, view_fn view, nova_err *err);
+json_object *view_list(nova_db *db, db_stmt *st, int64_t viewer, view_fn view, nova_err *err);
 
 #endif

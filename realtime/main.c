@@ -333,11 +333,9 @@ typedef struct checkpointer {
 static void *checkpoint_main(void *arg)
 {
     checkpointer *k = arg;
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(k->cfg->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
+    nova_db *db = db_open_for_checkpoints(k->cfg);
+    if (!db) {
         log_error("checkpoints: cannot open the database");
-        sqlite3_close(db);
         return NULL;
     }
     pthread_mutex_lock(&k->lock);
@@ -354,13 +352,11 @@ static void *checkpoint_main(void *arg)
         pthread_cond_timedwait(&k->wake, &k->lock, &until);
         if (k->stop) break;
         pthread_mutex_unlock(&k->lock);
-        int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-            log_error("checkpoint failed: %s", sqlite3_errmsg(db));
+        db_checkpoint(db);
         pthread_mutex_lock(&k->lock);
     }
     pthread_mutex_unlock(&k->lock);
-    sqlite3_close(db);
+    db_close(db);
     return NULL;
 }
 
@@ -485,7 +481,7 @@ static int run(nova_config *cfg)
     ev_check_start(loop, &check_watcher);
     checkpointer ckpt = {0};
     if (cfg->rt_checkpoint_ms) {
-        sqlite3_wal_autocheckpoint(r.db->sql, 0);
+        db_autocheckpoint(r.db, false);
         checkpoint_start(&ckpt, cfg);
     }
 
@@ -499,7 +495,7 @@ static int run(nova_config *cfg)
     lws_context_destroy(r.ctx);
     ev_loop_destroy(loop);
     static const char SQL_STATUS_DELETE[] = "DELETE FROM realtime_daemons WHERE name = ?";
-    sqlite3_stmt *st = db_prepare(r.db, SQL_STATUS_DELETE);
+    db_stmt *st = db_prepare(r.db, SQL_STATUS_DELETE);
     if (st) {
         db_bind_text(st, 1, r.name);
         db_exec_done(r.db, st, &err);

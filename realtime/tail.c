@@ -70,9 +70,9 @@ int tail_run(rt *r)
 
 static int64_t data_version(rt *r)
 {
-    sqlite3_stmt *st = db_prepare(r->db, SQL_DATA_VERSION);
+    db_stmt *st = db_prepare(r->db, SQL_DATA_VERSION);
     int64_t v = -1;
-    if (st && sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    if (st && db_step(st) == DB_ROW) v = db_col_i64(st, 0);
     db_done(st);
     return v;
 }
@@ -81,7 +81,7 @@ static void tail_tick(lws_sorted_usec_list_t *sul)
 {
     rt *r = lws_container_of(sul, rt, tail_timer);
     /* The version is kept only once the read worked: a failed read (a
-     * rare SQLITE_BUSY, the connection never waits) is tried again. */
+     * rare busy lock, the connection never waits) is tried again. */
     int64_t v = data_version(r);
     if (v != r->data_version && !tail_run(r)) r->data_version = v;
     lws_sul_schedule(r->ctx, 0, &r->tail_timer, tail_tick,
@@ -111,16 +111,15 @@ static void status_tick(lws_sorted_usec_list_t *sul)
         log_error("ending expired sessions failed: %s", err.msg);
     else if (ended)
         log_info("ended %d expired sessions", ended);
-    sqlite3_stmt *st = db_prepare(r->db, SQL_STATUS_UPSERT);
+    db_stmt *st = db_prepare(r->db, SQL_STATUS_UPSERT);
     if (st) {
         db_bind_text(st, 1, r->name);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)getpid());
-        sqlite3_bind_double(st, 3, r->started_at);
-        sqlite3_bind_int64(st, 4, r->last_id);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)r->n_conns);
-        sqlite3_bind_double(st, 6, nova_now());
-        if (sqlite3_step(st) != SQLITE_DONE)
-            log_debug("status update failed: %s", sqlite3_errmsg(r->db->sql));
+        db_bind_i64(st, 2, (int64_t)getpid());
+        db_bind_double(st, 3, r->started_at);
+        db_bind_i64(st, 4, r->last_id);
+        db_bind_i64(st, 5, (int64_t)r->n_conns);
+        db_bind_double(st, 6, nova_now());
+        if (db_step(st) != DB_DONE) log_debug("status update failed: %s", db_error_text(r->db));
         db_done(st);
     }
     lws_sul_schedule(r->ctx, 0, &r->status_timer, status_tick, LWS_US_PER_SEC);
@@ -137,8 +136,8 @@ static void prune_tick(lws_sorted_usec_list_t *sul)
     double before = nova_now() - (double)r->cfg->outbox_retention;
     if (outbox_prune(r->db, before, 500, &deleted, &err))
         /* the write lock taken (the connection never waits): next time */
-        log_msg((sqlite3_errcode(r->db->sql) & 0xff) == SQLITE_BUSY ? LOG_DEBUG : LOG_ERROR,
-                "pruning the outbox failed: %s", err.msg);
+        log_msg(db_last_was_busy(r->db) ? LOG_DEBUG : LOG_ERROR, "pruning the outbox failed: %s",
+                err.msg);
     else if (deleted)
         log_debug("pruned %d events", deleted);
 

@@ -21,6 +21,7 @@
  * order, headers, cookies, CORS), that a failed request, a GET and an
  * OPTIONS change nothing, that new outbox events are well formed and
  * addressed; after every input, the database invariants (invariants.h). */
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -18,6 +18,7 @@
  * order, and chat events are addressed to exactly the chat's members; a
  * sent message is stored as sent. After every input: the database
  * invariants (invariants.h). */
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,7 @@
 /* invariants.c - database invariants of the stateful fuzz harnesses. */
 #include "invariants.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

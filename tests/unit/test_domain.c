@@ -7,6 +7,7 @@
  * failing operation changes nothing, and account deletion's cascade with
  * the domain invariants checked after it. Each test starts from the
  * pristine world. */
+#include <sqlite3.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
