@@ -264,19 +264,13 @@ int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, n
     return rc;
 }
 
-static json_object *invitation_view(nova_db *db, int64_t id, int64_t viewer, nova_err *err)
-{
-    (void)viewer;
-    return view_chat_invitation(db, id, err);
-}
-
 json_object *chat_invitation_list(nova_db *db, int64_t caller, int64_t chat_id, nova_err *err)
 {
     chat_info chat;
     if (access_chat(db, caller, chat_id, NEED_STAFF, false, &chat, NULL, err)) return NULL;
     db_stmt *st = db_prepare(db, SQL_INVITATIONS_OF_CHAT);
     if (st) db_bind_i64(st, 1, chat_id);
-    return view_list(db, st, caller, invitation_view, err);
+    return view_list_plain(db, st, view_chat_invitation, err);
 }
 
 /* The first inviter of a pending invitation (ERR_NOT_FOUND without one). */

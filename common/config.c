@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 typedef enum { OPT_LONG, OPT_BOOL, OPT_STRING } opt_type;
 
@@ -23,7 +25,19 @@ typedef struct option_def {
 
 #define OFF(field) offsetof(nova_config, field)
 
+#ifndef NOVA_SYSCONFDIR
+#define NOVA_SYSCONFDIR "/etc"
+#endif
+/* The configuration file read when neither --config nor NOVA_CONFIG names
+ * one, if it exists. */
+static const char DEFAULT_CONFIG_FILE[] = NOVA_SYSCONFDIR "/nova/nova.conf";
+
 static const option_def options[] = {
+    {"config", "NOVA_CONFIG", OPT_STRING, OFF(config_path), NOVA_SYSCONFDIR "/nova/nova.conf", 0, 0,
+     CFG_ALL,
+     "configuration file: one \"name = value\" per line, with the names of these options; "
+     "flags and environment win over it; empty: none",
+     NULL},
     {"db", "NOVA_DB", OPT_STRING, OFF(db_path), "data/nova.db", 1, 0, CFG_ALL,
      "SQLite database file", NULL},
     {"synchronous", "NOVA_SYNCHRONOUS", OPT_STRING, OFF(synchronous), "NORMAL", 0, 0, CFG_ALL,
@@ -284,18 +298,132 @@ bool origin_trusted(const nova_config *cfg, const char *origin, size_t len, cons
            !memcmp(origin + slen, "://", 3) && !strncasecmp(origin + slen + 3, host, hlen);
 }
 
+/* Trim spaces and tabs at both ends of [*p, *end). */
+static void trim(char **p, char **end)
+{
+    while (*p < *end && (**p == ' ' || **p == '\t'))
+        ++*p;
+    while (*end > *p && ((*end)[-1] == ' ' || (*end)[-1] == '\t' || (*end)[-1] == '\r'))
+        --*end;
+}
+
+static const option_def *option_named(const char *name, size_t len)
+{
+    for (size_t k = 0; k < N_OPTIONS; k++)
+        if (strlen(options[k].flag) == len && !strncmp(options[k].flag, name, len))
+            return &options[k];
+    return NULL;
+}
+
+int config_load_file(nova_config *cfg, const char *path, bool must_exist)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (!must_exist && errno == ENOENT) return 0;
+        fprintf(stderr, "%s: cannot read the configuration file: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    long number = 0;
+    int rc = 0;
+    ssize_t len;
+    while (!rc && (len = getline(&line, &cap, f)) >= 0) {
+        number++;
+        char *p = line, *end = line + len;
+        if (end > p && end[-1] == '\n') *--end = '\0';
+        trim(&p, &end);
+        if (p == end || *p == '#') continue;
+        char *eq = memchr(p, '=', (size_t)(end - p));
+        char where[300];
+        snprintf(where, sizeof where, "%s:%ld", path, number);
+        if (!eq) {
+            fprintf(stderr, "%s: expected \"name = value\"\n", where);
+            rc = -1;
+            break;
+        }
+        char *name = p, *name_end = eq, *value = eq + 1;
+        trim(&name, &name_end);
+        trim(&value, &end);
+        if (end - value >= 2 && *value == '"' && end[-1] == '"') {
+            value++;
+            end--;
+        }
+        *end = '\0';
+        const option_def *o = option_named(name, (size_t)(name_end - name));
+        if (!o || o->offset == OFF(config_path)) {
+            fprintf(stderr, "%s: unknown setting \"%.*s\"\n", where, (int)(name_end - name), name);
+            rc = -1;
+        } else if (apply(cfg, o, value, where)) {
+            rc = -1;
+        }
+    }
+    if (!rc && ferror(f)) {
+        fprintf(stderr, "%s: cannot read the configuration file\n", path);
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* The configuration file a program is asked to read: --config PATH (or
+ * --config=PATH) among its flags, else NOVA_CONFIG, else the default.
+ * *explicit tells whether it was named (then it must exist). */
+static const char *config_file_of(int argc, char **argv, bool commands, bool *explicit)
+{
+    for (int i = 1; i < argc; i++) {
+        if (commands && strncmp(argv[i], "--", 2)) break;
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            *explicit = true;
+            return argv[i + 1];
+        }
+        if (!strncmp(argv[i], "--config=", 9)) {
+            *explicit = true;
+            return argv[i] + 9;
+        }
+    }
+    const char *env = getenv("NOVA_CONFIG");
+    *explicit = env != NULL;
+    return env ? env : DEFAULT_CONFIG_FILE;
+}
+
 int config_init(nova_config *cfg, const char *program, int argc, char **argv,
                 void (*usage)(FILE *out), int *next)
 {
-    if (config_load(cfg)) return 2;
+    /* Help needs no settings: shown even when the file is broken. */
+    for (int i = 1; i < argc && (!next || !strncmp(argv[i], "--", 2)); i++) {
+        if (!strcmp(argv[i], "--help") || (!next && !strcmp(argv[i], "-h"))) {
+            usage(stdout);
+            return 1;
+        }
+    }
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t k = 0; k < N_OPTIONS; k++)
+        if (apply(cfg, &options[k], options[k].def, "default")) return 2;
+    bool explicit;
+    const char *file = config_file_of(argc, argv, next != NULL, &explicit);
+    if (apply(cfg, option_named("config", 6), file, "config") ||
+        (*file && config_load_file(cfg, file, explicit))) {
+        config_free(cfg);
+        return 2;
+    }
+    if (*file && !explicit && access(file, F_OK)) {
+        /* the default file is not there: say so in the settings */
+        free(cfg->config_path);
+        cfg->config_path = strdup("");
+    }
+    for (size_t k = 0; k < N_OPTIONS; k++) {
+        const char *env = getenv(options[k].env);
+        if (env && options[k].offset != OFF(config_path) &&
+            apply(cfg, &options[k], env, options[k].env)) {
+            config_free(cfg);
+            return 2;
+        }
+    }
     int i = 1;
     for (; i < argc; i++) {
         if (next && strncmp(argv[i], "--", 2)) break; /* the command */
-        if (!strcmp(argv[i], "--help") || (!next && !strcmp(argv[i], "-h"))) {
-            usage(stdout);
-            config_free(cfg);
-            return 1;
-        }
         int n = config_parse_flag(cfg, argc, argv, &i);
         if (n == 1) continue;
         if (n == 0) fprintf(stderr, "%s: unknown argument %s (see --help)\n", program, argv[i]);

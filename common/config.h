@@ -1,9 +1,11 @@
 /* config.h - every tunable of Nova in one struct.
  *
- * Each setting has a default, an environment variable (NOVA_*) and a
- * command-line flag (--name value); flags win over the environment. The
- * option table in config.c is the single source of truth: it drives
- * parsing, validation and the --help text of every program. */
+ * Each setting has a default, a line of the configuration file
+ * (`name = value`, NOVA_SYSCONFDIR/nova/nova.conf or --config), an
+ * environment variable (NOVA_*) and a command-line flag (--name value);
+ * flag over environment over file over default. The option table in
+ * config.c is the single source of truth: it drives parsing, validation
+ * and the --help text of every program. */
 #ifndef NOVA_CONFIG_H
 #define NOVA_CONFIG_H
 
@@ -20,6 +22,8 @@ enum {
 };
 
 typedef struct nova_config {
+    char *config_path; /* the configuration file read ("" for none) */
+
     /* storage */
     char *db_path;
     char *synchronous; /* "NORMAL" or "FULL" */
@@ -85,9 +89,17 @@ int config_check(const nova_config *cfg);
  * i++ moves past it. */
 int config_parse_flag(nova_config *cfg, int argc, char **argv, int *i);
 
+/* Apply a configuration file: one `name = value` per line (the flag names,
+ * without "--"), blank lines and lines starting with '#' ignored, a value
+ * optionally in double quotes. An unknown name or a bad value is reported
+ * on stderr as "<path>:<line>: ..." and fails (-1), as does a missing file
+ * when must_exist; a missing file is otherwise fine (0). */
+int config_load_file(nova_config *cfg, const char *path, bool must_exist);
+
 /* Everything a program's main does to configure itself: defaults, the
- * environment (config_load), the flags of argv[1..] (config_parse_flag),
- * then config_check. --help (and -h) print usage(stdout). With next
+ * configuration file (--config PATH, else NOVA_CONFIG, else the default
+ * path if that file exists), the environment, the flags of argv[1..]
+ * (config_parse_flag), then config_check. --help (and -h) print usage(stdout). With next
  * (nova-admin), parsing stops at the first argument that is not a flag and
  * *next is its index (argc when none). Returns 0 to run on; 1 when usage
  * was shown (exit 0); 2 for a bad argument or setting, reported on stderr

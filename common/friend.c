@@ -122,17 +122,11 @@ int friend_group_delete(nova_db *db, int64_t owner, int64_t group_id, nova_err *
     return db_exec_done(db, st, err);
 }
 
-static json_object *group_view(nova_db *db, int64_t id, int64_t viewer, nova_err *err)
-{
-    (void)viewer;
-    return view_friend_group(db, id, err);
-}
-
 json_object *friend_group_list(nova_db *db, int64_t owner, nova_err *err)
 {
     db_stmt *st = db_prepare(db, SQL_GROUP_LIST);
     if (st) db_bind_i64(st, 1, owner);
-    return view_list(db, st, owner, group_view, err);
+    return view_list_plain(db, st, view_friend_group, err);
 }
 
 /* --- search ------------------------------------------------------------- */
@@ -147,12 +141,6 @@ static const char SQL_FIND_TRIGRAM[] =
 static const char SQL_FIND_SCAN[] =
     "SELECT id FROM users WHERE instr(user_name, ?1) > 0 AND id <> ?2 AND is_system = 0 "
     "ORDER BY id LIMIT ?3";
-
-static json_object *basic_view(nova_db *db, int64_t id, int64_t viewer, nova_err *err)
-{
-    (void)viewer;
-    return view_user_basic(db, id, err);
-}
 
 json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
                          const char *name_contains, nova_err *err)
@@ -189,7 +177,7 @@ json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
         nova_fail(err, ERR_INVALID, "give 'id' or 'name_contains'");
         return NULL;
     }
-    return view_list(db, st, caller, basic_view, err);
+    return view_list_plain(db, st, view_user_basic, err);
 }
 
 /* --- friendships -------------------------------------------------------- */
@@ -317,17 +305,11 @@ int friend_invitation_decline(nova_db *db, int64_t caller, int64_t invitation_id
     return db_exec_done(db, st, err);
 }
 
-static json_object *invitation_view(nova_db *db, int64_t id, int64_t viewer, nova_err *err)
-{
-    (void)viewer;
-    return view_friend_invitation(db, id, err);
-}
-
 json_object *friend_invitation_list(nova_db *db, int64_t caller, nova_err *err)
 {
     db_stmt *st = db_prepare(db, SQL_INVITATIONS_RECEIVED);
     if (st) db_bind_i64(st, 1, caller);
-    return view_list(db, st, caller, invitation_view, err);
+    return view_list_plain(db, st, view_friend_invitation, err);
 }
 
 int friend_invite(nova_db *db, int64_t caller, int64_t target, const char *comment,

@@ -551,13 +551,15 @@ json_object *view_chat_invitation(nova_db *db, int64_t invitation_id, nova_err *
     return o;
 }
 
-json_object *view_list(nova_db *db, db_stmt *st, int64_t viewer, view_fn view, nova_err *err)
+/* The views of every id st yields, with one of the two kinds of view. */
+static json_object *list_of(nova_db *db, db_stmt *st, int64_t viewer, view_fn view,
+                            view_plain_fn plain, nova_err *err)
 {
     idlist ids = {0};
     if (db_collect_ids(db, st, &ids, err)) return NULL;
     json_object *arr = json_object_new_array();
     for (size_t i = 0; i < ids.n; i++) {
-        json_object *o = view(db, ids.v[i], viewer, err);
+        json_object *o = view ? view(db, ids.v[i], viewer, err) : plain(db, ids.v[i], err);
         if (!o) {
             json_object_put(arr);
             arr = NULL;
@@ -567,4 +569,14 @@ json_object *view_list(nova_db *db, db_stmt *st, int64_t viewer, view_fn view, n
     }
     idlist_free(&ids);
     return arr;
+}
+
+json_object *view_list(nova_db *db, db_stmt *st, int64_t viewer, view_fn view, nova_err *err)
+{
+    return list_of(db, st, viewer, view, NULL, err);
+}
+
+json_object *view_list_plain(nova_db *db, db_stmt *st, view_plain_fn view, nova_err *err)
+{
+    return list_of(db, st, 0, NULL, view, err);
 }

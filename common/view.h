@@ -46,5 +46,8 @@ json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const m
  * yields (column 0); NULL with err set if any view fails. */
 typedef json_object *(*view_fn)(nova_db *db, int64_t id, int64_t viewer, nova_err *err);
 json_object *view_list(nova_db *db, db_stmt *st, int64_t viewer, view_fn view, nova_err *err);
+/* The same for a view that every viewer sees alike. */
+typedef json_object *(*view_plain_fn)(nova_db *db, int64_t id, nova_err *err);
+json_object *view_list_plain(nova_db *db, db_stmt *st, view_plain_fn view, nova_err *err);
 
 #endif

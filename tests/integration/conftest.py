@@ -60,6 +60,7 @@ class Stack:
         self.hash_workers = hash_workers
         self.env = dict(os.environ)
         self.env.update(
+            NOVA_CONFIG="",  # no configuration file of the machine's
             NOVA_DB=str(self.db_path),
             # Tests may lower the argon2id cost (API.md allows it).
             NOVA_PWHASH_OPSLIMIT="1",

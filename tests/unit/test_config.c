@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -387,6 +388,130 @@ static void test_config_free(void **state)
     config_free(&cfg);
 }
 
+/* --- the configuration file and config_init ------------------------------ */
+
+static void usage_stub(FILE *out)
+{
+    fputs("usage\n", out);
+}
+
+/* Write text to a new temporary file; its path in path (64 bytes). */
+static void write_file(char *path, const char *text)
+{
+    strcpy(path, "/tmp/nova-conf-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* config_init with argv = {"prog", args..., NULL}. */
+static int init_with(nova_config *cfg, int argc, char **args)
+{
+    char *argv[16] = {"prog"};
+    for (int i = 0; i < argc; i++)
+        argv[i + 1] = args[i];
+    return config_init(cfg, "prog", argc + 1, argv, usage_stub, NULL);
+}
+
+static void test_file_is_read(void **state)
+{
+    (void)state;
+    char path[64];
+    write_file(path, "# Nova\n\n  db = /srv/nova.db\nws-max-frame=4096\r\n"
+                     "cors-origins = \"https://a.example, https://b.example\"\n"
+                     "cookie-secure = yes\n\t# indented comment\nwake-socket = \"\"\n");
+    nova_config cfg;
+    char *args[] = {"--config", path};
+    assert_int_equal(init_with(&cfg, 2, args), 0);
+    assert_string_equal(cfg.config_path, path);
+    assert_string_equal(cfg.db_path, "/srv/nova.db");
+    assert_int_equal(cfg.ws_max_frame, 4096);
+    assert_string_equal(cfg.cors_origins, "https://a.example, https://b.example");
+    assert_true(cfg.cookie_secure);
+    assert_string_equal(cfg.wake_socket, "");
+    assert_int_equal(cfg.body_limit, 1048576); /* not in the file: the default */
+    config_free(&cfg);
+    unlink(path);
+}
+
+/* flag over environment over file over default */
+static void test_file_precedence(void **state)
+{
+    (void)state;
+    char path[64];
+    write_file(path, "db = from-file.db\nbody-limit = 2048\nws-max-frame = 4096\n");
+    setenv("NOVA_CONFIG", path, 1);
+    setenv("NOVA_BODY_LIMIT", "4096", 1);
+    setenv("NOVA_DB", "from-env.db", 1);
+    nova_config cfg;
+    char *args[] = {"--db", "from-flag.db"};
+    assert_int_equal(init_with(&cfg, 2, args), 0);
+    assert_string_equal(cfg.db_path, "from-flag.db"); /* flag */
+    assert_int_equal(cfg.body_limit, 4096);           /* environment */
+    assert_int_equal(cfg.ws_max_frame, 4096);         /* file */
+    assert_int_equal(cfg.json_max_depth, 32);         /* default */
+    config_free(&cfg);
+    unlink(path);
+}
+
+/* An unknown key or a bad value names the file and the line. */
+static void test_file_errors(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "db = x.db\nno-such-setting = 1\n", "\n\nws-max-frame = ten\n", "# ok\nbody-limit\n",
+        "cookie-samesite = Sometimes\n",    "config = other.conf\n",    "ws-max-frame = 1\n",
+    };
+    static const int line_of[] = {2, 3, 2, 1, 1, 1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char path[64], want[96];
+        write_file(path, bad[i]);
+        snprintf(want, sizeof want, "%s:%d: ", path, line_of[i]);
+        fflush(stderr);
+        FILE *saved = stderr, *capture = tmpfile();
+        stderr = capture;
+        nova_config cfg;
+        char *args[] = {"--config", path};
+        int rc = init_with(&cfg, 2, args);
+        stderr = saved;
+        char text[512] = "";
+        rewind(capture);
+        size_t n = fread(text, 1, sizeof text - 1, capture);
+        text[n] = '\0';
+        fclose(capture);
+        unlink(path);
+        if (rc != 2) fail_msg("%s: config_init gave %d, want 2", bad[i], rc);
+        if (!strstr(text, want)) fail_msg("%s: \"%s\" does not name %s", bad[i], text, want);
+    }
+}
+
+/* A named file must exist; the default one may be missing. */
+static void test_file_missing(void **state)
+{
+    (void)state;
+    nova_config cfg;
+    char *args[] = {"--config", "/nonexistent/nova.conf"};
+    assert_int_equal(init_with(&cfg, 2, args), 2);
+    setenv("NOVA_CONFIG", "/nonexistent/nova.conf", 1);
+    assert_int_equal(init_with(&cfg, 0, NULL), 2);
+    setenv("NOVA_CONFIG", "", 1); /* none */
+    assert_int_equal(init_with(&cfg, 0, NULL), 0);
+    assert_string_equal(cfg.config_path, "");
+    config_free(&cfg);
+}
+
+static void test_init_help_and_unknown(void **state)
+{
+    (void)state;
+    setenv("NOVA_CONFIG", "", 1);
+    nova_config cfg;
+    char *help[] = {"--help"}, *bogus[] = {"--bogus"}, *bad[] = {"--ws-max-frame", "x"};
+    assert_int_equal(init_with(&cfg, 1, help), 1);
+    assert_int_equal(init_with(&cfg, 1, bogus), 2);
+    assert_int_equal(init_with(&cfg, 2, bad), 2);
+}
+
 #define CONFIG_TEST(f) cmocka_unit_test_setup_teardown(f, clear_nova_env, clear_nova_env)
 #define FLAG_TEST(f) cmocka_unit_test_setup_teardown(f, load_config, free_config)
 
@@ -405,6 +530,11 @@ int main(void)
         FLAG_TEST(test_flag_samesite_none_with_secure),
         FLAG_TEST(test_origin_allowed),
         CONFIG_TEST(test_config_free),
+        CONFIG_TEST(test_file_is_read),
+        CONFIG_TEST(test_file_precedence),
+        CONFIG_TEST(test_file_errors),
+        CONFIG_TEST(test_file_missing),
+        CONFIG_TEST(test_init_help_and_unknown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
