@@ -259,7 +259,7 @@ static const char SQL_INVITATIONS_RECEIVED[] =
 static const char SQL_BOTH_MEMBERS[] =
     "SELECT count(*) FROM chat_members WHERE chat_id = ?1 AND user_id IN (?2, ?3)";
 
-/* An invitation addressed to caller: its sender, or 400/403. */
+/* An invitation addressed to caller: its sender, or ERR_NOT_FOUND / ERR_FORBIDDEN. */
 static int invitation_for(nova_db *db, int64_t caller, int64_t invitation_id, int64_t *sender,
                           nova_err *err)
 {

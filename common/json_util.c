@@ -226,7 +226,7 @@ static bool scan_value(scanner *s)
     }
 }
 
-/* 0 when text is one strict JSON value within the limits, else 400. */
+/* 0 when text is one strict JSON value within the limits, else ERR_INVALID. */
 static int check_syntax(const char *text, size_t len, int max_depth, nova_err *err)
 {
     scanner s = {(const unsigned char *)text, (const unsigned char *)text + len, 0, max_depth,

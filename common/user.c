@@ -59,7 +59,7 @@ int user_credentials_by_id(nova_db *db, int64_t user_id, char **hash, nova_err *
     return credentials(db, st, NULL, hash, err);
 }
 
-/* 409 when name belongs to a user other than self (0: anyone). */
+/* ERR_CONFLICT when name belongs to a user other than self (0: anyone). */
 static int name_free(nova_db *db, const char *name, int64_t self, nova_err *err)
 {
     db_stmt *st = db_prepare(db, SQL_USER_NAME_TAKEN);

@@ -20,7 +20,7 @@ static json_object *fail_null(nova_err *err, int kind, const char *what, int64_t
     return NULL;
 }
 
-/* Step a one-row lookup: 1 row, 0 none (404 recorded), -1 error. */
+/* Step a one-row lookup: 1 row, 0 none (ERR_NOT_FOUND recorded), -1 error. */
 static int step_one(nova_db *db, db_stmt *st, const char *what, int64_t id, nova_err *err)
 {
     if (!st) {

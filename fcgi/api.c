@@ -145,15 +145,15 @@ static bool cookie_token(const http_request *req, char token[TOKEN_LEN + 1])
     return req->cookie && !session_token_from_cookie(req->cookie, token);
 }
 
-/* Look up the session the request carries. 0 with *s for a live one; 403
- * otherwise (s->expired / s->stale say what settle_session must write
- * once the transaction is over). */
+/* Look up the session the request carries. 0 with *s for a live one;
+ * ERR_FORBIDDEN otherwise (s->expired / s->stale say what settle_session
+ * must write once the transaction is over). */
 static int check_session(api_call *c, session *s)
 {
     char token[TOKEN_LEN + 1];
     nova_err ignored;
     memset(s, 0, sizeof *s);
-    int rc = cookie_token(c->req, token) ? session_check(c->db, token, s, &ignored) : 403;
+    int rc = cookie_token(c->req, token) ? session_check(c->db, token, s, &ignored) : ERR_FORBIDDEN;
     sodium_memzero(token, sizeof token);
     return rc;
 }
