@@ -132,6 +132,9 @@ static const option_def options[] = {
      NULL},
     {"log-level", "NOVA_LOG_LEVEL", OPT_LONG, OFF(log_level), "1", 0, 2, CFG_ALL,
      "0 errors only, 1 one line per request/event, 2 debug", NULL},
+    {"log-format", "NOVA_LOG_FORMAT", OPT_STRING, OFF(log_format), "text", 0, 0, CFG_ALL,
+     "text: one readable line per event; json: one JSON object per line (for log shippers)",
+     "text|json"},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

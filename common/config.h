@@ -70,7 +70,8 @@ typedef struct nova_config {
     long rt_checkpoint_ms; /* WAL checkpoints off the event loop this often; 0: in it */
 
     /* logging */
-    long log_level; /* 0 errors, 1 info, 2 debug */
+    long log_level;   /* 0 errors, 1 info, 2 debug */
+    char *log_format; /* "text" or "json" */
 } nova_config;
 
 /* Fill cfg with defaults, then apply NOVA_* environment variables.

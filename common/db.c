@@ -381,3 +381,15 @@ void db_checkpoint(nova_db *db)
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         log_error("checkpoint failed: %s", sqlite3_errmsg(db->sql));
 }
+
+static const char SQL_BACKUP[] = "VACUUM INTO ?";
+
+int db_backup(nova_db *db, const char *path, nova_err *err)
+{
+    if (access(path, F_OK) == 0)
+        return nova_fail(err, ERR_CONFLICT, "%s exists already: choose a new file", path);
+    db_stmt *st = db_prepare(db, SQL_BACKUP);
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    db_bind_text(st, 1, path);
+    return db_exec_done(db, st, err);
+}

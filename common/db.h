@@ -91,6 +91,12 @@ int db_begin_read(nova_db *db, nova_err *err);
  * busy timeout from db_open, 0 for an event loop that must never wait. */
 void db_set_busy_timeout(nova_db *db, int ms);
 
+/* Copy the whole database, consistent as of one moment, into a new file at
+ * path while others keep reading and writing (one read snapshot; writers
+ * are not blocked). The file must not exist yet. 0, ERR_CONFLICT when it
+ * exists, or another kind. */
+int db_backup(nova_db *db, const char *path, nova_err *err);
+
 /* WAL upkeep for a writer that must not pause for it (nova-realtime's
  * loop): turn its connection's automatic checkpoints off, and run passive
  * checkpoints (they never wait for a lock) from another connection. */

@@ -339,6 +339,7 @@ int main(int argc, char **argv)
     int start = config_init(&cfg, "nova-api", argc, argv, usage, NULL);
     if (start) return start == 1 ? 0 : 2;
     log_init("nova-api", (int)cfg.log_level);
+    log_set_json(!strcmp(cfg.log_format, "json"));
     if (crypto_init()) {
         log_error("libsodium cannot be initialised");
         return 1;

@@ -517,6 +517,7 @@ int main(int argc, char **argv)
     int start = config_init(&cfg, "nova-realtime", argc, argv, usage, NULL);
     if (start) return start == 1 ? 0 : 2;
     log_init("nova-realtime", (int)cfg.log_level);
+    log_set_json(!strcmp(cfg.log_format, "json"));
     if (crypto_init()) return 1;
     json_util_init();
     int rc = run(&cfg);

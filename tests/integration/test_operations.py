@@ -1,0 +1,156 @@
+"""Operating Nova (issue 13, first parts): the configuration file as the
+daemons read it, and nova-admin backup of a live stack restored into a new
+one that answers the same."""
+
+import os
+import sqlite3
+import subprocess
+import threading
+
+from conftest import BUILD, Stack, fail, unique_name
+from support import befriend, make_group
+
+
+def test_daemons_read_the_configuration_file(tmp_path, make_stack):
+    """A setting from the file takes effect in the real daemons (a body
+    limit of 2048 bytes gives 413 beyond it), the environment wins over
+    the file, and a bad line stops a daemon naming the file and line."""
+    conf = tmp_path / "nova.conf"
+    conf.write_text("# test\nbody-limit = 2048\nws-max-frame = 4096\n")
+    st = make_stack(env={"NOVA_CONFIG": str(conf)})
+    c = st.client()
+    c.register()
+    r = c.post("/friend/group/add", {"group_name": "x" * 3000})
+    assert fail(r, 413)
+
+    env = dict(os.environ, NOVA_CONFIG=str(conf), NOVA_BODY_LIMIT="8192", NOVA_DB=str(st.db_path))
+    conf.write_text("body-limit = 2048\nbody-limit = many\n")
+    r = subprocess.run([str(BUILD / "nova-api"), "--socket", str(tmp_path / "x.sock")], env=env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert f"{conf}:2: body-limit wants an integer" in r.stderr, r.stderr
+    conf.write_text("no-such-thing = 1\n")
+    r = subprocess.run([str(BUILD / "nova-realtime")], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and f'{conf}:1: unknown setting "no-such-thing"' in r.stderr, r.stderr
+    # --help works whatever the file says
+    r = subprocess.run([str(BUILD / "nova-admin"), "--help"], env=env, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0 and "--config" in r.stdout
+
+
+def snapshot(c, chat_id):
+    """What a user sees, as the API answers it."""
+    return {
+        "user": c.ok("GET", "/user"),
+        "friends": sorted(c.ok("GET", "/friend"), key=lambda f: f["friend"]["id"]),
+        "chats": sorted(c.ok("GET", "/chat"), key=lambda r: r["chat"]["chat_id"]),
+        "messages": c.ok("GET", f"/chat/{chat_id}/messages"),
+    }
+
+
+def test_backup_of_a_serving_stack_restores_to_the_same_answers(stack, tmp_path, alice, bob, carol):
+    befriend(alice, bob)
+    befriend(alice, carol)
+    chat = make_group(alice, [bob, carol])["chat_id"]
+    for text in ("one", "two", "three"):
+        alice.ok("PATCH", "/user", {"user_name": alice.user["user_name"]})  # events too
+        sb = bob.socket()
+        sb.request("send_message", {"chat_id": chat, "content": text})
+        sb.ping_barrier()
+        sb.close()
+    before = snapshot(alice, chat)
+    token = alice.token
+
+    # Writes go on, elsewhere, while the backup is made.
+    others = [stack.client() for _ in range(2)]
+    for o in others:
+        o.register()
+    stop = threading.Event()
+
+    def churn():
+        i = 0
+        while not stop.is_set():
+            for o in others:
+                o.ok("POST", "/friend/group/add", {"group_name": f"g{i}"})
+            i += 1
+
+    t = threading.Thread(target=churn)
+    t.start()
+    try:
+        copy = tmp_path / "backup.db"
+        r = stack.admin("backup", str(copy))
+        assert "backed up" in r.stdout, r.stdout
+        again = stack.admin("backup", str(copy), check=False)
+        assert again.returncode == 1 and "exists already" in again.stderr
+    finally:
+        stop.set()
+        t.join(30)
+
+    con = sqlite3.connect(str(copy))
+    assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    con.close()
+
+    # Restore: a new stack on the copy answers what the old one did.
+    restored = Stack(env={"NOVA_DB": str(tmp_path / "restored.db")})
+    restored.db_path = tmp_path / "restored.db"
+    os.replace(copy, restored.db_path)
+    restored.start()
+    try:
+        again = restored.client().with_token(token)
+        assert snapshot(again, chat) == before
+        fresh = restored.client()
+        fresh.login(bob.user["user_name"], bob.password)
+        assert fresh.ok("GET", "/friend/" + str(alice.user["id"]))["friend"]["id"] == alice.user["id"]
+        # and it keeps working: a new account, a new message
+        newcomer = restored.client()
+        newcomer.register(unique_name())
+        s = fresh.socket()
+        rid = s.request("send_message", {"chat_id": chat, "content": "after the restore"})
+        msg = s.recv()
+        assert msg["action"] == "new_message" and msg["request_id"] == rid, msg
+        assert msg["data"]["message"]["message"] == "after the restore"
+        s.close()
+    finally:
+        restored.stop()
+        reports = restored.sanitizer_reports()
+        restored.cleanup()
+    assert not reports, reports
+
+
+def test_json_logs_are_one_valid_object_a_line(make_stack):
+    """log-format = json: every line of the daemons' logs is one JSON object
+    with time, program, pid, level and msg, also when a request's path holds
+    quotes, backslashes, control characters or bytes that are not UTF-8;
+    and still no token in them."""
+    import json
+    import socket as sock_mod
+
+    st = make_stack(env={"NOVA_LOG_FORMAT": "json"})
+    c = st.client()
+    c.register()
+    s = c.socket()
+    s.request("ping")
+    s.recv()
+    s.close()
+    raw = sock_mod.create_connection(("127.0.0.1", st.port))
+    raw.sendall(b'GET /api/x"y\\z%01%ff%c3 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')
+    while raw.recv(4096):
+        pass
+    raw.close()
+    c.ok("GET", "/user")
+    st.stop_proc("realtime")
+    seen = {"nova-api": 0, "nova-realtime": 0}
+    for name in ("api", "realtime"):
+        for line in st.log_text(name).splitlines():
+            if not line.startswith("{"):
+                continue  # sanitizer or library output
+            entry = json.loads(line)
+            assert set(entry) == {"time", "program", "pid", "level", "msg"}, entry
+            assert entry["level"] in ("error", "info", "debug")
+            assert isinstance(entry["pid"], int) and entry["msg"]
+            seen[entry["program"]] = seen.get(entry["program"], 0) + 1
+            assert c.token not in line
+    assert seen["nova-api"] >= 3 and seen["nova-realtime"] >= 2, seen
+    assert 'x\\"y' in st.log_text("api")  # the quote, escaped, in a valid line
