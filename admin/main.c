@@ -5,6 +5,7 @@
  *   nova-admin outbox stats | tail [-f] | show ID | prune [--older-than S]
  *   nova-admin sessions [--user NAME]
  *   nova-admin backup FILE                   an online, consistent copy
+ *   nova-admin check [--quick]               the domain invariants, a report
  *
  * It reads the same NOVA_* settings and flags as the daemons (--db). */
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/check.h"
 #include "../common/db.h"
 #include "../common/log.h"
 #include "../common/migrate.h"
@@ -41,6 +43,9 @@ static void usage(FILE *out)
             "                       small batches\n"
             "  sessions [--user NAME]\n"
             "                       list live sessions (never their tokens)\n"
+            "  check [--quick]      check the domain invariants (and, unless --quick, the\n"
+            "                       database file's integrity) on the live database: a line\n"
+            "                       per rule, exit status 1 if any is broken\n"
             "  backup FILE          copy the database, consistent as of one moment, into the\n"
             "                       new FILE while the stack keeps serving (restore: stop the\n"
             "                       stack, put FILE in the database's place)\n"
@@ -92,6 +97,44 @@ static int cmd_migrate(const nova_config *cfg)
                before);
     db_close(db);
     return rc ? 1 : 0;
+}
+
+typedef struct check_tally {
+    int rules, broken;
+} check_tally;
+
+static void print_rule(void *ctx, const char *rule, const char *broken)
+{
+    check_tally *t = ctx;
+    t->rules++;
+    if (broken) {
+        t->broken++;
+        printf("BROKEN  %s: %s\n", rule, broken);
+    } else {
+        printf("ok      %s\n", rule);
+    }
+}
+
+static int cmd_check(const nova_config *cfg, int argc, char **argv)
+{
+    bool quick = argc == 1 && !strcmp(argv[0], "--quick");
+    if (argc > 1 || (argc == 1 && !quick)) {
+        fprintf(stderr, "nova-admin check: bad arguments (see --help)\n");
+        return 2;
+    }
+    nova_db *db = open_current(cfg);
+    if (!db) return 1;
+    check_tally t = {0};
+    nova_err err;
+    int failed = check_database(db, !quick, print_rule, &t, &err);
+    db_close(db);
+    if (failed < 0) {
+        fprintf(stderr, "nova-admin check: %s\n", err.msg);
+        return 1;
+    }
+    printf("%d of %d rules hold%s\n", t.rules - t.broken, t.rules,
+           t.broken ? ": the database breaks the domain's invariants" : "");
+    return t.broken ? 1 : 0;
 }
 
 static int cmd_backup(const nova_config *cfg, int argc, char **argv)
@@ -399,6 +442,8 @@ int main(int argc, char **argv)
         rc = cmd_outbox(&cfg, rest_argc, rest);
     } else if (!strcmp(cmd, "sessions")) {
         rc = cmd_sessions(&cfg, rest_argc, rest);
+    } else if (!strcmp(cmd, "check")) {
+        rc = cmd_check(&cfg, rest_argc, rest);
     } else if (!strcmp(cmd, "backup")) {
         rc = cmd_backup(&cfg, rest_argc, rest);
     } else {

@@ -100,8 +100,11 @@ static void read_sent(const char *text, size_t len, bool binary, sent *s)
         s->request_id = 0;
         s->bad_request_id = true;
     }
+    /* A name holding a NUL ("ping\u0000") names no action: it is not the
+     * C string it starts with. */
     if (json_object_object_get_ex(s->msg, "action", &action) && action &&
-        json_object_is_type(action, json_type_string))
+        json_object_is_type(action, json_type_string) &&
+        strlen(json_object_get_string(action)) == (size_t)json_object_get_string_len(action))
         s->action = json_object_get_string(action);
     json_object_object_get_ex(s->msg, "data", &s->data);
 }

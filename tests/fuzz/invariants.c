@@ -6,93 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../common/check.h"
 #include "../../common/json_util.h"
 #include "../../common/validate.h"
 #include "shapes.h"
 #include "world.h"
-
-/* Each query lists the rows that break the rule it is named after. */
-static const struct {
-    const char *rule;
-    const char *sql;
-} rules[] = {
-    {"friendships are symmetric and share one private chat",
-     "SELECT f.user_id, f.friend_id FROM friends f WHERE NOT EXISTS (SELECT 1 FROM friends g "
-     "WHERE g.user_id = f.friend_id AND g.friend_id = f.user_id AND g.chat_id = f.chat_id)"},
-    {"a friendship's chat is a private chat the friend is a member of",
-     "SELECT f.user_id, f.chat_id FROM friends f LEFT JOIN chats c ON c.id = f.chat_id "
-     "WHERE c.id IS NULL OR c.name <> '' OR NOT EXISTS (SELECT 1 FROM chat_members m "
-     "WHERE m.chat_id = f.chat_id AND m.user_id = f.user_id)"},
-    {"a private chat has exactly two members, who are friends over it",
-     "SELECT c.id, (SELECT count(*) FROM chat_members m WHERE m.chat_id = c.id) AS members, "
-     "(SELECT count(*) FROM friends f WHERE f.chat_id = c.id) AS sides FROM chats c "
-     "WHERE c.name = '' AND (members <> 2 OR sides <> 2)"},
-    {"a private chat has no admin",
-     "SELECT m.chat_id, m.user_id FROM chat_members m JOIN chats c ON c.id = m.chat_id "
-     "WHERE c.name = '' AND m.is_admin = 1"},
-    {"the owner of a chat is a member",
-     "SELECT c.id, c.owner_id FROM chats c WHERE NOT EXISTS (SELECT 1 FROM chat_members m "
-     "WHERE m.chat_id = c.id AND m.user_id = c.owner_id)"},
-    {"the owner of a chat is never flagged admin",
-     "SELECT c.id, c.owner_id FROM chats c JOIN chat_members m ON m.chat_id = c.id "
-     "AND m.user_id = c.owner_id WHERE m.is_admin = 1"},
-    {"every member has a chat_relations row",
-     "SELECT m.chat_id, m.user_id FROM chat_members m WHERE NOT EXISTS (SELECT 1 FROM "
-     "chat_relations r WHERE r.chat_id = m.chat_id AND r.user_id = m.user_id)"},
-    {"a group chat's name is 1-60 characters",
-     "SELECT id, length(name) FROM chats WHERE name <> '' AND length(name) > 60"},
-    {"the two system users exist unchanged, and no one else is a system user",
-     "SELECT id, user_name FROM users WHERE (is_system = 1) <> (id IN (1, 2)) OR (id IN (1, 2) "
-     "AND (password_hash IS NOT NULL OR user_name <> CASE id WHEN 1 THEN '#SYSTEM' "
-     "ELSE '#DELETED' END)) UNION ALL SELECT 0, 'missing' WHERE (SELECT count(*) FROM users "
-     "WHERE id IN (1, 2)) <> 2"},
-    {"system users own, join and hold nothing",
-     "SELECT 'member', user_id FROM chat_members WHERE user_id IN (1, 2) "
-     "UNION ALL SELECT 'owner', owner_id FROM chats WHERE owner_id IN (1, 2) "
-     "UNION ALL SELECT 'friend', user_id FROM friends WHERE user_id IN (1, 2) OR friend_id IN (1, "
-     "2) "
-     "UNION ALL SELECT 'session', user_id FROM sessions WHERE user_id IN (1, 2) "
-     "UNION ALL SELECT 'friend group', user_id FROM friend_groups WHERE user_id IN (1, 2) "
-     "UNION ALL SELECT 'friend invitation', sender_id FROM friend_invitations "
-     "WHERE sender_id IN (1, 2) OR receiver_id IN (1, 2) "
-     "UNION ALL SELECT 'chat invitation', user_id FROM chat_invitations "
-     "WHERE user_id IN (1, 2) OR invited_by IN (1, 2) "
-     "UNION ALL SELECT 'relation', user_id FROM chat_relations WHERE user_id IN (1, 2) "
-     "UNION ALL SELECT 'hidden message', user_id FROM message_deletions WHERE user_id IN (1, 2)"},
-    {"every user has exactly one default friend group",
-     "SELECT u.id, (SELECT count(*) FROM friend_groups g WHERE g.user_id = u.id "
-     "AND g.is_default = 1) AS n FROM users u WHERE u.is_system = 0 AND n <> 1"},
-    {"the default group is named '' and others 1-100 characters",
-     "SELECT id, name FROM friend_groups WHERE (is_default = 1 AND name <> '') "
-     "OR (is_default = 0 AND (length(name) < 1 OR length(name) > 100))"},
-    {"a friend's nickname is at most 100 characters",
-     "SELECT user_id, friend_id FROM friends WHERE length(nickname) > 100"},
-    {"no pending friend invitation between friends",
-     "SELECT i.id, i.sender_id FROM friend_invitations i JOIN friends f "
-     "ON f.user_id = i.sender_id AND f.friend_id = i.receiver_id"},
-    {"no crossing friend invitations (the second one accepts the first)",
-     "SELECT a.id, b.id FROM friend_invitations a JOIN friend_invitations b "
-     "ON a.sender_id = b.receiver_id AND a.receiver_id = b.sender_id"},
-    {"a friend invitation's comment is at most 500 characters",
-     "SELECT id, length(comment) FROM friend_invitations WHERE length(comment) > 500"},
-    {"a chat invitation is to a group, by someone else, of a non-member",
-     "SELECT i.id, i.user_id FROM chat_invitations i JOIN chats c ON c.id = i.chat_id "
-     "WHERE c.name = '' OR i.user_id = i.invited_by OR EXISTS (SELECT 1 FROM chat_members m "
-     "WHERE m.chat_id = i.chat_id AND m.user_id = i.user_id)"},
-    {"a reply is in the chat of the message it replies to, which is older",
-     "SELECT m.id, m.reply_to_id FROM messages m JOIN messages p ON p.id = m.reply_to_id "
-     "WHERE p.chat_id <> m.chat_id OR p.id >= m.id"},
-    {"a recalled message is rewritten (text, #DELETED, no reply)",
-     "SELECT id, sender_id FROM messages WHERE recalled = 1 AND (sender_id <> 2 "
-     "OR content <> 'Message recalled' OR reply_to_id IS NOT NULL)"},
-    {"messages are never empty", "SELECT id, chat_id FROM messages WHERE content = ''"},
-    {"a read watermark never passes the chat's newest message",
-     "SELECT r.chat_id, r.user_id FROM chat_relations r WHERE r.last_read_id > "
-     "(SELECT coalesce(max(m.id), 0) FROM messages m WHERE m.chat_id = r.chat_id)"},
-    {"outbox ids stay below the AUTOINCREMENT sequence",
-     "SELECT max(id), (SELECT seq FROM sqlite_sequence WHERE name = 'outbox') FROM outbox "
-     "HAVING max(id) > (SELECT seq FROM sqlite_sequence WHERE name = 'outbox')"},
-};
 
 /* The connection's statement cache (db.h) keeps these prepared: sql must
  * be a constant string. */
@@ -126,61 +44,11 @@ static const char *const dump_sql[] = {
     "SELECT rowid, * FROM users_name_trigram_data ORDER BY rowid",
 };
 
-static void check_rules(nova_db *db)
+/* The domain invariants (common/check.c), each one asserted. */
+static void fail_broken(void *ctx, const char *rule, const char *broken)
 {
-    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
-        sqlite3_stmt *st = prepare(db, rules[i].sql);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            char a[64], b[64];
-            snprintf(a, sizeof a, "%s", (const char *)sqlite3_column_text(st, 0));
-            snprintf(b, sizeof b, "%s",
-                     sqlite3_column_count(st) > 1 && sqlite3_column_text(st, 1)
-                         ? (const char *)sqlite3_column_text(st, 1)
-                         : "");
-            sqlite3_reset(st);
-            fuzz_fail("database: %s: broken by row (%s, %s)", rules[i].rule, a, b);
-        }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) fuzz_fail("invariant query failed: %s", sqlite3_errmsg(db->sql));
-    }
-}
-
-/* Stored profiles pass the rules they were validated with. */
-static void check_profiles(nova_db *db)
-{
-    static const char sql[] = "SELECT id, user_name, email, phone, avatar_url FROM users "
-                              "WHERE is_system = 0";
-    sqlite3_stmt *st = prepare(db, sql);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        long long id = sqlite3_column_int64(st, 0);
-        const char *name = (const char *)sqlite3_column_text(st, 1);
-        const char *email = (const char *)sqlite3_column_text(st, 2);
-        const char *phone = (const char *)sqlite3_column_text(st, 3);
-        const char *avatar = (const char *)sqlite3_column_text(st, 4);
-        nova_err err;
-        if (validate_user_name(name, &err)) fuzz_fail("database: user %lld: invalid name", id);
-        if (validate_email(email, &err)) fuzz_fail("database: user %lld: invalid email", id);
-        if (validate_phone(phone, &err)) fuzz_fail("database: user %lld: invalid phone", id);
-        if (!avatar[0] || validate_avatar_url(avatar, &err))
-            fuzz_fail("database: user %lld: invalid avatar_url", id);
-    }
-    db_done(st);
-}
-
-static void check_pragma(nova_db *db, const char *sql, const char *what)
-{
-    sqlite3_stmt *st = prepare(db, sql);
-    int rc = sqlite3_step(st);
-    if (!strcmp(what, "integrity_check")) {
-        const char *r = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : "no row";
-        if (strcmp(r, "ok")) fuzz_fail("database: PRAGMA integrity_check: %s", r);
-    } else if (rc == SQLITE_ROW) {
-        fuzz_fail("database: PRAGMA foreign_key_check: table %s row %lld breaks a reference to %s",
-                  (const char *)sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1),
-                  (const char *)sqlite3_column_text(st, 2));
-    }
-    db_done(st);
+    (void)ctx;
+    if (broken) fuzz_fail("database: %s: broken by row %s", rule, broken);
 }
 
 /* One read transaction around a batch of queries (fewer file locks). */
@@ -200,13 +68,11 @@ static void read_end(nova_db *db)
 
 void inv_check_db(nova_db *db, bool deep)
 {
-    read_begin(db);
-    check_rules(db);
-    check_profiles(db);
-    static const char fk[] = "PRAGMA foreign_key_check", integrity[] = "PRAGMA integrity_check";
-    check_pragma(db, fk, "foreign_key_check");
-    if (deep) check_pragma(db, integrity, "integrity_check");
-    read_end(db);
+    if (!sqlite3_get_autocommit(db->sql) || db->in_write)
+        fuzz_fail("a transaction is still open after the request");
+    nova_err err;
+    if (check_database(db, deep, fail_broken, NULL, &err) < 0)
+        fuzz_fail("cannot check the database: %s", err.msg);
     /* The name index agrees with the users table (a write-free command,
      * but SQLite counts it as a change: the caller resets afterwards). */
     if (deep && sqlite3_exec(db->sql,

@@ -154,3 +154,35 @@ def test_json_logs_are_one_valid_object_a_line(make_stack):
             assert c.token not in line
     assert seen["nova-api"] >= 3 and seen["nova-realtime"] >= 2, seen
     assert 'x\\"y' in st.log_text("api")  # the quote, escaped, in a valid line
+
+
+def test_check_reports_the_invariants_of_a_live_database(make_stack):
+    st = make_stack()
+    a, b, c = st.client(), st.client(), st.client()
+    for x in (a, b, c):
+        x.register()
+    befriend(a, b)
+    befriend(a, c)
+    make_group(a, [b, c])
+    ok = st.admin("check")
+    lines = ok.stdout.splitlines()
+    assert ok.returncode == 0 and lines[-1].startswith(f"{len(lines) - 1} of {len(lines) - 1} rules hold")
+    assert all(line.startswith("ok ") for line in lines[:-1]) and len(lines) > 20
+    assert "integrity_check" in ok.stdout
+    assert "integrity_check" not in st.admin("check", "--quick").stdout
+
+    # Break two rules behind Nova's back: a one-sided friendship and an
+    # admin flag on a chat's owner.
+    con = sqlite3.connect(str(st.db_path), timeout=10)
+    con.execute("DELETE FROM friends WHERE user_id = ? AND friend_id = ?", (b.user["id"], a.user["id"]))
+    con.execute("UPDATE chat_members SET is_admin = 1 WHERE user_id = ? AND chat_id IN "
+                "(SELECT id FROM chats WHERE owner_id = ? AND name <> '')", (a.user["id"], a.user["id"]))
+    con.commit()
+    con.close()
+    bad = st.admin("check", check=False)
+    assert bad.returncode == 1, bad.stdout
+    broken = [line for line in bad.stdout.splitlines() if line.startswith("BROKEN")]
+    assert len(broken) >= 2, bad.stdout
+    assert any("friendships are symmetric" in line and str(a.user["id"]) in line for line in broken)
+    assert any("never flagged admin" in line for line in broken)
+    assert "breaks the domain's invariants" in bad.stdout.splitlines()[-1]
