@@ -4,6 +4,7 @@ with the separate password-hashing pool, and under scripts/run (which
 restarts what dies)."""
 
 import os
+import re
 import shutil
 import time
 import socket
@@ -46,6 +47,39 @@ def test_nova_api_under_spawn_fcgi():
 def run(binary, *args, env=None):
     return subprocess.run([str(BUILD / binary), *args], capture_output=True, text=True,
                           env=env, timeout=30)
+
+
+MAN_PAGES = {"nova-api": "nova-api.8", "nova-realtime": "nova-realtime.8",
+             "nova-admin": "nova-admin.8"}
+
+
+def help_options(binary):
+    text = run(binary, "--help").stdout
+    return [m for m in re.findall(r"^  --([a-z0-9-]+)", text, re.M) if m != "help"]
+
+
+@pytest.mark.parametrize("page", list(MAN_PAGES.values()) + ["nova.conf.5"])
+def test_man_pages_render_cleanly_and_match_help(page):
+    """The man pages of the build render with man(1), draw no warning from
+    groff, and list exactly the options --help lists (nova.conf(5): the
+    settings of all three programs)."""
+    path = BUILD / "man" / page
+    assert path.exists(), f"{path} was not built"
+    lint = subprocess.run(["groff", "-man", "-ww", "-z", str(path)], capture_output=True, text=True)
+    assert lint.returncode == 0 and lint.stderr == "", lint.stderr
+    shown = subprocess.run(["man", "--warnings", "-l", str(path)], capture_output=True, text=True,
+                           env=dict(os.environ, MANWIDTH="80", MANPAGER="cat", PAGER="cat"))
+    assert shown.returncode == 0 and shown.stderr == "", shown.stderr
+    text = path.read_text()
+    if page == "nova.conf.5":
+        want = {o for b in MAN_PAGES for o in help_options(b)} - {"config"}
+        listed = set(re.findall(r"^\.B (\S+) = \\fIvalue", text, re.M))
+    else:
+        binary = next(b for b, p in MAN_PAGES.items() if p == page)
+        want = set(help_options(binary))
+        listed = set(re.findall(r"^\.BI \\-\\-(\S+) ", text, re.M))
+    listed = {o.replace("\\-", "-") for o in listed}
+    assert listed == want, (sorted(listed - want), sorted(want - listed))
 
 
 @pytest.mark.parametrize("binary", ["nova-api", "nova-realtime", "nova-admin"])
