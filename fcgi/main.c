@@ -25,6 +25,7 @@
 #include "../common/crypto.h"
 #include "../common/json_util.h"
 #include "../common/log.h"
+#include "../common/notify.h"
 #include "../common/migrate.h"
 #include "api.h"
 
@@ -184,18 +185,26 @@ typedef struct worker_pool {
     pid_t *pids;
     time_t window; /* restarts in the current second, for the backoff */
     int restarts;
+    bool given; /* the socket came from the service manager */
 } worker_pool;
 
-static int pool_open(worker_pool *p, const char *what, const char *path, size_t n)
+/* A pool on the socket at path, or on the listening socket given (fd >= 0:
+ * passed by the service manager, socket activation). */
+static int pool_open(worker_pool *p, const char *what, const char *path, int given, size_t n)
 {
     *p = (worker_pool){
         .what = what, .path = path, .fd = -1, .other_fd = -1, .n = n, .window = time(NULL)};
-    p->fd = FCGX_OpenSocket(path, 256);
-    if (p->fd < 0) {
-        log_error("cannot listen on %s", path);
-        return -1;
+    if (given >= 0) {
+        p->fd = given;
+        p->given = true;
+    } else {
+        p->fd = FCGX_OpenSocket(path, 256);
+        if (p->fd < 0) {
+            log_error("cannot listen on %s", path);
+            return -1;
+        }
+        chmod(path, 0660);
     }
-    chmod(path, 0660);
     p->pids = calloc(n, sizeof *p->pids);
     return p->pids ? 0 : -1;
 }
@@ -255,7 +264,7 @@ static void pool_close(worker_pool *p)
     free(p->pids);
     if (p->fd >= 0) {
         close(p->fd);
-        unlink(p->path);
+        if (!p->given) unlink(p->path); /* the service manager's socket is its own */
     }
 }
 
@@ -273,14 +282,17 @@ static size_t hash_pool_size(const nova_config *cfg)
  * second pool runs the same code (any route works there); nginx sends it
  * the routes that hash a password, so that a burst of them queues on its
  * own socket while every other request still finds a free worker. */
-static int supervise(const nova_config *cfg)
+static int supervise(const nova_config *cfg, int api_fd, int hash_fd)
 {
     worker_pool pools[2];
     size_t n_pools = 0;
     int rc = 1;
-    if (pool_open(&pools[n_pools++], "", cfg->api_socket, (size_t)cfg->api_workers)) goto out;
-    if (cfg->hash_socket[0] &&
-        pool_open(&pools[n_pools++], "password-hashing ", cfg->hash_socket, hash_pool_size(cfg)))
+    const char *api_path = api_fd >= 0 ? "the socket of the service manager" : cfg->api_socket;
+    if (pool_open(&pools[n_pools++], "", api_path, api_fd, (size_t)cfg->api_workers)) goto out;
+    if ((hash_fd >= 0 || (api_fd < 0 && cfg->hash_socket[0])) &&
+        pool_open(&pools[n_pools++], "password-hashing ",
+                  hash_fd >= 0 ? "the hashing socket of the service manager" : cfg->hash_socket,
+                  hash_fd, hash_pool_size(cfg)))
         goto out;
     if (n_pools == 2) {
         pools[0].other_fd = pools[1].fd;
@@ -294,6 +306,7 @@ static int supervise(const nova_config *cfg)
                  pools[0].path, pools[0].n, pools[1].path, pools[1].n);
     else
         log_info("listening on %s with %zu workers", pools[0].path, pools[0].n);
+    notify_ready("serving");
 
     while (!stop_requested) {
         int status;
@@ -305,6 +318,7 @@ static int supervise(const nova_config *cfg)
         for (size_t k = 0; k < n_pools && !pool_restart(cfg, &pools[k], dead, status); k++)
             ;
     }
+    notify_stopping();
     pools_stop(pools, n_pools);
     log_info("stopped");
     rc = 0;
@@ -368,10 +382,23 @@ int main(int argc, char **argv)
     }
 
     int rc;
-    if (cfg.hash_socket[0] && !cfg.api_socket[0])
+    /* Socket activation: the service manager's sockets, "api" (or the
+     * first) and "hash" (or the second). */
+    int fds[2], api_fd = -1, hash_fd = -1;
+    const char *names[2];
+    size_t n = notify_listen_fds(fds, names, 2);
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(names[i], "hash") || (i == 1 && hash_fd < 0 && strcmp(names[i], "api")))
+            hash_fd = fds[i];
+        else if (api_fd < 0)
+            api_fd = fds[i];
+    }
+    if (cfg.hash_socket[0] && !cfg.api_socket[0] && api_fd < 0)
         log_error("hash-socket is ignored without --socket (one FastCGI socket on fd 0)");
-    if (cfg.api_socket[0]) {
-        rc = supervise(&cfg);
+    if (api_fd >= 0) {
+        rc = supervise(&cfg, api_fd, hash_fd);
+    } else if (cfg.api_socket[0]) {
+        rc = supervise(&cfg, -1, -1);
     } else if (FCGX_IsCGI()) {
         fprintf(stderr, "nova-api: not started as FastCGI; use --socket PATH or a FastCGI "
                         "process manager such as spawn-fcgi (see --help)\n");

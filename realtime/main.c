@@ -21,6 +21,7 @@
 #include "../common/json_util.h"
 #include "../common/log.h"
 #include "../common/migrate.h"
+#include "../common/notify.h"
 #include "../common/session.h"
 #include "guard.h"
 #include "rt.h"
@@ -462,6 +463,7 @@ static int run(nova_config *cfg)
     tail_start(&r);
     if (cfg->wake_socket[0]) wake_listen(&r);
     log_info("listening on %s as %s", cfg->rt_listen, r.name);
+    notify_ready("serving");
 
     ev_signal sigterm, sigint;
     ev_signal_init(&sigterm, on_stop, SIGTERM);
@@ -490,6 +492,7 @@ static int run(nova_config *cfg)
     ev_check_stop(loop, &check_watcher);
     if (r.wake_fd >= 0) ev_io_stop(loop, &wake_watcher);
     log_info("stopping with %zu sockets open", r.n_conns);
+    notify_stopping();
     ev_signal_stop(loop, &sigterm);
     ev_signal_stop(loop, &sigint);
     lws_context_destroy(r.ctx);

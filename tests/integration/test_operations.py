@@ -3,11 +3,13 @@ daemons read it, and nova-admin backup of a live stack restored into a new
 one that answers the same."""
 
 import os
+import signal
+import socket
 import sqlite3
 import subprocess
 import threading
 
-from conftest import BUILD, Stack, fail, unique_name
+from conftest import BUILD, ROOT, Stack, fail, unique_name
 from support import befriend, make_group
 
 
@@ -186,3 +188,112 @@ def test_check_reports_the_invariants_of_a_live_database(make_stack):
     assert any("friendships are symmetric" in line and str(a.user["id"]) in line for line in broken)
     assert any("never flagged admin" in line for line in broken)
     assert "breaks the domain's invariants" in bad.stdout.splitlines()[-1]
+
+
+# -- systemd: units, socket activation, readiness -----------------------------
+
+
+def test_systemd_units_verify_clean(tmp_path):
+    """The units (systemd/*.in, rendered for this build's binaries) pass
+    systemd-analyze verify without a word."""
+    units = tmp_path / "units"
+    subprocess.run([str(ROOT / "scripts/gen-units"), str(units), str(BUILD), "/etc", "/var", "/run"],
+                   check=True)
+    manpath = tmp_path / "man"
+    for section in ("8", "5"):
+        (manpath / f"man{section}").mkdir(parents=True)
+        for page in (BUILD / "man").glob(f"*.{section}"):
+            (manpath / f"man{section}" / page.name).write_bytes(page.read_bytes())
+    files = sorted(str(p) for p in units.iterdir())
+    assert len(files) == 4
+    r = subprocess.run(["systemd-analyze", "verify", *files], capture_output=True, text=True,
+                       env=dict(os.environ, MANPATH=str(manpath), SYSTEMD_LOG_LEVEL="notice"))
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", (r.stdout, r.stderr)
+    api = (units / "nova-api.service").read_text()
+    assert "Type=notify" in api and f"ExecStart={BUILD}/nova-api" in api and "User=nova" in api
+
+
+class NotifySocket:
+    """The service manager's end of sd_notify: a datagram socket."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(20)
+
+    def wait_for(self, word):
+        while True:
+            msg = self.sock.recv(4096).decode()
+            if word in msg.split("\n"):
+                return msg
+
+
+class ActivatedStack(Stack):
+    """A stack whose nova-api gets its two listening sockets from "the
+    service manager" (this test: LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES, fds
+    3 and 4, as systemd passes them) and reports readiness on NOTIFY_SOCKET."""
+
+    def start_api(self):
+        self.notify = NotifySocket(self.dir / "notify.sock")
+        self.listeners = []
+        for path in (self.api_sock, self.hash_sock):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(str(path))
+            s.listen(64)
+            self.listeners.append(s)
+        self.env["NOVA_HASH_SOCKET"] = str(self.hash_sock)  # render-nginx sends login there
+        env = dict(self.env, NOTIFY_SOCKET=self.notify.path, LISTEN_FDS="2",
+                   LISTEN_FDNAMES="api:hash")
+        fds = [s.fileno() for s in self.listeners]
+
+        def as_systemd_does():
+            os.dup2(fds[0], 3)
+            os.dup2(fds[1], 4)
+            for k, v in env.items():
+                os.environ[k] = v
+            os.environ["LISTEN_PID"] = str(os.getpid())
+
+        log = open(self.dir / "api.log", "ab")
+        self.logs["api"] = self.dir / "api.log"
+        self.procs["api"] = subprocess.Popen(
+            [str(BUILD / "nova-api"), "--workers", "2", "--hash-workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, preexec_fn=as_systemd_does,
+            close_fds=False)
+        log.close()
+        self.ready = self.notify.wait_for("READY=1")
+
+
+def test_nova_api_socket_activation_and_readiness(make_stack):
+    st = ActivatedStack()
+    try:
+        st.start()
+        assert f"MAINPID={st.procs['api'].pid}" in st.ready
+        c = st.client()
+        c.register()  # through the hashing socket
+        assert c.ok("GET", "/user")["id"] == c.user["id"]  # through the main one
+        assert "the socket of the service manager" in st.log_text("api")
+        assert "2 workers" in st.log_text("api") and "1 password-hashing" in st.log_text("api")
+        st.procs["api"].send_signal(signal.SIGTERM)
+        st.notify.wait_for("STOPPING=1")
+        assert st.procs["api"].wait(15) == 0
+        # The sockets are systemd's: nova-api does not remove them.
+        assert st.api_sock.exists() and st.hash_sock.exists()
+    finally:
+        st.stop()
+        reports = st.sanitizer_reports()
+        st.cleanup()
+    assert not reports, reports
+
+
+def test_nova_realtime_reports_readiness(make_stack, tmp_path):
+    notify = NotifySocket(tmp_path / "notify.sock")
+    st = make_stack(env={"NOTIFY_SOCKET": notify.path})
+    pids = set()
+    while len(pids) < 2:  # nova-api's supervisor and nova-realtime, in any order
+        msg = notify.wait_for("READY=1")
+        pids.add(int(msg.split("MAINPID=")[1].split()[0]))
+    assert pids == {st.procs["api"].pid, st.procs["realtime"].pid}
+    st.procs["realtime"].send_signal(signal.SIGTERM)
+    notify.wait_for("STOPPING=1")
+    assert st.procs["realtime"].wait(15) == 0
