@@ -297,3 +297,26 @@ def test_nova_realtime_reports_readiness(make_stack, tmp_path):
     st.procs["realtime"].send_signal(signal.SIGTERM)
     notify.wait_for("STOPPING=1")
     assert st.procs["realtime"].wait(15) == 0
+
+
+def test_the_sample_configuration_is_every_setting_at_its_default(tmp_path):
+    """The installed sample (nova.conf.sample, written from --help) lists
+    every setting; uncommented as it is, it is a valid file that changes
+    nothing: each program starts with it and reports the same settings."""
+    import re
+
+    sample = (BUILD / "nova.conf.sample").read_text()
+    setting = re.compile(r"^# ([a-z0-9-]+) = ")
+    names = {m.group(1) for m in map(setting.match, sample.splitlines()) if m}
+    for binary in ("nova-api", "nova-realtime", "nova-admin"):
+        shown = subprocess.run([str(BUILD / binary), "--help"], capture_output=True, text=True).stdout
+        for line in shown.splitlines():
+            if line.startswith("  --") and not line.startswith(("  --help", "  --config")):
+                assert line.split()[0][2:] in names, line
+    active = tmp_path / "nova.conf"
+    active.write_text("\n".join(line[2:] if setting.match(line) else line
+                                for line in sample.splitlines()))
+    env = dict(os.environ, NOVA_CONFIG=str(active), NOVA_DB=str(tmp_path / "x.db"))
+    r = subprocess.run([str(BUILD / "nova-admin"), "migrate"], env=env, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
