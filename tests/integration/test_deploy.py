@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, Stack, fail
+from conftest import BUILD, Stack, fail, unique_name
 
 
 class SpawnFcgiStack(Stack):
@@ -489,3 +489,95 @@ def test_scripts_run_stops_when_a_daemon_cannot_start(tmp_path):
     assert "run: nginx failed to start" in r.stderr, r.stderr
     assert "run: stopped" in r.stderr
     assert "restarting" not in r.stderr
+
+
+# -- shared hosting: the whole stack as an unprivileged user (issue 13) ---------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make the unprivileged user")
+def test_the_whole_stack_runs_as_an_unprivileged_user_under_one_directory(tmp_path):
+    """The shared-hosting recipe of the README: a user with no privileges,
+    everything (programs, scripts, nginx prefix, database, sockets, logs)
+    under one directory of theirs, scripts/run on a high port. Every
+    process runs as that user, and the stack serves REST and sockets."""
+    import pwd
+
+    from conftest import ROOT, Socket, free_port
+
+    user = "nova-hosting"
+    if subprocess.run(["id", "-u", user], capture_output=True).returncode:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        user], check=True)
+    uid = pwd.getpwnam(user).pw_uid
+    import pathlib
+    import tempfile
+
+    # Outside pytest's private temporary tree (mode 0700: the user could not enter it).
+    home = pathlib.Path(tempfile.mkdtemp(prefix="nova-hosting-"))
+    os.chmod(home, 0o755)
+    nova = home / "nova"
+    for part in ("scripts", "nginx"):
+        shutil.copytree(ROOT / part, nova / part)
+    (nova / "build").mkdir(parents=True)
+    for binary in ("nova-api", "nova-realtime", "nova-admin"):
+        shutil.copy2(BUILD / binary, nova / "build" / binary)
+    subprocess.run(["chown", "-R", f"{user}:", str(home)], check=True)
+
+    port = free_port()
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(home),
+        "NOVA_PORT": str(port), "NOVA_DATA_DIR": str(home / "data"),
+        "NOVA_BUILD_DIR": str(nova / "build"), "NOVA_CONFIG": "",
+        "NOVA_API_WORKERS": "2", "NOVA_HASH_WORKERS": "1",
+        "NOVA_PWHASH_OPSLIMIT": "1", "NOVA_PWHASH_MEMLIMIT": "8192",
+        "ASAN_OPTIONS": f"log_path={home}/asan:detect_leaks=1:halt_on_error=1",
+        "UBSAN_OPTIONS": f"log_path={home}/ubsan:print_stacktrace=1:halt_on_error=1",
+    }
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["runuser", "-u", user, "--", "env", *[f"{k}={v}" for k, v in env.items()],
+                                 str(nova / "scripts/run")], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    import requests
+
+    try:
+        deadline = time.time() + 30
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if requests.get(base + "/api/user", timeout=2).status_code == 403:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline, log.read_text()
+            time.sleep(0.1)
+        http = requests.Session()
+        r = http.post(base + "/api/user/register", json={"user_name": unique_name(), "password": "secret1"})
+        assert r.status_code == 200, r.text
+        class Where:
+            ws_url = f"ws://127.0.0.1:{port}/ws/"
+        sock = Socket(Where, http.cookies.get("sessionid"))
+        rid = sock.request("ping")
+        assert sock.expect("pong")["request_id"] == rid
+        sock.close()
+        # every process of the stack is the user's, and everything it wrote is under home
+        run = home / "data" / "run"
+        pids = [int((run / f"{name}.pid").read_text()) for name in ("api", "realtime", "nginx")]
+        for pid in pids:
+            status = open(f"/proc/{pid}/status").read()
+            assert f"Uid:\t{uid}\t{uid}" in status, (pid, status)
+        assert (home / "data" / "nova.db").exists()
+    finally:
+        # SIGTERM to scripts/run itself (runuser's child), as its user would.
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        for child in children:
+            os.kill(int(child), signal.SIGTERM)
+        proc.wait(30)
+    assert children and proc.returncode == 0, log.read_text()
+    import glob
+
+    reports = glob.glob(f"{home}/asan*") + glob.glob(f"{home}/ubsan*")
+    assert not reports, [open(r).read() for r in reports]
+    shutil.rmtree(home, ignore_errors=True)
