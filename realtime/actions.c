@@ -27,26 +27,6 @@ typedef struct action_call {
  * actions_run opened for them. */
 typedef int (*action_fn)(action_call *a, nova_err *err);
 
-int rt_write(rt *r, const char *origin, int64_t request_id, rt_write_fn fn, void *ctx,
-             nova_err *err)
-{
-    bool busy;
-    int rc = db_begin_nowait(r->db, &busy, err);
-    if (rc) return rc;
-    if (busy) return ACTION_BUSY;
-    if (origin) outbox_set_cause(origin, request_id);
-    rc = fn(r, ctx, err);
-    if (!rc) rc = db_commit(r->db, err);
-    if (rc) {
-        db_rollback(r->db);
-        outbox_discarded();
-        return rc;
-    }
-    outbox_committed(NULL); /* no wake-up: delivered right here */
-    tail_run(r);
-    return 0;
-}
-
 static int act_ping(action_call *a, nova_err *err)
 {
     (void)err;

@@ -461,6 +461,7 @@ static int run(nova_config *cfg)
         return 1;
     }
     tail_start(&r);
+    jobs_start(&r);
     if (cfg->wake_socket[0]) wake_listen(&r);
     log_info("listening on %s as %s", cfg->rt_listen, r.name);
     notify_ready("serving");

@@ -149,6 +149,9 @@ double rt_now(void);
 
 /* tail.c: reading the outbox */
 void tail_start(rt *r);
+
+/* jobs.c: the periodic jobs (position, session expiry, pruning) */
+void jobs_start(rt *r);
 /* Deliver every committed event not yet delivered: 0, or -1 when reading
  * the outbox failed (what was read is delivered; the rest next time). */
 int tail_run(rt *r);

@@ -12,14 +12,9 @@
 
 #include "../common/log.h"
 #include "../common/outbox.h"
-#include "../common/session.h"
 #include "rt.h"
 
 static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
-static const char SQL_STATUS_UPSERT[] =
-    "INSERT INTO realtime_daemons (name, pid, started_at, delivered_id, sockets, updated_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO UPDATE SET pid = ?2, "
-    "delivered_id = ?4, sockets = ?5, updated_at = ?6";
 
 /* Deliver one event to the live sockets it is addressed to. */
 static void deliver(rt *r, const outbox_event *ev)
@@ -88,63 +83,6 @@ static void tail_tick(lws_sorted_usec_list_t *sul)
                      (lws_usec_t)r->cfg->outbox_poll_ms * LWS_US_PER_MS);
 }
 
-static int expire_sessions(rt *r, void *ended, nova_err *err)
-{
-    return session_expire(r->db, 200, ended, err);
-}
-
-/* Every second: record this daemon's position for operators (nova-admin
- * outbox stats), and end sessions that expired (their sockets get logout,
- * delivered by the tail like any event). */
-static void status_tick(lws_sorted_usec_list_t *sul)
-{
-    rt *r = lws_container_of(sul, rt, status_timer);
-    nova_err err;
-    int ended = 0;
-    rt_check_stalls(r);
-    /* Only when the write lock is free right now: else simply next
-     * second, so the loop never waits for it. */
-    int rc = rt_write(r, NULL, 0, expire_sessions, &ended, &err);
-    if (rc == ACTION_BUSY)
-        log_debug("session expiry: the database is busy, next time");
-    else if (rc)
-        log_error("ending expired sessions failed: %s", err.msg);
-    else if (ended)
-        log_info("ended %d expired sessions", ended);
-    db_stmt *st = db_prepare(r->db, SQL_STATUS_UPSERT);
-    if (st) {
-        db_bind_text(st, 1, r->name);
-        db_bind_i64(st, 2, (int64_t)getpid());
-        db_bind_double(st, 3, r->started_at);
-        db_bind_i64(st, 4, r->last_id);
-        db_bind_i64(st, 5, (int64_t)r->n_conns);
-        db_bind_double(st, 6, nova_now());
-        if (db_step(st) != DB_DONE) log_debug("status update failed: %s", db_error_text(r->db));
-        db_done(st);
-    }
-    lws_sul_schedule(r->ctx, 0, &r->status_timer, status_tick, LWS_US_PER_SEC);
-}
-
-/* Drop events older than the retention window, a small batch at a time so
- * that the write lock is never held long; keep going soon while there is
- * more, else check again in a minute. */
-static void prune_tick(lws_sorted_usec_list_t *sul)
-{
-    rt *r = lws_container_of(sul, rt, prune_timer);
-    nova_err err;
-    int deleted = 0;
-    double before = nova_now() - (double)r->cfg->outbox_retention;
-    if (outbox_prune(r->db, before, 500, &deleted, &err))
-        /* the write lock taken (the connection never waits): next time */
-        log_msg(db_last_was_busy(r->db) ? LOG_DEBUG : LOG_ERROR, "pruning the outbox failed: %s",
-                err.msg);
-    else if (deleted)
-        log_debug("pruned %d events", deleted);
-
-    lws_sul_schedule(r->ctx, 0, &r->prune_timer, prune_tick,
-                     deleted == 500 ? 10 * LWS_US_PER_MS : 60 * LWS_US_PER_SEC);
-}
-
 void tail_start(rt *r)
 {
     /* Start at the newest event: older ones are for resuming clients.
@@ -156,6 +94,4 @@ void tail_start(rt *r)
         log_error("reading the outbox's position failed: %s", err.msg);
     lws_sul_schedule(r->ctx, 0, &r->tail_timer, tail_tick,
                      (lws_usec_t)r->cfg->outbox_poll_ms * LWS_US_PER_MS);
-    lws_sul_schedule(r->ctx, 0, &r->status_timer, status_tick, 1);
-    lws_sul_schedule(r->ctx, 0, &r->prune_timer, prune_tick, LWS_US_PER_SEC);
 }
