@@ -43,13 +43,11 @@ static bool origin_allowed(rt *r, struct lws *wsi)
     if (n <= 0) return true;
     if (n >= (int)sizeof origin || lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0)
         return false;
-    if (config_origin_allowed(r->cfg, origin)) return true;
-    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) return false;
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) host[0] = '\0';
     if (lws_hdr_custom_copy(wsi, proto, sizeof proto, "x-forwarded-proto:", 18) <= 0)
         strcpy(proto, "http");
-    char self[300];
-    snprintf(self, sizeof self, "%s://%s", proto, host);
-    return !strcasecmp(origin, self);
+    /* The same rule as nova-api's for state-changing requests. */
+    return origin_trusted(r->cfg, origin, strlen(origin), proto, host);
 }
 
 /* A client may name no subprotocol, or a list that includes "nova" (lws

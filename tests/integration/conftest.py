@@ -203,6 +203,15 @@ class Stack:
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def stop_and_check(self):
+        """Stop, fail on any sanitizer report (keeping the directory for a
+        look), else remove the directory."""
+        self.stop()
+        reports = self.sanitizer_reports()
+        if not reports:
+            self.cleanup()
+        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+
     # -- helpers -----------------------------------------------------------
 
     def client(self):
@@ -493,10 +502,7 @@ def make_stack():
 
     yield make
     for s in made:
-        s.stop()
-        reports = s.sanitizer_reports()
-        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
-        s.cleanup()
+        s.stop_and_check()
 
 
 @pytest.fixture

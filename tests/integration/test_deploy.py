@@ -38,10 +38,7 @@ def test_nova_api_under_spawn_fcgi():
         assert c.ok("GET", "/user")["id"] == user["id"]
         fail(c.get("/no/such/path"), 404)
     finally:
-        s.stop()
-        reports = s.sanitizer_reports()
-        s.cleanup()
-    assert not reports, reports
+        s.stop_and_check()
 
 
 def run(binary, *args, env=None):
@@ -151,10 +148,7 @@ def test_daemons_stop_cleanly_on_sigterm():
         assert not (s.dir / "rt.sock").exists() and not (s.dir / "api.sock").exists()
         assert not (s.dir / "hash.sock").exists()
     finally:
-        s.stop()
-        reports = s.sanitizer_reports()
-        s.cleanup()
-    assert not reports, reports
+        s.stop_and_check()
 
 
 def test_the_documented_chat_session_runs(stack):

@@ -115,10 +115,7 @@ def test_backup_of_a_serving_stack_restores_to_the_same_answers(stack, tmp_path,
         assert msg["data"]["message"]["message"] == "after the restore"
         s.close()
     finally:
-        restored.stop()
-        reports = restored.sanitizer_reports()
-        restored.cleanup()
-    assert not reports, reports
+        restored.stop_and_check()
 
 
 def test_json_logs_are_one_valid_object_a_line(make_stack):
@@ -280,10 +277,7 @@ def test_nova_api_socket_activation_and_readiness(make_stack):
         # The sockets are systemd's: nova-api does not remove them.
         assert st.api_sock.exists() and st.hash_sock.exists()
     finally:
-        st.stop()
-        reports = st.sanitizer_reports()
-        st.cleanup()
-    assert not reports, reports
+        st.stop_and_check()
 
 
 def test_nova_realtime_reports_readiness(make_stack, tmp_path):

@@ -249,19 +249,11 @@ def check_error_packet(msg, request_id, code=400):
     assert isinstance(msg["error"], str) and msg["error"], msg
 
 
-def stop_and_check(s):
-    s.stop()
-    reports = s.sanitizer_reports()
-    if not reports:
-        s.cleanup()
-    assert not reports, "sanitizer reports:\n" + "\n".join(reports)
-
-
 @pytest.fixture(scope="module")
 def pm_stack():
     s = Stack().start()
     yield s
-    stop_and_check(s)
+    s.stop_and_check()
 
 
 @pytest.fixture(scope="module")

@@ -321,7 +321,4 @@ def test_two_daemons_deliver_everything_once_to_their_own_sockets():
         for s in sockets:
             s.close()
     finally:
-        st.stop()
-        reports = st.sanitizer_reports()
-        st.cleanup()
-    assert not reports, reports
+        st.stop_and_check()
