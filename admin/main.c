@@ -378,7 +378,7 @@ static int cmd_outbox(const nova_config *cfg, int argc, char **argv)
 
 static const char SQL_SESSIONS[] =
     "SELECT s.id, u.user_name, s.created_at, s.last_seen, s.expires_at FROM sessions s "
-    "JOIN users u ON u.id = s.user_id WHERE ?1 IS NULL OR u.user_name = ?1 ORDER BY s.id";
+    "JOIN users u ON u.id = s.user_id WHERE CAST(?1 AS TEXT) IS NULL OR u.user_name = ?1 ORDER BY s.id";
 
 static int cmd_sessions(const nova_config *cfg, int argc, char **argv)
 {

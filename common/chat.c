@@ -12,14 +12,15 @@
 #include "view.h"
 
 static const char SQL_CHAT_INSERT[] = "INSERT INTO chats (name, owner_id, created_at) "
-                                      "VALUES (?, ?, ?)";
+                                      "VALUES (?, ?, ?) RETURNING id";
 static const char SQL_MEMBER_INSERT[] =
     "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (?, ?, ?)";
 static const char SQL_RELATION_UPSERT[] =
     "INSERT INTO chat_relations (chat_id, user_id, last_read_id) "
     "VALUES (?1, ?2, (SELECT coalesce(max(id), 0) FROM messages WHERE chat_id = ?1)) "
-    "ON CONFLICT (chat_id, user_id) DO UPDATE SET last_read_id = max(last_read_id, "
-    "excluded.last_read_id)";
+    "ON CONFLICT (chat_id, user_id) DO UPDATE SET last_read_id = CASE WHEN "
+    "excluded.last_read_id > chat_relations.last_read_id THEN excluded.last_read_id ELSE "
+    "chat_relations.last_read_id END";
 static const char SQL_CHAT_DELETE[] = "DELETE FROM chats WHERE id = ?";
 
 int chat_add_member(nova_db *db, int64_t chat_id, int64_t user_id, nova_err *err)
@@ -46,9 +47,7 @@ static int chat_insert(nova_db *db, const char *name, int64_t owner, int64_t *ch
     db_bind_text(st, 1, name);
     db_bind_i64(st, 2, owner);
     db_bind_double(st, 3, nova_now());
-    int rc = db_exec_done(db, st, err);
-    if (!rc) *chat_id = db_last_insert_id(db);
-    return rc;
+    return db_insert_id(db, st, chat_id, err);
 }
 
 int chat_create_private(nova_db *db, int64_t owner, int64_t other, int64_t *chat_id, nova_err *err)
@@ -79,7 +78,8 @@ static const char SQL_CHAT_SET_OWNER[] = "UPDATE chats SET owner_id = ? WHERE id
 static const char SQL_INVITATION_DELETE_SAME[] =
     "DELETE FROM chat_invitations WHERE chat_id = ? AND user_id = ? AND invited_by = ?";
 static const char SQL_INVITATION_INSERT[] =
-    "INSERT INTO chat_invitations (chat_id, user_id, invited_by, created_at) VALUES (?, ?, ?, ?)";
+    "INSERT INTO chat_invitations (chat_id, user_id, invited_by, created_at) VALUES (?, ?, ?, ?) "
+    "RETURNING id";
 static const char SQL_INVITATIONS_OF_CHAT[] =
     "SELECT id FROM chat_invitations WHERE chat_id = ? ORDER BY id";
 static const char SQL_FIRST_INVITER[] =
@@ -245,8 +245,8 @@ int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, n
     db_bind_i64(st, 2, user_id);
     db_bind_i64(st, 3, caller);
     db_bind_double(st, 4, nova_now());
-    if ((rc = db_exec_done(db, st, err))) return rc;
-    int64_t invitation_id = db_last_insert_id(db);
+    int64_t invitation_id = 0;
+    if ((rc = db_insert_id(db, st, &invitation_id, err))) return rc;
 
     /* chat_invitation to the owner and admins only. */
     idlist staff = {0};

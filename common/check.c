@@ -26,9 +26,9 @@ static const struct {
      "WHERE c.id IS NULL OR c.name <> '' OR NOT EXISTS (SELECT 1 FROM chat_members m "
      "WHERE m.chat_id = f.chat_id AND m.user_id = f.user_id)"},
     {"a private chat has exactly two members, who are friends over it",
-     "SELECT c.id, (SELECT count(*) FROM chat_members m WHERE m.chat_id = c.id) AS members, "
-     "(SELECT count(*) FROM friends f WHERE f.chat_id = c.id) AS sides FROM chats c "
-     "WHERE c.name = '' AND (members <> 2 OR sides <> 2)"},
+     "SELECT id, members FROM (SELECT c.id, (SELECT count(*) FROM chat_members m "
+     "WHERE m.chat_id = c.id) AS members, (SELECT count(*) FROM friends f WHERE f.chat_id = c.id) "
+     "AS sides FROM chats c WHERE c.name = '') AS private WHERE members <> 2 OR sides <> 2"},
     {"a private chat has no admin",
      "SELECT m.chat_id, m.user_id FROM chat_members m JOIN chats c ON c.id = m.chat_id "
      "WHERE c.name = '' AND m.is_admin = 1"},
@@ -62,8 +62,9 @@ static const struct {
      "UNION ALL SELECT 'relation', user_id FROM chat_relations WHERE user_id IN (1, 2) "
      "UNION ALL SELECT 'hidden message', user_id FROM message_deletions WHERE user_id IN (1, 2)"},
     {"every user has exactly one default friend group",
-     "SELECT u.id, (SELECT count(*) FROM friend_groups g WHERE g.user_id = u.id "
-     "AND g.is_default = 1) AS n FROM users u WHERE u.is_system = 0 AND n <> 1"},
+     "SELECT id, n FROM (SELECT u.id, (SELECT count(*) FROM friend_groups g WHERE g.user_id = "
+     "u.id AND g.is_default = 1) AS n FROM users u WHERE u.is_system = 0) AS defaults "
+     "WHERE n <> 1"},
     {"the default group is named '' and others 1-100 characters",
      "SELECT id, name FROM friend_groups WHERE (is_default = 1 AND name <> '') "
      "OR (is_default = 0 AND (length(name) < 1 OR length(name) > 100))"},
@@ -91,15 +92,29 @@ static const struct {
     {"a read watermark never passes the chat's newest message",
      "SELECT r.chat_id, r.user_id FROM chat_relations r WHERE r.last_read_id > "
      "(SELECT coalesce(max(m.id), 0) FROM messages m WHERE m.chat_id = r.chat_id)"},
-    {"outbox ids stay below the AUTOINCREMENT sequence",
-     "SELECT max(id), (SELECT seq FROM sqlite_sequence WHERE name = 'outbox') FROM outbox "
-     "HAVING max(id) > (SELECT seq FROM sqlite_sequence WHERE name = 'outbox')"},
 };
+
+/* Rules in each engine's own words: SQLite's AUTOINCREMENT record, and
+ * PostgreSQL's identity sequence, must both stay ahead of every id. */
+static const char RULE_SEQUENCE[] = "outbox ids stay below the outbox's id sequence";
+static const char SQL_SEQUENCE_SQLITE[] =
+    "SELECT max(id), (SELECT seq FROM sqlite_sequence WHERE name = 'outbox') FROM outbox "
+    "HAVING max(id) > (SELECT seq FROM sqlite_sequence WHERE name = 'outbox')";
+static const char SQL_SEQUENCE_PG[] =
+    "SELECT max(id), (SELECT last_value FROM outbox_id_seq) FROM outbox "
+    "HAVING max(id) > (SELECT last_value FROM outbox_id_seq)";
 
 static const char SQL_PROFILES[] =
     "SELECT id, user_name, email, phone, avatar_url FROM users WHERE is_system = 0";
 static const char SQL_FOREIGN_KEYS[] = "PRAGMA foreign_key_check";
 static const char SQL_INTEGRITY[] = "PRAGMA integrity_check";
+/* PostgreSQL checks every reference on every write and has no offline
+ * integrity pass of its own: what it can say is that no constraint is
+ * left unvalidated (NOT VALID). */
+static const char SQL_FOREIGN_KEYS_PG[] =
+    "SELECT conrelid::regclass::text, 0, conname FROM pg_constraint "
+    "WHERE contype = 'f' AND NOT convalidated";
+static const char SQL_INTEGRITY_PG[] = "SELECT 'ok'";
 
 /* Report one broken rule with its first offending row. */
 static void broken(check_report_fn report, void *ctx, const char *rule, db_stmt *st)
@@ -110,24 +125,25 @@ static void broken(check_report_fn report, void *ctx, const char *rule, db_stmt 
     report(ctx, rule, row);
 }
 
+/* Run one rule's query: 1 when it is broken (or cannot be checked). */
+static int run_rule(db_stmt *st, const char *rule, check_report_fn report, void *ctx)
+{
+    int rc = st ? db_step(st) : -1;
+    if (rc == DB_ROW)
+        broken(report, ctx, rule, st);
+    else
+        report(ctx, rule, rc < 0 ? "the query failed" : NULL);
+    db_done(st);
+    return rc != DB_DONE;
+}
+
 static int run_rules(nova_db *db, check_report_fn report, void *ctx)
 {
     int failed = 0;
-    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
-        db_stmt *st = db_prepare(db, rules[i].sql);
-        int rc = st ? db_step(st) : -1;
-        if (rc == DB_ROW) {
-            broken(report, ctx, rules[i].rule, st);
-            failed++;
-        } else if (rc < 0) {
-            report(ctx, rules[i].rule, "the query failed");
-            failed++;
-        } else {
-            report(ctx, rules[i].rule, NULL);
-        }
-        db_done(st);
-    }
-    return failed;
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        failed += run_rule(db_prepare(db, rules[i].sql), rules[i].rule, report, ctx);
+    return failed + run_rule(db_prepare_for(db, SQL_SEQUENCE_SQLITE, SQL_SEQUENCE_PG),
+                             RULE_SEQUENCE, report, ctx);
 }
 
 static int run_profiles(nova_db *db, check_report_fn report, void *ctx)
@@ -159,7 +175,7 @@ static int run_profiles(nova_db *db, check_report_fn report, void *ctx)
 static int run_engine_checks(nova_db *db, bool deep, check_report_fn report, void *ctx)
 {
     int failed = 0;
-    db_stmt *st = db_prepare(db, SQL_FOREIGN_KEYS);
+    db_stmt *st = db_prepare_for(db, SQL_FOREIGN_KEYS, SQL_FOREIGN_KEYS_PG);
     if (st && db_step(st) == DB_ROW) {
         char row[160];
         snprintf(row, sizeof row, "(table %s, row %lld, refers to %s)",
@@ -173,7 +189,7 @@ static int run_engine_checks(nova_db *db, bool deep, check_report_fn report, voi
     }
     db_done(st);
     if (!deep) return failed;
-    st = db_prepare(db, SQL_INTEGRITY);
+    st = db_prepare_for(db, SQL_INTEGRITY, SQL_INTEGRITY_PG);
     const char *r = st && db_step(st) == DB_ROW ? db_col_text(st, 0) : NULL;
     bool ok = r && !strcmp(r, "ok");
     char row[200];

@@ -14,7 +14,8 @@
 /* --- groups ------------------------------------------------------------- */
 
 static const char SQL_GROUP_OWNER[] = "SELECT user_id, is_default FROM friend_groups WHERE id = ?";
-static const char SQL_GROUP_INSERT[] = "INSERT INTO friend_groups (user_id, name) VALUES (?, ?)";
+static const char SQL_GROUP_INSERT[] =
+    "INSERT INTO friend_groups (user_id, name) VALUES (?, ?) RETURNING id";
 static const char SQL_GROUP_RENAME[] = "UPDATE friend_groups SET name = ? WHERE id = ?";
 static const char SQL_GROUP_DELETE[] = "DELETE FROM friend_groups WHERE id = ?";
 static const char SQL_GROUP_DEFAULT[] =
@@ -74,9 +75,7 @@ int friend_group_add(nova_db *db, int64_t owner, const char *name, int64_t *grou
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_i64(st, 1, owner);
     db_bind_text(st, 2, name);
-    int rc = db_exec_done(db, st, err);
-    if (!rc) *group_id = db_last_insert_id(db);
-    return rc;
+    return db_insert_id(db, st, group_id, err);
 }
 
 int friend_group_rename(nova_db *db, int64_t owner, int64_t group_id, const char *name,
@@ -141,6 +140,29 @@ static const char SQL_FIND_TRIGRAM[] =
 static const char SQL_FIND_SCAN[] =
     "SELECT id FROM users WHERE instr(user_name, ?1) > 0 AND id <> ?2 AND is_system = 0 "
     "ORDER BY id LIMIT ?3";
+/* PostgreSQL: LIKE '%...%' (escaped) is answered by the pg_trgm index. */
+static const char SQL_FIND_TRIGRAM_PG[] =
+    "SELECT id FROM users WHERE user_name LIKE ?1 AND id <> ?2 AND is_system = 0 "
+    "ORDER BY id LIMIT ?3";
+static const char SQL_FIND_SCAN_PG[] =
+    "SELECT id FROM users WHERE strpos(user_name, ?1) > 0 AND id <> ?2 AND is_system = 0 "
+    "ORDER BY id LIMIT ?3";
+
+/* '%name%' with LIKE's own characters escaped (backslash is the escape);
+ * malloc'd. */
+static char *like_pattern(const char *s)
+{
+    char *out = malloc(strlen(s) * 2 + 3), *o = out;
+    if (!out) return NULL;
+    *o++ = '%';
+    for (; *s; s++) {
+        if (*s == '%' || *s == '_' || *s == '\\') *o++ = '\\';
+        *o++ = *s;
+    }
+    *o++ = '%';
+    *o = '\0';
+    return out;
+}
 
 json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
                          const char *name_contains, nova_err *err)
@@ -157,7 +179,16 @@ json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
          * one matches nobody; the empty string matches everybody. */
         if (strpbrk(name_contains, "*?[]")) return json_object_new_array();
         size_t len = strlen(name_contains);
-        if (len >= 3) {
+        if (db->kind == DB_POSTGRES) {
+            char *pattern = len >= 3 ? like_pattern(name_contains) : NULL;
+            st = len >= 3 ? db_prepare(db, SQL_FIND_TRIGRAM_PG) : db_prepare(db, SQL_FIND_SCAN_PG);
+            if (st) db_bind_text(st, 1, len >= 3 ? pattern : name_contains);
+            free(pattern);
+            if (len >= 3 && !pattern) {
+                nova_fail(err, ERR_INTERNAL, "out of memory");
+                return NULL;
+            }
+        } else if (len >= 3) {
             char pattern[len + 3];
             pattern[0] = '*';
             memcpy(pattern + 1, name_contains, len);

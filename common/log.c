@@ -12,6 +12,11 @@
 #include <unistd.h>
 
 static const char *log_program = "nova";
+
+const char *log_program_name(void)
+{
+    return log_program;
+}
 static int log_level = LOG_INFO;
 static int log_pid;
 static int log_json;

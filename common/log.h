@@ -8,6 +8,8 @@
 enum { LOG_ERROR = 0, LOG_INFO = 1, LOG_DEBUG = 2 };
 
 void log_init(const char *program, int level);
+/* The program name given to log_init ("nova" before). */
+const char *log_program_name(void);
 /* Write JSON lines instead of text (log-format = json). */
 void log_set_json(int on);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -14,7 +14,7 @@
 
 static const char SQL_MESSAGE_INSERT[] =
     "INSERT INTO messages (chat_id, sender_id, content, send_time, reply_to_id) "
-    "VALUES (?, ?, ?, ?, ?)";
+    "VALUES (?, ?, ?, ?, ?) RETURNING id";
 
 int message_post(nova_db *db, int64_t chat_id, int64_t sender_id, const char *content,
                  int64_t reply_to, int64_t *message_id, nova_err *err)
@@ -26,9 +26,9 @@ int message_post(nova_db *db, int64_t chat_id, int64_t sender_id, const char *co
     db_bind_text(st, 3, content);
     db_bind_double(st, 4, nova_now());
     if (reply_to) db_bind_i64(st, 5, reply_to);
-    int rc = db_exec_done(db, st, err);
+    int64_t id = 0;
+    int rc = db_insert_id(db, st, &id, err);
     if (rc) return rc;
-    int64_t id = db_last_insert_id(db);
     if (message_id) *message_id = id;
     json_object *m = view_message_detailed(db, id, 0, err);
     if (!m) return err->kind;
@@ -56,12 +56,13 @@ static const char SQL_MESSAGE_RECALL[] =
     "UPDATE messages SET content = 'Message recalled', sender_id = ?2, reply_to_id = NULL, "
     "recalled = 1 WHERE id = ?1";
 static const char SQL_MESSAGE_HIDE[] =
-    "INSERT OR IGNORE INTO message_deletions (user_id, message_id) VALUES (?, ?)";
+    "INSERT INTO message_deletions (user_id, message_id) VALUES (?, ?) ON CONFLICT DO NOTHING";
 /* One row written, whatever the length of the chat: the watermark moves to
  * the newest message (found through the (chat_id, id) index). */
 static const char SQL_MARK_READ[] =
-    "UPDATE chat_relations SET last_read_id = max(last_read_id, "
-    "(SELECT coalesce(max(id), 0) FROM messages WHERE chat_id = ?1)) "
+    "UPDATE chat_relations SET last_read_id = (SELECT CASE WHEN coalesce(max(id), 0) > "
+    "chat_relations.last_read_id THEN coalesce(max(id), 0) ELSE chat_relations.last_read_id END "
+    "FROM messages WHERE chat_id = ?1) "
     "WHERE chat_id = ?1 AND user_id = ?2";
 
 static int mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err);

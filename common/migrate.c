@@ -3,8 +3,6 @@
 
 #include "log.h"
 
-static const char SQL_USER_VERSION[] = "PRAGMA user_version";
-
 int migrate_latest_version(void)
 {
     return nova_migration_count ? nova_migrations[nova_migration_count - 1].version : 0;
@@ -12,18 +10,26 @@ int migrate_latest_version(void)
 
 int migrate_db_version(nova_db *db)
 {
-    db_stmt *st = db_prepare(db, SQL_USER_VERSION);
-    if (!st) return -1;
-    int version = -1;
-    if (db_step(st) == DB_ROW) version = (int)db_col_i64(st, 0);
-    db_done(st);
-    return version;
+    return db_schema_version(db);
+}
+
+/* The migrations of db's engine. */
+static const struct migration *migrations_of(nova_db *db, int *count)
+{
+    if (db->kind == DB_POSTGRES) {
+        *count = nova_pg_migration_count;
+        return nova_pg_migrations;
+    }
+    *count = nova_migration_count;
+    return nova_migrations;
 }
 
 int migrate_apply(nova_db *db, FILE *out, nova_err *err)
 {
-    for (int i = 0; i < nova_migration_count; i++) {
-        const struct migration *m = &nova_migrations[i];
+    int count;
+    const struct migration *list = migrations_of(db, &count);
+    for (int i = 0; i < count; i++) {
+        const struct migration *m = &list[i];
         int rc = db_begin(db, err);
         if (rc) return rc;
         /* Read the version under the write lock, so that two migrators
@@ -37,9 +43,8 @@ int migrate_apply(nova_db *db, FILE *out, nova_err *err)
             db_rollback(db);
             continue;
         }
-        char set_version[64];
-        snprintf(set_version, sizeof set_version, "PRAGMA user_version = %d", m->version);
-        if ((rc = db_exec_script(db, m->sql, err)) || (rc = db_exec_script(db, set_version, err)) ||
+        if ((rc = db_exec_script(db, m->sql, err)) ||
+            (rc = db_set_schema_version(db, m->version, err)) ||
             (rc = db_commit(db, err))) {
             db_rollback(db);
             log_error("migration %s failed", m->name);

@@ -1,9 +1,11 @@
 /* migrate.h - the schema version and the migrations that reach it.
  *
- * Migrations are the numbered files sql/NNN_name.sql, compiled into the
- * binaries (scripts/embed-sql). The database records the version it is at
- * in PRAGMA user_version. nova-admin migrate applies what is missing;
- * the daemons refuse to start unless the database is exactly current. */
+ * Migrations are the numbered files sql/NNN_name.sql (SQLite) and
+ * sql/postgres/NNN_name.sql (PostgreSQL, the same numbers), compiled into
+ * the binaries (scripts/embed-sql). The database records the version it
+ * is at (SQLite: PRAGMA user_version; PostgreSQL: the nova_schema table).
+ * nova-admin migrate applies what is missing; the daemons refuse to start
+ * unless the database is exactly current. */
 #ifndef NOVA_MIGRATE_H
 #define NOVA_MIGRATE_H
 
@@ -19,6 +21,8 @@ struct migration {
 
 extern const struct migration nova_migrations[];
 extern const int nova_migration_count;
+extern const struct migration nova_pg_migrations[];
+extern const int nova_pg_migration_count;
 
 /* The version this build needs. */
 int migrate_latest_version(void);

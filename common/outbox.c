@@ -75,6 +75,9 @@ static int emit(nova_db *db, const char *action, json_object *data, const int64_
     if (current.origin) db_bind_text(st, 6, current.origin);
     db_bind_i64(st, 7, current.origin ? current.request_id : 0);
     rc = db_exec_done(db, st, err);
+    /* The first event of a transaction wakes the listeners of other hosts
+     * at commit (PostgreSQL's NOTIFY; nothing on SQLite). */
+    if (!rc) rc = db_wake_listeners(db, err);
     if (!rc) current.emitted = true;
 out:
     free(recipients);
@@ -149,11 +152,14 @@ void outbox_committed(const char *wake_sockets)
     outbox_discarded();
 }
 
+/* The newest event is never pruned: its id is the outbox's position
+ * (PostgreSQL reads it as max(id); SQLite has sqlite_sequence too). */
 static const char SQL_OUTBOX_PRUNE[] =
-    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE created_at < ? ORDER BY id "
-    "LIMIT ?)";
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE created_at < ? AND id < "
+    "(SELECT max(id) FROM outbox) ORDER BY id LIMIT ?)";
 static const char SQL_OUTBOX_BOUNDS[] = "SELECT (SELECT min(id) FROM outbox), "
                                         "(SELECT seq FROM sqlite_sequence WHERE name = 'outbox')";
+static const char SQL_OUTBOX_BOUNDS_PG[] = "SELECT min(id), coalesce(max(id), 0) FROM outbox";
 
 int outbox_prune(nova_db *db, double before, int batch, int *deleted, nova_err *err)
 {
@@ -168,7 +174,7 @@ int outbox_prune(nova_db *db, double before, int batch, int *deleted, nova_err *
 
 int outbox_bounds(nova_db *db, int64_t *oldest, int64_t *newest, nova_err *err)
 {
-    db_stmt *st = db_prepare(db, SQL_OUTBOX_BOUNDS);
+    db_stmt *st = db_prepare_for(db, SQL_OUTBOX_BOUNDS, SQL_OUTBOX_BOUNDS_PG);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     int rc = db_step(st);
     if (rc == DB_ROW) {
@@ -185,10 +191,10 @@ int outbox_bounds(nova_db *db, int64_t *oldest, int64_t *newest, nova_err *err)
     "id, created_at, action, data, recipients, coalesce(session_id, 0), origin, request_id"
 static const char SQL_OUTBOX_READ[] =
     "SELECT " OUTBOX_COLUMNS " FROM outbox WHERE id > ?1 AND (?2 <= 0 OR id <= ?2) "
-    "AND (?3 IS NULL OR action = ?3) ORDER BY id LIMIT ?4";
+    "AND (CAST(?3 AS TEXT) IS NULL OR action = ?3) ORDER BY id LIMIT ?4";
 static const char SQL_OUTBOX_READ_NEWEST[] =
-    "SELECT * FROM (SELECT " OUTBOX_COLUMNS " FROM outbox WHERE (?1 IS NULL OR action = ?1) "
-    "ORDER BY id DESC LIMIT ?2) ORDER BY id";
+    "SELECT * FROM (SELECT " OUTBOX_COLUMNS " FROM outbox WHERE (CAST(?1 AS TEXT) IS NULL OR action = ?1) "
+    "ORDER BY id DESC LIMIT ?2) AS newest ORDER BY id";
 static const char SQL_OUTBOX_READ_ONE[] = "SELECT " OUTBOX_COLUMNS " FROM outbox WHERE id = ?1";
 
 static int reader_start(nova_db *db, outbox_reader *r, const char *sql, nova_err *err)
@@ -206,7 +212,7 @@ int outbox_read(nova_db *db, outbox_reader *r, int64_t after, int64_t upto, long
     db_bind_i64(r->st, 1, after);
     db_bind_i64(r->st, 2, upto);
     if (action) db_bind_text(r->st, 3, action);
-    db_bind_i64(r->st, 4, limit > 0 ? limit : -1);
+    db_bind_i64(r->st, 4, limit > 0 ? limit : INT64_MAX);
     return 0;
 }
 

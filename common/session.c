@@ -13,7 +13,7 @@ static const char SQL_SESSION_BY_HASH[] =
 static const char SQL_SESSION_TOUCH[] = "UPDATE sessions SET last_seen = ? WHERE id = ?";
 static const char SQL_SESSION_INSERT[] =
     "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at) "
-    "VALUES (?, ?, ?, ?, ?)";
+    "VALUES (?, ?, ?, ?, ?) RETURNING id";
 static const char SQL_SESSION_ROTATE[] = "UPDATE sessions SET token_hash = ?, last_seen = ? "
                                          "WHERE id = ?";
 static const char SQL_SESSION_DELETE[] = "DELETE FROM sessions WHERE id = ? AND user_id = ?";
@@ -101,8 +101,9 @@ int session_create(nova_db *db, int64_t user_id, char token_out[TOKEN_LEN + 1], 
     db_bind_double(st, 3, now);
     db_bind_double(st, 4, now);
     db_bind_double(st, 5, now + (double)db->cfg->session_max_age);
-    int rc = db_exec_done(db, st, err);
-    if (!rc && session_id) *session_id = db_last_insert_id(db);
+    int64_t id = 0;
+    int rc = db_insert_id(db, st, &id, err);
+    if (!rc && session_id) *session_id = id;
     return rc;
 }
 

@@ -13,7 +13,8 @@ static const char SQL_USER_CREDENTIALS_BY_NAME[] =
 static const char SQL_USER_CREDENTIALS_BY_ID[] = "SELECT password_hash FROM users WHERE id = ?";
 static const char SQL_USER_NAME_TAKEN[] = "SELECT id FROM users WHERE user_name = ? AND id <> ?";
 static const char SQL_USER_INSERT[] =
-    "INSERT INTO users (user_name, password_hash, avatar_url, created_at) VALUES (?, ?, ?, ?)";
+    "INSERT INTO users (user_name, password_hash, avatar_url, created_at) VALUES (?, ?, ?, ?) "
+    "RETURNING id";
 static const char SQL_GROUP_INSERT_DEFAULT[] =
     "INSERT INTO friend_groups (user_id, name, is_default) VALUES (?, '', 1)";
 static const char SQL_USER_UPDATE[] =
@@ -87,10 +88,9 @@ int user_register(nova_db *db, const char *name, const char *password_hash, int6
     db_bind_text(st, 2, password_hash);
     db_bind_text(st, 3, avatar);
     db_bind_double(st, 4, nova_now());
-    rc = db_exec_done(db, st, err);
+    rc = db_insert_id(db, st, user_id, err);
     free(avatar);
     if (rc) return rc;
-    *user_id = db_last_insert_id(db);
 
     st = db_prepare(db, SQL_GROUP_INSERT_DEFAULT);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");

@@ -390,11 +390,17 @@ static const char SQL_MESSAGES_PAGE[] =
     "AND send_time >= ?3 AND send_time <= ?4 "
     "AND (?5 IS NULL OR sender_id IN (SELECT value FROM json_each(?5))) "
     "ORDER BY id DESC LIMIT ?6";
+static const char SQL_MESSAGES_PAGE_PG[] =
+    "SELECT id FROM messages WHERE chat_id = ?1 AND id < ?2 "
+    "AND send_time >= ?3 AND send_time <= ?4 "
+    "AND (?5::text IS NULL OR sender_id IN "
+    "(SELECT value::bigint FROM json_array_elements_text(?5::json))) "
+    "ORDER BY id DESC LIMIT ?6";
 
 json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const message_query *q,
                            nova_err *err)
 {
-    db_stmt *st = db_prepare(db, SQL_MESSAGES_PAGE);
+    db_stmt *st = db_prepare_for(db, SQL_MESSAGES_PAGE, SQL_MESSAGES_PAGE_PG);
     if (!st) {
         nova_fail(err, ERR_INTERNAL, "internal error");
         return NULL;
@@ -410,7 +416,7 @@ json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const m
         db_bind_text(st, 5, json_text(arr, NULL));
         json_object_put(arr);
     }
-    db_bind_i64(st, 6, q->limit > 0 ? q->limit : -1);
+    db_bind_i64(st, 6, q->limit > 0 ? q->limit : INT64_MAX);
     idlist ids = {0};
     if (db_collect_ids(db, st, &ids, err)) return NULL;
 

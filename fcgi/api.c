@@ -185,7 +185,8 @@ static int check_origin(api_call *c, nova_err *err)
 }
 
 /* End a write transaction: commit (then wake the realtime daemons if it
- * wrote events) or roll back. */
+ * wrote events: SQLite by datagram here; PostgreSQL's NOTIFY went out
+ * with the commit) or roll back. */
 static int end_write(api_call *c, int rc, nova_err *err)
 {
     if (!rc) rc = db_commit(c->db, err);
@@ -194,7 +195,7 @@ static int end_write(api_call *c, int rc, nova_err *err)
         outbox_discarded();
         return rc;
     }
-    outbox_committed(c->cfg->wake_socket);
+    outbox_committed(c->db->kind == DB_SQLITE ? c->cfg->wake_socket : NULL);
     return 0;
 }
 

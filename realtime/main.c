@@ -243,6 +243,73 @@ static void on_wake(struct ev_loop *loop, ev_io *w, int revents)
     tail_run(r);
 }
 
+/* PostgreSQL's wake-up: a connection that LISTENs for the writers' NOTIFY
+ * (from any host), watched by the loop. When it breaks, a timer opens it
+ * anew every second; the outbox poll delivers meanwhile. */
+typedef struct listener {
+    rt *r;
+    struct ev_loop *loop;
+    nova_db *db;
+    ev_io io;
+    ev_timer retry;
+} listener;
+
+static void listener_open(listener *l);
+
+static void on_notify(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop, (void)revents;
+    listener *l = w->data;
+    int rc = db_listener_drain(l->db);
+    if (rc > 0) tail_run(l->r);
+    if (rc < 0) {
+        log_error("the LISTEN connection broke: listening again shortly");
+        ev_io_stop(l->loop, &l->io);
+        db_close(l->db);
+        l->db = NULL;
+        ev_timer_set(&l->retry, 1.0, 0.);
+        ev_timer_start(l->loop, &l->retry);
+    }
+}
+
+static void on_listener_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    listener_open(w->data);
+}
+
+static void listener_open(listener *l)
+{
+    l->db = db_listener_open(l->r->cfg);
+    if (!l->db) {
+        ev_timer_set(&l->retry, 1.0, 0.);
+        ev_timer_start(l->loop, &l->retry);
+        return;
+    }
+    ev_io_init(&l->io, on_notify, db_listener_fd(l->db), EV_READ);
+    l->io.data = l;
+    ev_io_start(l->loop, &l->io);
+    tail_run(l->r); /* whatever committed while nobody listened */
+}
+
+static void listener_start(listener *l, rt *r, struct ev_loop *loop)
+{
+    *l = (listener){.r = r, .loop = loop};
+    ev_timer_init(&l->retry, on_listener_retry, 1.0, 0.);
+    l->retry.data = l;
+    listener_open(l);
+}
+
+static void listener_stop(listener *l)
+{
+    if (!l->loop) return;
+    ev_timer_stop(l->loop, &l->retry);
+    if (l->db) {
+        ev_io_stop(l->loop, &l->io);
+        db_close(l->db);
+    }
+}
+
 /* The only protocol: an upgrade gets "nova" (with its session and Origin
  * checks) or is refused (subprotocol_acceptable). */
 static const struct lws_protocols protocols[] = {
@@ -460,7 +527,7 @@ static int run(nova_config *cfg)
     }
     tail_start(&r);
     jobs_start(&r);
-    if (cfg->wake_socket[0]) wake_listen(&r);
+    if (cfg->wake_socket[0] && r.db->kind == DB_SQLITE) wake_listen(&r);
     log_info("listening on %s as %s", cfg->rt_listen, r.name);
     notify_ready("serving");
 
@@ -480,14 +547,17 @@ static int run(nova_config *cfg)
     ev_check check_watcher;
     ev_check_init(&check_watcher, on_check);
     ev_check_start(loop, &check_watcher);
+    listener pg_listener = {0};
+    if (r.db->kind == DB_POSTGRES) listener_start(&pg_listener, &r, loop);
     checkpointer ckpt = {0};
-    if (cfg->rt_checkpoint_ms) {
+    if (cfg->rt_checkpoint_ms && r.db->kind == DB_SQLITE) {
         db_autocheckpoint(r.db, false);
         checkpoint_start(&ckpt, cfg);
     }
 
     ev_run(loop, 0);
     checkpoint_stop(&ckpt);
+    listener_stop(&pg_listener);
     ev_check_stop(loop, &check_watcher);
     if (r.wake_fd >= 0) ev_io_stop(loop, &wake_watcher);
     log_info("stopping with %zu sockets open", r.n_conns);

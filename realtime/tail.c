@@ -1,7 +1,9 @@
 /* tail.c - follow the outbox and deliver each event to its sockets.
  *
- * A short timer checks PRAGMA data_version (a cheap "did another
- * connection commit?") and only then reads `id > last_id` in batches.
+ * A short timer checks SQLite's PRAGMA data_version (a cheap "did another
+ * connection commit?") and only then reads `id > last_id` in batches; on
+ * PostgreSQL it reads on every tick (an index probe), and a NOTIFY from
+ * any host's writer wakes it at once (main.c).
  * This daemon's own commits (socket actions) do not move data_version,
  * so actions call tail_run() right after they commit. Statements are
  * reset after every batch so that no read transaction stays open (which
@@ -13,8 +15,6 @@
 #include "../common/log.h"
 #include "../common/outbox.h"
 #include "rt.h"
-
-static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
 
 /* Deliver one event to the live sockets it is addressed to. */
 static void deliver(rt *r, const outbox_event *ev)
@@ -63,22 +63,13 @@ int tail_run(rt *r)
     }
 }
 
-static int64_t data_version(rt *r)
-{
-    db_stmt *st = db_prepare(r->db, SQL_DATA_VERSION);
-    int64_t v = -1;
-    if (st && db_step(st) == DB_ROW) v = db_col_i64(st, 0);
-    db_done(st);
-    return v;
-}
-
 static void tail_tick(lws_sorted_usec_list_t *sul)
 {
     rt *r = lws_container_of(sul, rt, tail_timer);
     /* The version is kept only once the read worked: a failed read (a
      * rare busy lock, the connection never waits) is tried again. */
-    int64_t v = data_version(r);
-    if (v != r->data_version && !tail_run(r)) r->data_version = v;
+    int64_t v = db_data_version(r->db);
+    if ((v < 0 || v != r->data_version) && !tail_run(r)) r->data_version = v;
     lws_sul_schedule(r->ctx, 0, &r->tail_timer, tail_tick,
                      (lws_usec_t)r->cfg->outbox_poll_ms * LWS_US_PER_MS);
 }
@@ -87,7 +78,7 @@ void tail_start(rt *r)
 {
     /* Start at the newest event: older ones are for resuming clients.
      * data_version first, so a commit in between is seen as a change. */
-    r->data_version = data_version(r);
+    r->data_version = db_data_version(r->db);
     int64_t oldest;
     nova_err err;
     if (outbox_bounds(r->db, &oldest, &r->last_id, &err))

@@ -16,8 +16,9 @@
  * be a constant string. */
 static sqlite3_stmt *prepare(nova_db *db, const char *sql)
 {
-    sqlite3_stmt *st = db_prepare(db, sql);
-    if (!st) fuzz_fail("cannot prepare an invariant query: %s\n%s", sqlite3_errmsg(db->sql), sql);
+    db_stmt *prepared = db_prepare(db, sql);
+    sqlite3_stmt *st = prepared ? db_sqlite_stmt(prepared) : NULL;
+    if (!st) fuzz_fail("cannot prepare an invariant query: %s\n%s", sqlite3_errmsg(db_sqlite_handle(db)), sql);
     return st;
 }
 
@@ -54,32 +55,32 @@ static void fail_broken(void *ctx, const char *rule, const char *broken)
 /* One read transaction around a batch of queries (fewer file locks). */
 static void read_begin(nova_db *db)
 {
-    if (!sqlite3_get_autocommit(db->sql) || db->in_write)
+    if (!sqlite3_get_autocommit(db_sqlite_handle(db)) || db->in_write)
         fuzz_fail("a transaction is still open after the request");
-    if (sqlite3_exec(db->sql, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-        fuzz_fail("BEGIN: %s", sqlite3_errmsg(db->sql));
+    if (sqlite3_exec(db_sqlite_handle(db), "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        fuzz_fail("BEGIN: %s", sqlite3_errmsg(db_sqlite_handle(db)));
 }
 
 static void read_end(nova_db *db)
 {
-    if (sqlite3_exec(db->sql, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        fuzz_fail("COMMIT: %s", sqlite3_errmsg(db->sql));
+    if (sqlite3_exec(db_sqlite_handle(db), "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        fuzz_fail("COMMIT: %s", sqlite3_errmsg(db_sqlite_handle(db)));
 }
 
 void inv_check_db(nova_db *db, bool deep)
 {
-    if (!sqlite3_get_autocommit(db->sql) || db->in_write)
+    if (!sqlite3_get_autocommit(db_sqlite_handle(db)) || db->in_write)
         fuzz_fail("a transaction is still open after the request");
     nova_err err;
     if (check_database(db, deep, fail_broken, NULL, &err) < 0)
         fuzz_fail("cannot check the database: %s", err.msg);
     /* The name index agrees with the users table (a write-free command,
      * but SQLite counts it as a change: the caller resets afterwards). */
-    if (deep && sqlite3_exec(db->sql,
+    if (deep && sqlite3_exec(db_sqlite_handle(db),
                              "INSERT INTO users_name_trigram (users_name_trigram, rank) "
                              "VALUES ('integrity-check', 1)",
                              NULL, NULL, NULL) != SQLITE_OK)
-        fuzz_fail("database: the user name index is corrupt: %s", sqlite3_errmsg(db->sql));
+        fuzz_fail("database: the user name index is corrupt: %s", sqlite3_errmsg(db_sqlite_handle(db)));
 }
 
 /* --- fingerprint --------------------------------------------------------- */
@@ -127,8 +128,8 @@ uint64_t inv_fingerprint(nova_db *db, bool with_index)
             }
             h = fnv(h, "\n", 1);
         }
-        db_done(st);
-        if (rc != SQLITE_DONE) fuzz_fail("fingerprint query failed: %s", sqlite3_errmsg(db->sql));
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) fuzz_fail("fingerprint query failed: %s", sqlite3_errmsg(db_sqlite_handle(db)));
     }
     read_end(db);
     return h;
@@ -141,7 +142,7 @@ int64_t inv_outbox_newest(nova_db *db)
     static const char sql[] = "SELECT coalesce(max(id), 0) FROM outbox";
     sqlite3_stmt *st = prepare(db, sql);
     int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    db_done(st);
+    sqlite3_reset(st);
     return v;
 }
 
@@ -223,5 +224,5 @@ void inv_check_outbox(nova_db *db, int64_t after_id)
                     (const char *)sqlite3_column_text(st, 3),
                     sqlite3_column_type(st, 4) != SQLITE_NULL, where);
     }
-    db_done(st);
+    sqlite3_reset(st);
 }

@@ -119,8 +119,8 @@ bool fuzz_response_token(const http_response *resp, char *out)
 int64_t fuzz_query_int(fuzz_world *w, const char *sql, int64_t fallback)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(w->db->sql, sql, -1, &st, NULL) != SQLITE_OK)
-        fuzz_fail("query %s: %s", sql, sqlite3_errmsg(w->db->sql));
+    if (sqlite3_prepare_v2(db_sqlite_handle(w->db), sql, -1, &st, NULL) != SQLITE_OK)
+        fuzz_fail("query %s: %s", sql, sqlite3_errmsg(db_sqlite_handle(w->db)));
     int64_t v = fallback;
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
         v = sqlite3_column_int64(st, 0);
@@ -289,8 +289,8 @@ static int track_table(void *ctx, const char *table)
 
 static void session_start(fuzz_world *w)
 {
-    if (sqlite3session_create(w->db->sql, "main", &undo_log) != SQLITE_OK)
-        fuzz_fail("sqlite3session_create: %s", sqlite3_errmsg(w->db->sql));
+    if (sqlite3session_create(db_sqlite_handle(w->db), "main", &undo_log) != SQLITE_OK)
+        fuzz_fail("sqlite3session_create: %s", sqlite3_errmsg(db_sqlite_handle(w->db)));
     sqlite3session_table_filter(undo_log, track_table, NULL);
     if (sqlite3session_attach(undo_log, NULL) != SQLITE_OK) fuzz_fail("sqlite3session_attach");
 }
@@ -298,7 +298,7 @@ static void session_start(fuzz_world *w)
 static void save_sequences(fuzz_world *w)
 {
     sqlite3_stmt *st;
-    sqlite3_prepare_v2(w->db->sql, "SELECT name, seq FROM sqlite_sequence", -1, &st, NULL);
+    sqlite3_prepare_v2(db_sqlite_handle(w->db), "SELECT name, seq FROM sqlite_sequence", -1, &st, NULL);
     n_sequences = 0;
     while (sqlite3_step(st) == SQLITE_ROW && n_sequences < MAX_SEQUENCES) {
         snprintf(sequences[n_sequences].name, sizeof sequences[0].name, "%s",
@@ -312,12 +312,13 @@ static void restore_sequences(fuzz_world *w)
 {
     static const char set_sql[] = "UPDATE sqlite_sequence SET seq = ? WHERE name = ?";
     for (int i = 0; i < n_sequences; i++) {
-        sqlite3_stmt *set = db_prepare(w->db, set_sql);
-        if (!set) fuzz_fail("prepare: %s", sqlite3_errmsg(w->db->sql));
+        db_stmt *prepared = db_prepare(w->db, set_sql);
+        sqlite3_stmt *set = prepared ? db_sqlite_stmt(prepared) : NULL;
+        if (!set) fuzz_fail("prepare: %s", sqlite3_errmsg(db_sqlite_handle(w->db)));
         sqlite3_bind_int64(set, 1, sequences[i].seq);
         sqlite3_bind_text(set, 2, sequences[i].name, -1, SQLITE_STATIC);
         if (sqlite3_step(set) != SQLITE_DONE) fuzz_fail("restoring sqlite_sequence");
-        db_done(set);
+        db_done(prepared);
     }
 }
 
@@ -383,7 +384,7 @@ static undo_table *table_for(fuzz_world *w, const char *name, int n_col, const u
     sqlite3_stmt *st;
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT name FROM pragma_table_info('%s') ORDER BY cid", name);
-    if (sqlite3_prepare_v2(w->db->sql, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
+    if (sqlite3_prepare_v2(db_sqlite_handle(w->db), sql, -1, &st, NULL) != SQLITE_OK) return NULL;
     int n = 0;
     while (sqlite3_step(st) == SQLITE_ROW && n < MAX_COLUMNS)
         snprintf(cols[n++], sizeof cols[0], "%s", (const char *)sqlite3_column_text(st, 0));
@@ -435,17 +436,21 @@ static int apply_change(fuzz_world *w, undo_change *c)
 {
     undo_table *t = c->table;
     int n = t->n_col, rc;
+    db_stmt *prepared;
     sqlite3_stmt *st;
     if (c->op == SQLITE_INSERT) {
-        if (!(st = db_prepare(w->db, t->insert_sql))) return SQLITE_ERROR;
+        if (!(prepared = db_prepare(w->db, t->insert_sql))) return SQLITE_ERROR;
+        st = db_sqlite_stmt(prepared);
         for (int i = 0; i < n; i++)
             if (c->new[i]) sqlite3_bind_value(st, i + 1, c->new[i]);
     } else if (c->op == SQLITE_DELETE) {
-        if (!(st = db_prepare(w->db, t->delete_sql))) return SQLITE_ERROR;
+        if (!(prepared = db_prepare(w->db, t->delete_sql))) return SQLITE_ERROR;
+        st = db_sqlite_stmt(prepared);
         for (int i = 0; i < n; i++)
             if (t->pk[i] && c->old[i]) sqlite3_bind_value(st, i + 1, c->old[i]);
     } else {
-        if (!(st = db_prepare(w->db, t->update_sql))) return SQLITE_ERROR;
+        if (!(prepared = db_prepare(w->db, t->update_sql))) return SQLITE_ERROR;
+        st = db_sqlite_stmt(prepared);
         for (int i = 0; i < n; i++) {
             sqlite3_bind_int(st, 2 * i + 1, c->new[i] != NULL && !t->pk[i]);
             if (c->new[i]) sqlite3_bind_value(st, 2 * i + 2, c->new[i]);
@@ -453,11 +458,11 @@ static int apply_change(fuzz_world *w, undo_change *c)
         }
     }
     rc = sqlite3_step(st);
-    db_done(st);
+    db_done(prepared);
     if (rc == SQLITE_DONE) {
         /* A row to delete may be gone already (a cascade removed it); one
          * to update may come back later in the undo: retry it. */
-        if (c->op == SQLITE_UPDATE && sqlite3_changes(w->db->sql) != 1) return SQLITE_CONSTRAINT;
+        if (c->op == SQLITE_UPDATE && sqlite3_changes(db_sqlite_handle(w->db)) != 1) return SQLITE_CONSTRAINT;
         return SQLITE_OK;
     }
     return (rc & 0xff) == SQLITE_CONSTRAINT ? SQLITE_CONSTRAINT : rc;
@@ -475,7 +480,7 @@ static void apply_pass(fuzz_world *w, undo_change *v, int n, int op, int *left, 
         } else if (rc != SQLITE_CONSTRAINT) {
             if (getenv("NOVA_FUZZ_PROFILE"))
                 fprintf(stderr, "undo: %d on %s failed: %d %s\n", op, v[i].table->name, rc,
-                        sqlite3_errmsg(w->db->sql));
+                        sqlite3_errmsg(db_sqlite_handle(w->db)));
             *ok = false;
         }
     }
@@ -548,7 +553,7 @@ static bool undo(fuzz_world *w)
     if (ok) ok = load_changes(w, inverse, inverse_size, &v, &n) == 0;
     sqlite3_free(changes);
     sqlite3_free(inverse);
-    ok = ok && sqlite3_exec(w->db->sql, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    ok = ok && sqlite3_exec(db_sqlite_handle(w->db), "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
     /* Rows come back (parents first, by retrying) and updated rows move
      * back for as long as that progresses; only then do rows go, since a
      * delete may cascade to a row an update still has to move away. */
@@ -564,8 +569,8 @@ static bool undo(fuzz_world *w)
         if (left == before) ok = false; /* no progress */
     }
     if (ok) restore_sequences(w);
-    if (!sqlite3_get_autocommit(w->db->sql))
-        sqlite3_exec(w->db->sql, ok ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(db_sqlite_handle(w->db)))
+        sqlite3_exec(db_sqlite_handle(w->db), ok ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
     bool exact = ok && inv_fingerprint(w->db, false) == pristine_rows;
     if (!exact && getenv("NOVA_FUZZ_PROFILE")) {
         fprintf(stderr, "undo of %d changes %s\n", n, ok ? "is not exact" : "failed");
@@ -575,7 +580,7 @@ static bool undo(fuzz_world *w)
                         v[i].op == SQLITE_INSERT   ? "insert"
                         : v[i].op == SQLITE_DELETE ? "delete"
                                                    : "update",
-                        v[i].table->name, sqlite3_errmsg(w->db->sql));
+                        v[i].table->name, sqlite3_errmsg(db_sqlite_handle(w->db)));
     }
     free_changes(v, n);
     return exact;
@@ -626,36 +631,36 @@ void fuzz_world_init(fuzz_world *w)
 
     sqlite3 *mem;
     if (sqlite3_open(":memory:", &mem) != SQLITE_OK) fuzz_fail("in-memory database");
-    copy_db(mem, w->db->sql);
+    copy_db(mem, db_sqlite_handle(w->db));
     w->pristine = mem;
     save_sequences(w);
     pristine_rows = inv_fingerprint(w->db, false);
     w->fingerprint = inv_fingerprint(w->db, true);
     session_start(w);
-    changes_at_reset = sqlite3_total_changes64(w->db->sql);
+    changes_at_reset = sqlite3_total_changes64(db_sqlite_handle(w->db));
 }
 
 bool fuzz_world_dirty(fuzz_world *w)
 {
-    return sqlite3_total_changes64(w->db->sql) != changes_at_reset;
+    return sqlite3_total_changes64(db_sqlite_handle(w->db)) != changes_at_reset;
 }
 
 void fuzz_world_reset(fuzz_world *w)
 {
     if (w->db->in_write) fuzz_fail("a write transaction was left open");
-    if (!sqlite3_get_autocommit(w->db->sql)) fuzz_fail("a transaction was left open");
+    if (!sqlite3_get_autocommit(db_sqlite_handle(w->db))) fuzz_fail("a transaction was left open");
     if (!fuzz_world_dirty(w)) return;
     static long undos;
     bool undone = ++undos % FULL_RESTORE_EVERY != 0 && undo(w);
     if (!undone) {
         if (undo_log) sqlite3session_delete(undo_log);
         undo_log = NULL;
-        copy_db(w->db->sql, (sqlite3 *)w->pristine);
+        copy_db(db_sqlite_handle(w->db), (sqlite3 *)w->pristine);
         w->full_restores++;
         if (inv_fingerprint(w->db, false) != pristine_rows) fuzz_fail("the restore is not exact");
     }
     w->fingerprint = inv_fingerprint(w->db, true);
     w->resets++;
     session_start(w);
-    changes_at_reset = sqlite3_total_changes64(w->db->sql);
+    changes_at_reset = sqlite3_total_changes64(db_sqlite_handle(w->db));
 }

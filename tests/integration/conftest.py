@@ -8,8 +8,14 @@ any is found.
 
 Tests talk to the stack like the browser does: HTTP through nginx with a
 cookie jar per client (Client), and WebSocket through nginx at /ws/ (Socket).
+
+NOVA_TEST_ENGINE=postgres runs every stack on PostgreSQL instead: one
+private cluster for the whole run (scripts/lib/pg-cluster, on a unix socket
+and on TCP at 127.0.0.1), a fresh database per stack. Tests of SQLite's own
+file (disk full, WAL, VACUUM INTO) are marked sqlite_only and skipped there.
 """
 
+import atexit
 import glob
 import json
 import os
@@ -33,10 +39,75 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PASSWORD = "secret1"
 
 
+ENGINE = os.environ.get("NOVA_TEST_ENGINE", "sqlite")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class PgCluster:
+    """The run's PostgreSQL server (started on first use, stopped at exit)."""
+
+    _one = None
+
+    def __init__(self):
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="nova-pg-"))
+        self.port = free_port()
+        env = dict(os.environ, PG_CLUSTER_OPTS="-c fsync=off -c full_page_writes=off")
+        subprocess.run([str(ROOT / "scripts/lib/pg-cluster"), "start", str(self.dir),
+                        f"127.0.0.1:{self.port}"], env=env, check=True, capture_output=True)
+        atexit.register(self.stop)
+
+    @classmethod
+    def get(cls):
+        if cls._one is None:
+            cls._one = PgCluster()
+        return cls._one
+
+    def uri(self, name, host=None):
+        """A database's URI: over the unix socket, or TCP to host."""
+        if host:
+            return f"postgresql://nova@{host}:{self.port}/{name}"
+        return f"postgresql://nova@{str(self.dir).replace('/', '%2F')}:{self.port}/{name}"
+
+    def connect(self, name="postgres"):
+        import psycopg2
+
+        con = psycopg2.connect(host=str(self.dir), port=self.port, user="nova", dbname=name)
+        con.autocommit = True
+        return con
+
+    def create_database(self):
+        name = "nova_" + uuid.uuid4().hex[:16]
+        con = self.connect()
+        try:
+            con.cursor().execute(f'CREATE DATABASE "{name}"')
+        finally:
+            con.close()
+        return name
+
+    def drop_database(self, name):
+        con = self.connect()
+        try:
+            con.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            con.close()
+
+    def stop(self):
+        subprocess.run([str(ROOT / "scripts/lib/pg-cluster"), "stop", str(self.dir)],
+                       capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pg_query(con, query, params):
+    """Run SQLite-style SQL (? parameters) on a psycopg2 connection."""
+    cur = con.cursor()
+    cur.execute(query.replace("%", "%%").replace("?", "%s"), params)
+    rows = cur.fetchall() if cur.description else []
+    return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows]
 
 
 class Stack:
@@ -46,12 +117,17 @@ class Stack:
     the separate pool that serves login and register (nova-api
     --hash-socket, as scripts/run runs it); hash_workers=0: one pool."""
 
-    def __init__(self, env=None, workers=3, hash_workers=1):
+    def __init__(self, env=None, workers=3, hash_workers=1, engine=None, host="127.0.0.1"):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="nova-test-"))
+        self.engine = engine or ENGINE
+        self.host = host
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
+        self.base = f"http://{host}:{self.port}"
+        self.ws_url = f"ws://{host}:{self.port}/ws/"
         self.db_path = self.dir / "nova.db"
+        self.pg_name = None
+        if self.engine == "postgres":
+            self.pg_name = PgCluster.get().create_database()
         self.api_sock = self.dir / "api.sock"
         self.rt_sock = self.dir / "rt.sock"
         self.hash_sock = self.dir / "hash.sock"
@@ -61,7 +137,7 @@ class Stack:
         self.env = dict(os.environ)
         self.env.update(
             NOVA_CONFIG="",  # no configuration file of the machine's
-            NOVA_DB=str(self.db_path),
+            NOVA_DB=self.db_uri(),
             # Tests may lower the argon2id cost (API.md allows it).
             NOVA_PWHASH_OPSLIMIT="1",
             NOVA_PWHASH_MEMLIMIT="8192",
@@ -78,6 +154,12 @@ class Stack:
         self.env.update(env or {})
         self.procs = {}
         self.logs = {}
+
+    def db_uri(self, tcp_host=None):
+        """What NOVA_DB says: the file, or the PostgreSQL database's URI."""
+        if self.pg_name:
+            return PgCluster.get().uri(self.pg_name, tcp_host)
+        return str(self.db_path)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -107,7 +189,7 @@ class Stack:
             [
                 str(ROOT / "scripts/lib/render-nginx"),
                 str(prefix),
-                f"127.0.0.1:{self.port}",
+                f"{self.host}:{self.port}",
                 str(self.api_sock),
                 str(self.rt_sock),
             ],
@@ -156,6 +238,9 @@ class Stack:
         while time.time() < deadline:
             try:
                 r = requests.get(self.base + "/api/user", timeout=2)
+                if r.status_code == 503:  # storage not reached yet
+                    time.sleep(0.05)
+                    continue
                 if r.status_code == 403:
                     return
             except requests.ConnectionError:
@@ -202,6 +287,9 @@ class Stack:
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.pg_name:
+            PgCluster.get().drop_database(self.pg_name)
+            self.pg_name = None
 
     def stop_and_check(self):
         """Stop, fail on any sanitizer report (keeping the directory for a
@@ -218,7 +306,14 @@ class Stack:
         return Client(self)
 
     def sql(self, query, *params):
-        """Read the database directly (sqlite3 module, read-only)."""
+        """Read the database directly (sqlite3 module read-only, or
+        psycopg2); SQL with ? parameters on both."""
+        if self.pg_name:
+            con = PgCluster.get().connect(self.pg_name)
+            try:
+                return pg_query(con, query, params)
+            finally:
+                con.close()
         import sqlite3
 
         con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
@@ -533,3 +628,16 @@ def user(stack):
     c = stack.client()
     c.register()
     return c
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: tests SQLite's own file; skipped on PostgreSQL")
+    config.addinivalue_line("markers", "postgres_only: needs PostgreSQL; skipped on SQLite")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if ENGINE != "sqlite" and "sqlite_only" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="about SQLite's own file"))
+        if ENGINE != "postgres" and "postgres_only" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="runs with NOVA_TEST_ENGINE=postgres"))

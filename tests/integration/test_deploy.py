@@ -218,7 +218,10 @@ def test_operator_outbox_tools(stack):
         follow.send_signal(signal.SIGINT)
         assert follow.wait(10) == 0
 
-    recent = subprocess.run(["sqlite3", str(stack.db_path), "select * from outbox_recent limit 1"],
+    # The operator's view, with the engine's own shell.
+    shell = (["psql", "-AtX", stack.db_uri(), "-c"] if stack.pg_name
+             else ["sqlite3", str(stack.db_path)])
+    recent = subprocess.run([*shell, "select * from outbox_recent limit 1"],
                             capture_output=True, text=True, check=True).stdout
     assert recent.startswith(f"{want}|") and "|profile_change|users [" in recent
 

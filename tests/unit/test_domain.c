@@ -204,7 +204,7 @@ static void test_account_delete_cascade(void **state)
     snprintf(sql, sizeof sql, "SELECT action FROM outbox WHERE id > %lld ORDER BY id DESC LIMIT 1",
              (long long)outbox_before);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(world.db->sql, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db_sqlite_handle(world.db), sql, -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "logout");
     sqlite3_finalize(st);
