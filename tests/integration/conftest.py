@@ -102,6 +102,48 @@ class PgCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+PG_WRITE_LOCK = 1315927649  # common/db_pg.c: the writers' advisory lock
+
+
+class DbWriter:
+    """A direct connection that writes behind Nova's back (tests only), on
+    either engine, with ? parameters. begin() takes Nova's write lock as a
+    writer of another process would (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+    the advisory lock every Nova writer takes)."""
+
+    def __init__(self, stack):
+        self.pg = bool(stack.pg_name)
+        if self.pg:
+            self.con = PgCluster.get().connect(stack.pg_name)
+            self.con.autocommit = False
+        else:
+            import sqlite3
+
+            self.con = sqlite3.connect(str(stack.db_path), timeout=10, isolation_level=None)
+            self.con.execute("PRAGMA foreign_keys=ON")
+
+    def begin(self):
+        if self.pg:
+            self.con.cursor().execute("SELECT pg_advisory_xact_lock(%s)", (PG_WRITE_LOCK,))
+        else:
+            self.con.execute("BEGIN IMMEDIATE")
+        return self
+
+    def execute(self, sql, params=()):
+        if self.pg:
+            return pg_query(self.con, sql, params)
+        return self.con.execute(sql, params).fetchall()
+
+    def commit(self):
+        if self.pg:
+            self.con.commit()
+        elif self.con.in_transaction:
+            self.con.execute("COMMIT")
+
+    def close(self):
+        self.con.close()
+
+
 def pg_query(con, query, params):
     """Run SQLite-style SQL (? parameters) on a psycopg2 connection."""
     cur = con.cursor()
@@ -319,6 +361,29 @@ class Stack:
         con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
         try:
             return con.execute(query, params).fetchall()
+        finally:
+            con.close()
+
+    def writer(self):
+        return DbWriter(self)
+
+    def sql_snapshot(self, queries):
+        """Several queries (no parameters) in one read snapshot."""
+        if self.pg_name:
+            con = PgCluster.get().connect(self.pg_name)
+            con.autocommit = False
+            con.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            try:
+                return [pg_query(con, q, ()) for q in queries]
+            finally:
+                con.rollback()
+                con.close()
+        import sqlite3
+
+        con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            con.execute("BEGIN")
+            return [con.execute(q).fetchall() for q in queries]
         finally:
             con.close()
 

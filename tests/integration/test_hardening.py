@@ -10,7 +10,6 @@
 - an ex-member cannot recall their messages.
 """
 
-import sqlite3
 import statistics
 import threading
 import time
@@ -33,14 +32,12 @@ class LockHolder:
     inside the held transaction."""
 
     def __init__(self, stack):
-        self.con = sqlite3.connect(str(stack.db_path), timeout=10, isolation_level=None)
-        self.con.execute("PRAGMA foreign_keys=ON")
-        self.con.execute("BEGIN IMMEDIATE")
+        self.con = stack.writer().begin()
 
     def release(self, statements=()):
         for sql, params in statements:
             self.con.execute(sql, params)
-        self.con.execute("COMMIT")
+        self.con.commit()
         self.con.close()
 
 

@@ -172,7 +172,7 @@ def test_check_reports_the_invariants_of_a_live_database(make_stack):
 
     # Break two rules behind Nova's back: a one-sided friendship and an
     # admin flag on a chat's owner.
-    con = sqlite3.connect(str(st.db_path), timeout=10)
+    con = st.writer()
     con.execute("DELETE FROM friends WHERE user_id = ? AND friend_id = ?", (b.user["id"], a.user["id"]))
     con.execute("UPDATE chat_members SET is_admin = 1 WHERE user_id = ? AND chat_id IN "
                 "(SELECT id FROM chats WHERE owner_id = ? AND name <> '')", (a.user["id"], a.user["id"]))

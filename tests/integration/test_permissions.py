@@ -219,23 +219,17 @@ DIGITS = str.maketrans("abcdef", "123456")
 
 def snapshot(stack):
     """The whole state (not the outbox, not the sessions' last_seen)."""
-    import sqlite3
-
-    con = sqlite3.connect(f"file:{stack.db_path}?mode=ro", uri=True, timeout=10)
-    try:
-        con.execute("BEGIN")  # one consistent read
-        out = {}
-        for t in ("users", "friend_groups", "friends", "friend_invitations", "chats",
-                  "chat_members", "chat_relations", "messages", "message_deletions",
-                  "chat_invitations"):
-            out[t] = con.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
-        out["sessions"] = con.execute(
-            "SELECT id, token_hash, user_id, created_at, expires_at FROM sessions ORDER BY id"
-        ).fetchall()
-        out["outbox"] = con.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0]
-        return out
-    finally:
-        con.close()
+    tables = ("users", "friend_groups", "friends", "friend_invitations", "chats",
+              "chat_members", "chat_relations", "messages", "message_deletions",
+              "chat_invitations")
+    queries = [f"SELECT * FROM {t} ORDER BY 1, 2" for t in tables]
+    queries += ["SELECT id, token_hash, user_id, created_at, expires_at FROM sessions ORDER BY id",
+                "SELECT coalesce(max(id), 0) FROM outbox"]
+    results = stack.sql_snapshot(queries)  # one consistent read
+    out = dict(zip(tables, results))
+    out["sessions"] = results[-2]
+    out["outbox"] = results[-1][0][0]
+    return out
 
 
 def assert_unchanged(before, after):

@@ -9,7 +9,6 @@ import base64
 import json
 import os
 import socket
-import sqlite3
 import struct
 import threading
 import zlib
@@ -44,11 +43,9 @@ def registered(stack, n):
 
 
 def events_for(stack, user_id, after):
-    rows = stack.sql(
-        "SELECT id, action FROM outbox WHERE id > ? AND EXISTS "
-        "(SELECT 1 FROM json_each(recipients) WHERE value = ?) AND session_id IS NULL ORDER BY id",
-        after, user_id)
-    return [(r[0], r[1]) for r in rows]
+    rows = stack.sql("SELECT id, action, recipients FROM outbox WHERE id > ? "
+                     "AND session_id IS NULL ORDER BY id", after)
+    return [(r[0], r[1]) for r in rows if user_id in json.loads(r[2])]
 
 
 # --------------------------------------------------------------------------
@@ -370,11 +367,10 @@ def test_sockets_stay_responsive_while_another_process_holds_the_write_lock(stac
     locked, release, released = threading.Event(), threading.Event(), threading.Event()
 
     def hold():
-        con = sqlite3.connect(str(stack.db_path), timeout=10, isolation_level=None)
-        con.execute("BEGIN IMMEDIATE")
+        con = stack.writer().begin()
         locked.set()
         release.wait(30)
-        con.execute("COMMIT")
+        con.commit()
         con.close()
         released.set()
 
