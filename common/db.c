@@ -129,12 +129,32 @@ void db_done(db_stmt *st)
     if (st) st->db->engine->reset(st);
 }
 
+/* While the storage is away every request and poll fails the same way:
+ * one line a second says so, with how many were not logged. */
+static struct {
+    double quiet_until;
+    long unlogged;
+} outage;
+
 int db_fail(nova_db *db, nova_err *err)
 {
-    log_error("database error: %s", db->engine->error_text(db));
-    if (db->engine->last_was_unavailable(db))
-        return nova_fail(err, ERR_UNAVAILABLE, "storage temporarily unavailable, try again");
-    return nova_fail(err, ERR_INTERNAL, "internal error");
+    if (!db->engine->last_was_unavailable(db)) {
+        log_error("database error: %s", db->engine->error_text(db));
+        return nova_fail(err, ERR_INTERNAL, "internal error");
+    }
+    double now = nova_now();
+    if (now < outage.quiet_until) {
+        outage.unlogged++;
+    } else {
+        if (outage.unlogged)
+            log_error("storage unavailable: %s (and %ld more failures in the last second)",
+                      db->engine->error_text(db), outage.unlogged);
+        else
+            log_error("storage unavailable: %s", db->engine->error_text(db));
+        outage.quiet_until = now + 1;
+        outage.unlogged = 0;
+    }
+    return nova_fail(err, ERR_UNAVAILABLE, "storage temporarily unavailable, try again");
 }
 
 int db_exec_script(nova_db *db, const char *sql, nova_err *err)

@@ -56,7 +56,7 @@ enum db_kind db_kind_of(const char *db_setting);
 /* Open the database of cfg->db_path. SQLite: create the file if needed
  * and apply the connection pragmas (WAL, foreign keys, busy timeout,
  * synchronous). PostgreSQL: connect (the URI's parameters apply) and set
- * the session (lock timeout, synchronous_commit from cfg->synchronous).
+ * the session's lock timeout (durability is the server's synchronous_commit).
  * Does not check the schema version: see migrate.h. A PostgreSQL
  * connection that breaks later is made anew by the next transaction. */
 nova_db *db_open(const nova_config *cfg, nova_err *err);

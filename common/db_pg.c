@@ -94,9 +94,11 @@ static int session_setup(nova_db *db)
 {
     pg_conn *pc = PC(db);
     char sql[160];
-    snprintf(sql, sizeof sql,
-             "SET lock_timeout = %d; SET synchronous_commit = %s; SET TIME ZONE 'UTC'",
-             db->busy_ms > 0 ? db->busy_ms : 1, !strcmp(db->cfg->synchronous, "FULL") ? "on" : "off");
+    /* synchronous_commit stays the server's (on by default): off would
+     * lose the last commits when the server crashes, after their events
+     * were delivered. */
+    snprintf(sql, sizeof sql, "SET lock_timeout = %d; SET TIME ZONE 'UTC'",
+             db->busy_ms > 0 ? db->busy_ms : 1);
     PGresult *res = PQexec(pc->conn, sql);
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok) note_failure(pc, res);
@@ -455,11 +457,16 @@ static void pg_rollback(nova_db *db)
     pc->in_tx = pc->tx_broken = false;
 }
 
-/* BEGIN plus a first statement (the lock), in one round trip. */
+/* BEGIN plus a first statement (the lock), in one round trip. A
+ * connection found dead only now (the server restarted since the last
+ * transaction) is made anew and the BEGIN tried once more: nothing of the
+ * transaction has run yet. */
 static int begin_with(nova_db *db, const char *sql, PGresult **out)
 {
     pg_conn *pc = PC(db);
-    if (simple(db, sql, out)) {
+    int rc = simple(db, sql, out);
+    if (rc && PQstatus(pc->conn) != CONNECTION_OK) rc = simple(db, sql, out);
+    if (rc) {
         pg_rollback(db);
         return -1;
     }

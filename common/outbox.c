@@ -256,7 +256,10 @@ int outbox_next(outbox_reader *r, outbox_event *ev)
         if (!ev->recipients) ev->recipients = "[]";
         return 1;
     }
-    if (rc != DB_DONE) log_error("reading the outbox failed: %s", db_error_text(r->db));
+    if (rc != DB_DONE) {
+        nova_err err;
+        db_fail(r->db, &err); /* logs it (an outage once a second) */
+    }
     db_done(r->st);
     r->st = NULL;
     return rc == DB_DONE ? 0 : -1;

@@ -146,15 +146,17 @@ static bool cookie_token(const http_request *req, char token[TOKEN_LEN + 1])
 }
 
 /* Look up the session the request carries. 0 with *s for a live one;
- * ERR_FORBIDDEN otherwise (s->expired / s->stale say what settle_session
- * must write once the transaction is over). */
-static int check_session(api_call *c, session *s)
+ * ERR_FORBIDDEN when there is none (s->expired / s->stale say what
+ * settle_session must write once the transaction is over); another kind,
+ * with err, when the storage could not be asked. */
+static int check_session(api_call *c, session *s, nova_err *err)
 {
     char token[TOKEN_LEN + 1];
-    nova_err ignored;
+    nova_err why;
     memset(s, 0, sizeof *s);
-    int rc = cookie_token(c->req, token) ? session_check(c->db, token, s, &ignored) : ERR_FORBIDDEN;
+    int rc = cookie_token(c->req, token) ? session_check(c->db, token, s, &why) : ERR_FORBIDDEN;
     sodium_memzero(token, sizeof token);
+    if (rc && rc != ERR_FORBIDDEN) *err = why;
     return rc;
 }
 
@@ -216,10 +218,12 @@ static int run_in_transaction(api_call *c, const api_route *route, int body_stat
     int rc = route->tx == TX_WRITE ? db_begin(c->db, err) : db_begin_read(c->db, err);
     if (rc) return rc;
     if (route->session != SESSION_NONE) {
-        rc = check_session(c, seen);
+        rc = check_session(c, seen, err);
         c->has_session = !rc;
         if (c->has_session) c->session = *seen;
-        if (rc && route->session == SESSION_REQUIRED) {
+        if (rc && rc != ERR_FORBIDDEN) {
+            /* the storage could not say: err has it */
+        } else if (rc && route->session == SESSION_REQUIRED) {
             rc = nova_fail(err, ERR_FORBIDDEN, "Invalid Session");
             *status = 403; /* the pipeline's own answer, whatever the route maps */
         } else {
@@ -295,7 +299,9 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
     /* Slow work before the transaction. Only a live session may ask for
      * it; the handler checks the session again under the transaction. */
     if (route->prepare) {
-        if (route->session == SESSION_REQUIRED && check_session(&call, &seen)) {
+        int checked = route->session == SESSION_REQUIRED ? check_session(&call, &seen, &err) : 0;
+        if (checked && checked != ERR_FORBIDDEN) goto fail;
+        if (checked) {
             nova_fail(&err, ERR_FORBIDDEN, "Invalid Session");
             status = 403;
             goto fail;

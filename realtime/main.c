@@ -91,16 +91,21 @@ static void authenticate(rt *r, conn *c, struct lws *wsi)
     int len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE);
     char *cookie = len > 0 ? malloc((size_t)len + 1) : NULL;
     int n = cookie ? lws_hdr_copy(wsi, cookie, len + 1, WSI_TOKEN_HTTP_COOKIE) : -1;
-    if (n > 0 && !session_token_from_cookie(cookie, token) &&
-        !settle(r, session_check(r->db, token, &s, &err), &s)) {
+    int rc = n > 0 && !session_token_from_cookie(cookie, token)
+                 ? settle(r, session_check(r->db, token, &s, &err), &s)
+                 : ERR_FORBIDDEN;
+    if (!rc) {
         c->user_id = s.user_id;
         c->session_id = s.id;
         rt_register(r, c);
         log_info("socket %llu open for user %lld", (unsigned long long)c->id,
                  (long long)c->user_id);
-    } else {
+    } else if (rc == ERR_FORBIDDEN) {
         conn_send_error(r, c, 0, 403, "Invalid Session");
         conn_close_after_drain(c, 1008, "invalid session");
+    } else { /* the storage could not be asked: come back later */
+        conn_send_error(r, c, 0, err_socket_code(rc), err.msg);
+        conn_close_after_drain(c, 1013, "try again later");
     }
     sodium_memzero(token, sizeof token);
     if (cookie) {

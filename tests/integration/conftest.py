@@ -49,17 +49,31 @@ def free_port():
 
 
 class PgCluster:
-    """The run's PostgreSQL server (started on first use, stopped at exit)."""
+    """The run's PostgreSQL server (started on first use, stopped at exit);
+    a test that stops and restarts PostgreSQL makes one of its own."""
 
     _one = None
 
     def __init__(self):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="nova-pg-"))
         self.port = free_port()
+        self.resume()
+        atexit.register(self.stop)
+
+    def resume(self):
+        """Start the server (again)."""
         env = dict(os.environ, PG_CLUSTER_OPTS="-c fsync=off -c full_page_writes=off")
         subprocess.run([str(ROOT / "scripts/lib/pg-cluster"), "start", str(self.dir),
                         f"127.0.0.1:{self.port}"], env=env, check=True, capture_output=True)
-        atexit.register(self.stop)
+
+    def halt(self, mode="immediate"):
+        """Stop the server, keeping its data: "immediate" is a crash (no
+        checkpoint, every connection cut), "fast" an orderly shutdown."""
+        bin_dir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+        argv = [f"{bin_dir}/pg_ctl", "-D", str(self.dir / "db"), "-m", mode, "-w", "stop"]
+        if os.getuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, capture_output=True, cwd="/")
 
     @classmethod
     def get(cls):
@@ -114,7 +128,7 @@ class DbWriter:
     def __init__(self, stack):
         self.pg = bool(stack.pg_name)
         if self.pg:
-            self.con = PgCluster.get().connect(stack.pg_name)
+            self.con = stack.cluster.connect(stack.pg_name)
             self.con.autocommit = False
         else:
             import sqlite3
@@ -159,17 +173,19 @@ class Stack:
     the separate pool that serves login and register (nova-api
     --hash-socket, as scripts/run runs it); hash_workers=0: one pool."""
 
-    def __init__(self, env=None, workers=3, hash_workers=1, engine=None, host="127.0.0.1"):
+    def __init__(self, env=None, workers=3, hash_workers=1, engine=None, host="127.0.0.1",
+                 cluster=None):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="nova-test-"))
-        self.engine = engine or ENGINE
+        self.engine = "postgres" if cluster else engine or ENGINE
+        self.cluster = cluster or (PgCluster.get() if self.engine == "postgres" else None)
         self.host = host
         self.port = free_port()
         self.base = f"http://{host}:{self.port}"
         self.ws_url = f"ws://{host}:{self.port}/ws/"
         self.db_path = self.dir / "nova.db"
         self.pg_name = None
-        if self.engine == "postgres":
-            self.pg_name = PgCluster.get().create_database()
+        if self.cluster:
+            self.pg_name = self.cluster.create_database()
         self.api_sock = self.dir / "api.sock"
         self.rt_sock = self.dir / "rt.sock"
         self.hash_sock = self.dir / "hash.sock"
@@ -200,7 +216,7 @@ class Stack:
     def db_uri(self, tcp_host=None):
         """What NOVA_DB says: the file, or the PostgreSQL database's URI."""
         if self.pg_name:
-            return PgCluster.get().uri(self.pg_name, tcp_host)
+            return self.cluster.uri(self.pg_name, tcp_host)
         return str(self.db_path)
 
     # -- lifecycle ---------------------------------------------------------
@@ -330,7 +346,7 @@ class Stack:
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.pg_name:
-            PgCluster.get().drop_database(self.pg_name)
+            self.cluster.drop_database(self.pg_name)
             self.pg_name = None
 
     def stop_and_check(self):
@@ -351,7 +367,7 @@ class Stack:
         """Read the database directly (sqlite3 module read-only, or
         psycopg2); SQL with ? parameters on both."""
         if self.pg_name:
-            con = PgCluster.get().connect(self.pg_name)
+            con = self.cluster.connect(self.pg_name)
             try:
                 return pg_query(con, query, params)
             finally:
@@ -370,7 +386,7 @@ class Stack:
     def sql_snapshot(self, queries):
         """Several queries (no parameters) in one read snapshot."""
         if self.pg_name:
-            con = PgCluster.get().connect(self.pg_name)
+            con = self.cluster.connect(self.pg_name)
             con.autocommit = False
             con.set_session(isolation_level="REPEATABLE READ", readonly=True)
             try:
