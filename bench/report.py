@@ -126,10 +126,18 @@ def main():
     row("GET /api/chat/<group>/messages?limit=50, one request at a time", "ms", "group_page.ms", 1)
     row("  response size", "MiB", "group_page.mib", 2)
 
+    sep(f"The engine's own commits ({meta.get('engine', 'sqlite')}), one writer, single-row "
+        "transactions")
+    row("commits/s (SQLite: BEGIN IMMEDIATE, Nova's pragmas; PostgreSQL: the writers' lock)",
+        "1/s", "commit.rate", 0)
+    row("  the same with NOTIFY, as Nova's writers send it (PostgreSQL)", "1/s",
+        "commit_notify.rate", 0)
+
     w1 = max(len(r[0]) for r in rows if r[1] is not None)
     w2 = max(len(r[1]) for r in rows if r[1] is not None)
     w3 = max(len(r[2]) for r in rows if r[1] is not None)
-    print(f"Nova benchmark  {meta.get('date', '')}  {meta.get('machine', '')}")
+    print(f"Nova benchmark  {meta.get('date', '')}  {meta.get('machine', '')}  "
+          f"engine: {meta.get('engine', 'sqlite')}")
     print(f"{meta.get('load', '')}")
     for label, unit, value, note in rows:
         if unit is None:
