@@ -86,10 +86,10 @@ static int64_t session_user(const char *token)
     unsigned char hash[TOKEN_HASH_LEN];
     token_hash(token, strlen(token), hash);
     static const char sql[] = "SELECT user_id FROM sessions WHERE token_hash = ?";
-    sqlite3_stmt *st = db_prepare(world.db, sql);
+    sqlite3_stmt *st = world_prepare_lite(world.db, sql);
     sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
     int64_t user = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    db_done(st);
+    sqlite3_reset(st);
     return user;
 }
 
@@ -212,12 +212,12 @@ static bool is_handler(const api_route *r, api_handler h)
 /* A one-value query with up to two integer parameters (sql constant). */
 static int64_t query_int(const char *sql, int64_t a, int64_t b, int64_t fallback)
 {
-    sqlite3_stmt *st = db_prepare(world.db, sql);
+    sqlite3_stmt *st = world_prepare_lite(world.db, sql);
     if (!st) fuzz_fail("cannot prepare %s", sql);
     sqlite3_bind_int64(st, 1, a);
     if (sqlite3_bind_parameter_count(st) > 1) sqlite3_bind_int64(st, 2, b);
     int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : fallback;
-    db_done(st);
+    sqlite3_reset(st);
     return v;
 }
 
@@ -254,13 +254,13 @@ static void same_ids(json_object *arr, const char *key, sqlite3_stmt *st, const 
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t want = sqlite3_column_int64(st, 0);
         if (i >= n || int_at(json_object_array_get_idx(arr, i), key) != want) {
-            db_done(st);
+            sqlite3_reset(st);
             fuzz_fail("%s: %s differ from the tables at position %zu (want %lld)", where, what, i,
                       (long long)want);
         }
         i++;
     }
-    db_done(st);
+    sqlite3_reset(st);
     if (rc != SQLITE_DONE) fuzz_fail("%s: reference query failed", where);
     if (i != n) fuzz_fail("%s: %zu %s, the tables say %zu", where, n, what, i);
 }
@@ -286,7 +286,7 @@ static void same_id_set(json_object *arr, const char *key, sqlite3_stmt *st, con
         if (m == cap && !(want = realloc(want, (cap *= 2) * sizeof *want))) abort();
         want[m++] = sqlite3_column_int64(st, 0);
     }
-    db_done(st);
+    sqlite3_reset(st);
     if (rc != SQLITE_DONE) fuzz_fail("%s: reference query failed", where);
     qsort(got, n, sizeof *got, cmp_i64);
     qsort(want, m, sizeof *want, cmp_i64);
@@ -309,12 +309,12 @@ static void check_find(const fuzz_request *r, json_object *d, const char *where)
     sqlite3_stmt *st = NULL;
     int64_t i;
     if (json_object_object_get_ex(body, "id", &id) && json_is_int64(id, &i)) {
-        st = db_prepare(world.db, by_id);
+        st = world_prepare_lite(world.db, by_id);
         sqlite3_bind_int64(st, 1, i);
     } else if (json_object_object_get_ex(body, "name_contains", &name) &&
                json_object_is_type(name, json_type_string)) {
-        st = db_prepare(world.db, by_name);
-        db_bind_text(st, 1, json_object_get_string(name));
+        st = world_prepare_lite(world.db, by_name);
+        sqlite3_bind_text(st, 1, json_object_get_string(name), -1, SQLITE_TRANSIENT);
     }
     if (st) {
         sqlite3_bind_int64(st, 2, r->caller);
@@ -343,7 +343,7 @@ static void check_messages(const fuzz_request *r, int64_t chat, json_object *d, 
     if (paged) {
         int64_t before = query_param(r->req.query, "before"),
                 limit = query_param(r->req.query, "limit");
-        sqlite3_stmt *st = db_prepare(world.db, page);
+        sqlite3_stmt *st = world_prepare_lite(world.db, page);
         sqlite3_bind_int64(st, 1, chat);
         sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
         sqlite3_bind_int64(st, 3, limit > 0 ? limit : -1);
@@ -360,7 +360,7 @@ static void check_messages(const fuzz_request *r, int64_t chat, json_object *d, 
         if (query_int(deleted, id, r->caller, -1) !=
             json_object_get_boolean(json_object_object_get(m, "deleted")))
             fuzz_fail("%s: message %lld: deleted is wrong", where, (long long)id);
-        sqlite3_stmt *st = db_prepare(world.db, readers);
+        sqlite3_stmt *st = world_prepare_lite(world.db, readers);
         sqlite3_bind_int64(st, 1, chat);
         sqlite3_bind_int64(st, 2, id);
         char w[320];
@@ -396,10 +396,10 @@ static void check_relation(const fuzz_request *r, json_object *rel, const char *
     if (got != want)
         fuzz_fail("%s: chat %lld: last_message %lld, the tables say %lld", where, (long long)id,
                   (long long)got, (long long)want);
-    sqlite3_stmt *st = db_prepare(world.db, members);
+    sqlite3_stmt *st = world_prepare_lite(world.db, members);
     sqlite3_bind_int64(st, 1, id);
     same_id_set(json_object_object_get(chat, "chat_members"), "id", st, "chat_members", where);
-    st = db_prepare(world.db, admins);
+    st = world_prepare_lite(world.db, admins);
     sqlite3_bind_int64(st, 1, id);
     same_id_set(json_object_object_get(chat, "chat_admins"), "id", st, "chat_admins", where);
 }
@@ -425,7 +425,7 @@ static void check_list(api_handler h, const fuzz_request *r, json_object *d, con
                       : h == h_friend_list            ? "friend.id"
                       : h == h_friend_invitation_list ? "id"
                                                       : "chat.chat_id";
-    sqlite3_stmt *st = db_prepare(world.db, sql);
+    sqlite3_stmt *st = world_prepare_lite(world.db, sql);
     sqlite3_bind_int64(st, 1, r->caller);
     same_id_set(d, key, st, "entries", where);
     if (h == h_friend_group_list) {
@@ -656,12 +656,12 @@ static void check_rest_events(int64_t after)
 {
     static const char sql[] =
         "SELECT id FROM outbox WHERE id > ? AND (origin IS NOT NULL OR request_id <> 0)";
-    sqlite3_stmt *st = db_prepare(world.db, sql);
+    sqlite3_stmt *st = world_prepare_lite(world.db, sql);
     sqlite3_bind_int64(st, 1, after);
     if (sqlite3_step(st) == SQLITE_ROW)
         fuzz_fail("outbox event %lld of a REST request has a socket origin",
                   (long long)sqlite3_column_int64(st, 0));
-    db_done(st);
+    sqlite3_reset(st);
 }
 
 /* NOVA_FUZZ_PROFILE=1: where the time goes (printed at exit). */
@@ -700,7 +700,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         decode(p, n, latest, &r);
         bool valid_session = r.caller != 0;
         int64_t outbox_before = inv_outbox_newest(world.db);
-        sqlite3_int64 changes_before = sqlite3_total_changes64(world.db->sql);
+        sqlite3_int64 changes_before = sqlite3_total_changes64(db_sqlite_handle(world.db));
 
         http_response resp;
         http_response_init(&resp);
@@ -715,7 +715,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_response(&r, &resp, valid_session, i);
         check_sessions(&r, &resp, i);
         /* Nothing written (not even rolled back): the state is unchanged. */
-        if (sqlite3_total_changes64(world.db->sql) != changes_before) {
+        if (sqlite3_total_changes64(db_sqlite_handle(world.db)) != changes_before) {
             uint64_t after = inv_fingerprint(world.db, true);
             bool reads_only = !strcmp(r.req.method, "GET") || !strcmp(r.req.method, "OPTIONS");
             if (after != fingerprint && (resp.status != 200 || reads_only))

@@ -120,7 +120,7 @@ static size_t load_events(int64_t after, event_row *rows, size_t cap)
 {
     static const char sql[] = "SELECT id, action, data, recipients, coalesce(session_id, 0), "
                               "origin, request_id FROM outbox WHERE id > ? ORDER BY id";
-    sqlite3_stmt *st = db_prepare(world.db, sql);
+    sqlite3_stmt *st = world_prepare_lite(world.db, sql);
     sqlite3_bind_int64(st, 1, after);
     size_t n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -135,7 +135,7 @@ static size_t load_events(int64_t after, event_row *rows, size_t cap)
         e->origin = origin ? strdup(origin) : NULL;
         e->request_id = sqlite3_column_int64(st, 6);
     }
-    db_done(st);
+    sqlite3_reset(st);
     return n;
 }
 
@@ -170,11 +170,11 @@ static void members_text(int64_t chat_id, char *out, size_t size)
     static const char sql[] =
         "SELECT '[' || coalesce(group_concat(user_id, ','), '') || ']' FROM "
         "(SELECT user_id FROM chat_members WHERE chat_id = ? ORDER BY user_id)";
-    sqlite3_stmt *st = db_prepare(world.db, sql);
+    sqlite3_stmt *st = world_prepare_lite(world.db, sql);
     sqlite3_bind_int64(st, 1, chat_id);
     snprintf(out, size, "%s",
              sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : "?");
-    db_done(st);
+    sqlite3_reset(st);
 }
 
 /* Socket actions only cause chat events and message_deleted: check whom
@@ -189,10 +189,10 @@ static void check_addressing(const event_row *e, const conn *origin, const char 
         chat_id = shape_int(data, "chat_id");
     } else if (!strcmp(e->action, "message_recalled")) {
         static const char sql[] = "SELECT chat_id FROM messages WHERE id = ?";
-        sqlite3_stmt *st = db_prepare(world.db, sql);
+        sqlite3_stmt *st = world_prepare_lite(world.db, sql);
         sqlite3_bind_int64(st, 1, shape_int(data, "message_id"));
         chat_id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-        db_done(st);
+        sqlite3_reset(st);
     } else if (!strcmp(e->action, "message_deleted")) {
         char want[32];
         snprintf(want, sizeof want, "[%lld]", (long long)origin->user_id);
@@ -346,11 +346,11 @@ static void check_effect(const sent *s, const conn *c, const char *where)
     } else {
         return;
     }
-    sqlite3_stmt *st = db_prepare(world.db, sql);
+    sqlite3_stmt *st = world_prepare_lite(world.db, sql);
     sqlite3_bind_int64(st, 1, id);
     if (sql != recalled_sql) sqlite3_bind_int64(st, 2, c->user_id);
     int ok = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-    db_done(st);
+    sqlite3_reset(st);
     if (ok != 1)
         fuzz_fail("%s: %s worked but its effect is missing (%s)", where, s->action,
                   sql == read_sql       ? "not read up to the newest message"
@@ -372,7 +372,7 @@ static void run_frame(const uint8_t *p, size_t n, int index)
     sent s;
     read_sent(text, len, binary, &s);
     int64_t before = inv_outbox_newest(world.db);
-    sqlite3_int64 changes = sqlite3_total_changes64(world.db->sql);
+    sqlite3_int64 changes = sqlite3_total_changes64(db_sqlite_handle(world.db));
 
     actions_handle(&server, c, text, len, binary);
 
@@ -425,7 +425,7 @@ static void run_frame(const uint8_t *p, size_t n, int index)
     free_events(events, n_events);
 
     /* A failed action changes nothing. */
-    if (sqlite3_total_changes64(world.db->sql) != changes) {
+    if (sqlite3_total_changes64(db_sqlite_handle(world.db)) != changes) {
         uint64_t after = inv_fingerprint(world.db, true);
         if (after != fingerprint && errors)
             fuzz_fail("%s: the action failed but changed the database", where);

@@ -664,3 +664,9 @@ void fuzz_world_reset(fuzz_world *w)
     session_start(w);
     changes_at_reset = sqlite3_total_changes64(db_sqlite_handle(w->db));
 }
+
+struct sqlite3_stmt *world_prepare_lite(nova_db *db, const char *sql)
+{
+    db_stmt *st = db_prepare(db, sql);
+    return st ? db_sqlite_stmt(st) : NULL;
+}

@@ -104,4 +104,8 @@ bool fuzz_response_token(const http_response *resp, char *out);
 /* One integer from a query, or fallback (for ids and counts). */
 int64_t fuzz_query_int(fuzz_world *w, const char *sql, int64_t fallback);
 
+/* A cached statement of the world's database as SQLite's own, for the
+ * oracles that read SQLite directly (reset it with sqlite3_reset). */
+struct sqlite3_stmt *world_prepare_lite(nova_db *db, const char *sql);
+
 #endif
