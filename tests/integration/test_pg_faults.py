@@ -8,12 +8,13 @@ themselves: REST works again, the sockets that stayed open receive what is
 committed afterwards, each event exactly once, and nothing the outage cut
 off is half-applied."""
 
+import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import PgCluster, Stack
+from conftest import BUILD, PgCluster, Stack
 from support import befriend, send_message, unique_name
 
 pytestmark = pytest.mark.postgres_only
@@ -162,3 +163,28 @@ def test_writes_cut_off_by_a_crash_are_whole_or_absent(own_stack):
     assert not (failed & stored), failed & stored
     check = st.admin("check", check=False)
     assert check.returncode == 0, check.stdout
+
+
+@pytest.mark.parametrize("version,words", [(0, "nova-admin migrate"), (99, "upgrade Nova")])
+def test_daemons_refuse_a_mismatched_postgres_schema(version, words, tmp_path):
+    """The same schema rule as on SQLite: migrate applies what is missing,
+    twice is a no-op, and the daemons start only on exactly their version."""
+    st = Stack(engine="postgres")
+    try:
+        env = dict(st.env)
+        migrate = st.admin("migrate")
+        assert "applied 001_init" in migrate.stdout, migrate
+        assert "applied" not in st.admin("migrate").stdout
+        assert st.admin("version").stdout.split()[1] == "1,"
+        w = st.writer()
+        w.execute("UPDATE nova_schema SET version = ?", (version,))
+        w.commit()
+        w.close()
+        for binary, args in [("nova-api", ["--socket", str(tmp_path / "a.sock")]),
+                             ("nova-realtime", ["--listen", str(tmp_path / "r.sock")])]:
+            r = subprocess.run([str(BUILD / binary), *args], env=env, capture_output=True,
+                               text=True, timeout=30)
+            assert r.returncode == 1, (binary, r.stderr)
+            assert words in r.stderr, r.stderr
+    finally:
+        st.cleanup()
