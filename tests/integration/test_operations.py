@@ -9,6 +9,8 @@ import sqlite3
 import subprocess
 import threading
 
+import pytest
+
 from conftest import BUILD, ROOT, Stack, fail, unique_name
 from support import befriend, make_group
 
@@ -51,6 +53,7 @@ def snapshot(c, chat_id):
     }
 
 
+@pytest.mark.sqlite_only  # PostgreSQL's backup: nova-admin copy (test_copy.py)
 def test_backup_of_a_serving_stack_restores_to_the_same_answers(stack, tmp_path, alice, bob, carol):
     befriend(alice, bob)
     befriend(alice, carol)
