@@ -174,17 +174,24 @@ class Stack:
     --hash-socket, as scripts/run runs it); hash_workers=0: one pool."""
 
     def __init__(self, env=None, workers=3, hash_workers=1, engine=None, host="127.0.0.1",
-                 cluster=None):
+                 cluster=None, shared=None, tcp=False):
+        """shared: another (PostgreSQL) stack whose database this one uses
+        too, as a second host would (over TCP; the owner drops it). tcp:
+        reach PostgreSQL over TCP instead of the unix socket."""
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="nova-test-"))
+        if shared:
+            cluster, tcp = shared.cluster, True
         self.engine = "postgres" if cluster else engine or ENGINE
         self.cluster = cluster or (PgCluster.get() if self.engine == "postgres" else None)
+        self.tcp = tcp
+        self.owns_db = shared is None
         self.host = host
         self.port = free_port()
         self.base = f"http://{host}:{self.port}"
         self.ws_url = f"ws://{host}:{self.port}/ws/"
         self.db_path = self.dir / "nova.db"
-        self.pg_name = None
-        if self.cluster:
+        self.pg_name = shared.pg_name if shared else None
+        if self.cluster and not self.pg_name:
             self.pg_name = self.cluster.create_database()
         self.api_sock = self.dir / "api.sock"
         self.rt_sock = self.dir / "rt.sock"
@@ -195,7 +202,7 @@ class Stack:
         self.env = dict(os.environ)
         self.env.update(
             NOVA_CONFIG="",  # no configuration file of the machine's
-            NOVA_DB=self.db_uri(),
+            NOVA_DB=self.db_uri("127.0.0.1" if tcp else None),
             # Tests may lower the argon2id cost (API.md allows it).
             NOVA_PWHASH_OPSLIMIT="1",
             NOVA_PWHASH_MEMLIMIT="8192",
@@ -345,9 +352,9 @@ class Stack:
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
-        if self.pg_name:
+        if self.pg_name and self.owns_db:
             self.cluster.drop_database(self.pg_name)
-            self.pg_name = None
+        self.pg_name = None
 
     def stop_and_check(self):
         """Stop, fail on any sanitizer report (keeping the directory for a
@@ -488,8 +495,14 @@ class Client:
         if token:
             # Same domain and path as the server's cookie, so that a new
             # Set-Cookie replaces it instead of adding a second one.
-            self.http.cookies.set("sessionid", token, domain="127.0.0.1", path="/")
+            self.http.cookies.set("sessionid", token, domain=self.stack.host, path="/")
         return self
+
+    def on(self, stack):
+        """The same user and session, talking to another stack (host)."""
+        other = Client(stack)
+        other.user, other.password = self.user, self.password
+        return other.with_token(self.token)
 
     @property
     def token(self):
