@@ -305,12 +305,14 @@ class RunScript:
     """scripts/run on a free port with a temporary data directory, using the
     already-built binaries of BUILD (NOVA_BUILD_DIR: no install, no build)."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, args=(), data=None):
         from conftest import ROOT, free_port
 
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.data = tmp_path / "data"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
+        self.host = "127.0.0.1"
+        self.data = data or tmp_path / "data"
         self.log = tmp_path / "run.log"
         self.tmp = tmp_path
         env = dict(os.environ)
@@ -323,7 +325,7 @@ class RunScript:
             UBSAN_OPTIONS=f"log_path={tmp_path}/ubsan:print_stacktrace=1:halt_on_error=1",
         )
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([str(ROOT / "scripts/run")], env=env, stdout=log,
+            self.proc = subprocess.Popen([str(ROOT / "scripts/run"), *args], env=env, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.wait_until(lambda: self.rest_status() == 403, "the stack to come up")
 
@@ -400,7 +402,6 @@ def test_scripts_run_restarts_what_dies_and_stops_on_ctrl_c(tmp_path):
 
     rs = RunScript(tmp_path)
     try:
-        rs.ws_url = f"ws://127.0.0.1:{rs.port}/ws/"
         c = Client(rs)
         c.register()
         assert answers_rest_and_socket(rs, c)
@@ -464,6 +465,41 @@ def test_scripts_run_stops_everything_on_sigterm(tmp_path):
     assert not any(alive(p) for p in daemons + workers)
     assert "restarted" not in rs.log_text()
     assert not rs.reports(), rs.reports()
+
+
+def test_scripts_run_postgres_runs_the_stack_on_its_own_cluster(tmp_path):
+    """scripts/run --postgres: a private PostgreSQL cluster in the data
+    directory, the same stack on it; the data survives a restart of the
+    script, and Ctrl-C stops PostgreSQL too."""
+    from conftest import Client
+
+    data = tmp_path / "data"
+    (tmp_path / "first").mkdir()
+    rs = RunScript(tmp_path / "first", args=["--postgres"], data=data)
+    c = Client(rs)
+    c.register()
+    assert answers_rest_and_socket(rs, c)
+    assert (data / "pg" / "db" / "PG_VERSION").exists()
+    assert not (data / "nova.db").exists()
+    postmaster = int((data / "pg" / "db" / "postmaster.pid").read_text().split()[0])
+    assert alive(postmaster)
+    rs.proc.send_signal(signal.SIGINT)
+    assert rs.proc.wait(30) == 0, rs.log_text()
+    deadline = time.time() + 10
+    while alive(postmaster) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(postmaster), "PostgreSQL still runs after Ctrl-C"
+
+    (tmp_path / "second").mkdir()
+    again = RunScript(tmp_path / "second", args=["--postgres"], data=data)
+    try:
+        c2 = Client(again)
+        c2.user, c2.password = c.user, c.password
+        assert c2.login()["id"] == c.user["id"]  # the account outlived the restart
+    finally:
+        again.proc.send_signal(signal.SIGINT)
+        assert again.proc.wait(30) == 0, again.log_text()
+    assert not rs.reports() and not again.reports()
 
 
 def children_of(pid):
