@@ -5,6 +5,7 @@
  *   nova-admin outbox stats | tail [-f] | show ID | prune [--older-than S]
  *   nova-admin sessions [--user NAME]
  *   nova-admin backup FILE                   an online, consistent copy
+ *   nova-admin copy DEST                     every row into another database
  *   nova-admin check [--quick]               the domain invariants, a report
  *
  * It reads the same NOVA_* settings and flags as the daemons (--db). */
@@ -21,6 +22,7 @@
 #include "../common/log.h"
 #include "../common/migrate.h"
 #include "../common/outbox.h"
+#include "copy.h"
 
 static void usage(FILE *out)
 {
@@ -48,7 +50,13 @@ static void usage(FILE *out)
             "                       per rule, exit status 1 if any is broken\n"
             "  backup FILE          copy the database, consistent as of one moment, into the\n"
             "                       new FILE while the stack keeps serving (restore: stop the\n"
-            "                       stack, put FILE in the database's place)\n"
+            "                       stack, put FILE in the database's place); on PostgreSQL\n"
+            "                       FILE is a SQLite database (restore with copy)\n"
+            "  copy DEST            copy every row (ids, sessions, the outbox and its position)\n"
+            "                       into DEST, a new SQLite file or an empty PostgreSQL\n"
+            "                       database (postgresql://...), migrated first; consistent\n"
+            "                       while the stack serves. Moving up: stop the stack, copy,\n"
+            "                       point NOVA_DB at DEST, start\n"
             "\n"
             "settings (each also read from its environment variable):\n");
     config_print_help(out, CFG_ADMIN);
@@ -147,12 +155,41 @@ static int cmd_backup(const nova_config *cfg, int argc, char **argv)
     if (!db) return 1;
     nova_err err;
     double start = nova_now();
-    int rc = db_backup(db, argv[0], &err);
+    int rc;
+    if (db->kind == DB_SQLITE) {
+        rc = db_backup(db, argv[0], &err);
+    } else if (access(argv[0], F_OK) == 0) {
+        rc = nova_fail(&err, ERR_CONFLICT, "%s exists already: choose a new file", argv[0]);
+    } else {
+        /* PostgreSQL: the same consistent copy, into a new SQLite file. */
+        rc = copy_database(db, cfg, argv[0], NULL, &err);
+    }
     if (rc)
         fprintf(stderr, "nova-admin backup: %s\n",
-                rc == ERR_CONFLICT ? err.msg : "the copy failed (see the log line above)");
+                rc == ERR_CONFLICT || db->kind != DB_SQLITE
+                    ? err.msg
+                    : "the copy failed (see the log line above)");
     else
         printf("backed up %s to %s in %.2f s\n", cfg->db_path, argv[0], nova_now() - start);
+    db_close(db);
+    return rc ? 1 : 0;
+}
+
+static int cmd_copy(const nova_config *cfg, int argc, char **argv)
+{
+    if (argc != 1 || !argv[0][0]) {
+        fprintf(stderr, "nova-admin copy: give the destination database (see --help)\n");
+        return 2;
+    }
+    if (!strcmp(argv[0], cfg->db_path)) {
+        fprintf(stderr, "nova-admin copy: the destination is the database itself\n");
+        return 2;
+    }
+    nova_db *db = open_current(cfg);
+    if (!db) return 1;
+    nova_err err;
+    int rc = copy_database(db, cfg, argv[0], stdout, &err);
+    if (rc) fprintf(stderr, "nova-admin copy: %s\n", err.msg);
     db_close(db);
     return rc ? 1 : 0;
 }
@@ -446,6 +483,8 @@ int main(int argc, char **argv)
         rc = cmd_check(&cfg, rest_argc, rest);
     } else if (!strcmp(cmd, "backup")) {
         rc = cmd_backup(&cfg, rest_argc, rest);
+    } else if (!strcmp(cmd, "copy")) {
+        rc = cmd_copy(&cfg, rest_argc, rest);
     } else {
         fprintf(stderr, "nova-admin: unknown command %s (see --help)\n", cmd);
     }

@@ -174,7 +174,7 @@ class Stack:
     --hash-socket, as scripts/run runs it); hash_workers=0: one pool."""
 
     def __init__(self, env=None, workers=3, hash_workers=1, engine=None, host="127.0.0.1",
-                 cluster=None, shared=None, tcp=False):
+                 cluster=None, shared=None, tcp=False, pg_name=None):
         """shared: another (PostgreSQL) stack whose database this one uses
         too, as a second host would (over TCP; the owner drops it). tcp:
         reach PostgreSQL over TCP instead of the unix socket."""
@@ -190,7 +190,7 @@ class Stack:
         self.base = f"http://{host}:{self.port}"
         self.ws_url = f"ws://{host}:{self.port}/ws/"
         self.db_path = self.dir / "nova.db"
-        self.pg_name = shared.pg_name if shared else None
+        self.pg_name = shared.pg_name if shared else pg_name  # pg_name: an existing database
         if self.cluster and not self.pg_name:
             self.pg_name = self.cluster.create_database()
         self.api_sock = self.dir / "api.sock"
