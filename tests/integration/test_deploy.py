@@ -4,6 +4,7 @@ with the separate password-hashing pool, and under scripts/run (which
 restarts what dies)."""
 
 import os
+import pathlib
 import re
 import shutil
 import time
@@ -471,9 +472,14 @@ def test_scripts_run_postgres_runs_the_stack_on_its_own_cluster(tmp_path):
     """scripts/run --postgres: a private PostgreSQL cluster in the data
     directory, the same stack on it; the data survives a restart of the
     script, and Ctrl-C stops PostgreSQL too."""
+    import tempfile
+
     from conftest import Client
 
-    data = tmp_path / "data"
+    # Not under pytest's own directory: every pytest session resets that
+    # to mode 0700, which would lock the postgres user out mid-test.
+    top = pathlib.Path(tempfile.mkdtemp(prefix="nova-run-pg-"))
+    data = top / "data"
     (tmp_path / "first").mkdir()
     rs = RunScript(tmp_path / "first", args=["--postgres"], data=data)
     c = Client(rs)
@@ -500,6 +506,7 @@ def test_scripts_run_postgres_runs_the_stack_on_its_own_cluster(tmp_path):
         again.proc.send_signal(signal.SIGINT)
         assert again.proc.wait(30) == 0, again.log_text()
     assert not rs.reports() and not again.reports()
+    shutil.rmtree(top, ignore_errors=True)
 
 
 def children_of(pid):
