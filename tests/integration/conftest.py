@@ -159,7 +159,8 @@ class Stack:
     the separate pool that serves login and register (nova-api
     --hash-socket, as scripts/run runs it); hash_workers=0: one pool."""
 
-    def __init__(self, env=None, workers=3, hash_workers=1, engine=None, host="127.0.0.1"):
+    def __init__(self, env=None, workers=3, hash_workers=1, engine=None, host="127.0.0.1",
+                 pg_name=None):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="nova-test-"))
         self.engine = engine or ENGINE
         self.host = host
@@ -167,8 +168,8 @@ class Stack:
         self.base = f"http://{host}:{self.port}"
         self.ws_url = f"ws://{host}:{self.port}/ws/"
         self.db_path = self.dir / "nova.db"
-        self.pg_name = None
-        if self.engine == "postgres":
+        self.pg_name = pg_name  # an existing database of PgCluster, dropped at cleanup
+        if self.engine == "postgres" and not pg_name:
             self.pg_name = PgCluster.get().create_database()
         self.api_sock = self.dir / "api.sock"
         self.rt_sock = self.dir / "rt.sock"
