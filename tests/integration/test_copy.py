@@ -1,0 +1,320 @@
+"""Moving up (and back): nova-admin copy DEST copies a database into a new
+one of either engine with every id kept, so that a stack started on the
+copy answers exactly what the old one did, keeps its sessions, replays the
+events a socket missed and carries on numbering after them; it refuses a
+destination that holds anything; backup on PostgreSQL is the same copy
+into a SQLite file (test_operations.py restores one)."""
+
+import json
+import os
+import sqlite3
+import subprocess
+
+from conftest import BUILD, PgCluster, Stack, barrier, outbox_max
+from support import (add_group, befriend, invitation_from, invite, invite_to, leave, make_group,
+                     mark_read, recall, register, say, second_client, set_admin, uid)
+
+# Every copied table with its primary key: compared row by row.
+TABLES = {
+    "users": "id", "sessions": "id", "friend_groups": "id", "chats": "id",
+    "friends": "user_id, friend_id", "friend_invitations": "id", "chat_members": "id",
+    "chat_relations": "chat_id, user_id", "messages": "id",
+    "message_deletions": "user_id, message_id", "chat_invitations": "id", "outbox": "id",
+}
+
+
+def table_rows(st):
+    return {t: st.sql(f"SELECT * FROM {t} ORDER BY {key}") for t, key in TABLES.items()}
+
+
+def copy(source, dest, check=True):
+    """nova-admin copy from the database of the (stopped) stack source."""
+    return source.admin("copy", dest, check=check)
+
+
+def build_world(st):
+    """Five users and everything they can make, through the API. Returns
+    (the users' clients, a second session of each, facts)."""
+    a, b, c, d, e = (register(st) for _ in range(5))
+    befriend(a, b)
+    befriend(a, c)
+    befriend(b, c)
+    befriend(d, e)
+    befriend(a, d)
+    a.ok("PATCH", "/user", {"old_password": a.password, "email": "a@example.com",
+                            "phone": "13800000000"})
+    work = add_group(a, "work")
+    add_group(a, "unused")
+    a.ok("PATCH", f"/friend/{uid(b)}", {"nickname": "bobby", "group_id": work["group_id"]})
+    c.ok("PATCH", f"/friend/{uid(a)}", {"nickname": "the boss"})
+    # Before this, a has seen every event: a socket of a resumes from here.
+    mid = outbox_max(st)
+
+    chat = make_group(a, [b, c, d])["chat_id"]
+    set_admin(a, chat, b)
+    first = say(a, chat, "hello all")
+    say(b, chat, "hi back", reply_to=first["message_id"])
+    recalled = say(c, chat, "to be recalled")
+    recall(c, recalled["message_id"])
+    hidden = say(d, chat, "hidden by a")
+    recall(a, hidden["message_id"], delete=True)
+    mark_read(b, chat)
+    say(c, chat, "unread by some")
+    # Pending invitations: to a friendship, and to the group (by a member).
+    invite(e, a, comment="hi from e")
+    invite(c, d, comment="c meets d", source=chat)
+    invite_to(d, chat, e)
+    # A deleted group at the top of the chats' ids: it is never handed out
+    # again, on either engine.
+    gone = make_group(a, [b], chat_name="short-lived")["chat_id"]
+    leave(a, gone)
+    seconds = [second_client(st, x) for x in (a, b, c, d, e)]
+    return [a, b, c, d, e], seconds, {"chat": chat, "gone": gone, "mid": mid}
+
+
+def answer(c, method, path, body=None):
+    r = c.request(method, path, body)
+    return r.status_code, r.json()
+
+
+def answers(users):
+    """Everything each user can read, as the API answers it."""
+    ids = [1, 2] + [uid(u) for u in users]
+    out = {}
+    for u in users:
+        seen = {"user": answer(u, "GET", "/user"),
+                "groups": answer(u, "GET", "/friend/group/list"),
+                "friends": answer(u, "GET", "/friend"),
+                "invitations": answer(u, "GET", "/friend/invitation"),
+                "chats": answer(u, "GET", "/chat"),
+                "find": answer(u, "POST", "/friend/find", {"name_contains": "u"})}
+        for i in ids:
+            seen[f"user {i}"] = answer(u, "GET", f"/user/{i}")
+            seen[f"friend {i}"] = answer(u, "GET", f"/friend/{i}")
+        for g in seen["groups"][1]["data"]:
+            seen[f"group {g['group_id']}"] = answer(u, "GET", f"/friend/group/{g['group_id']}")
+        for rel in seen["chats"][1]["data"]:
+            cid = rel["chat"]["chat_id"]
+            seen[f"chat {cid}"] = answer(u, "GET", f"/chat/{cid}")
+            seen[f"messages {cid}"] = msgs = answer(u, "GET", f"/chat/{cid}/messages")
+            seen[f"page {cid}"] = answer(u, "GET", f"/chat/{cid}/messages?limit=2")
+            if len(msgs[1]["data"]) > 2:
+                before = msgs[1]["data"][1]["message_id"]
+                seen[f"older {cid}"] = answer(u, "GET", f"/chat/{cid}/messages?limit=2&before={before}")
+            seen[f"invitations {cid}"] = answer(u, "GET", f"/chat/{cid}/invitation")
+            seen[f"filter {cid}"] = answer(u, "POST", f"/chat/{cid}/filter", {"begin_time": 0})
+        out[u.user["user_name"]] = seen
+    return out
+
+
+def on(st, clients):
+    """The same browsers (cookies), talking to stack st."""
+    out = []
+    for c in clients:
+        again = st.client().with_token(c.token)
+        again.user, again.password = c.user, c.password
+        out.append(again)
+    return out
+
+
+def events_for(rows, user_id, after):
+    """The outbox rows a socket of user_id that saw `after` has missed."""
+    return [r for r in rows if r[0] > after and r[5] is None and user_id in json.loads(r[4])]
+
+
+def check_the_move(old_rows, new, users, seconds, facts, before):
+    """The stack new runs on a copy of the database whose rows were
+    old_rows and whose users answered `before`."""
+    moved, moved_seconds = on(new, users), on(new, seconds)
+    assert answers(moved) == before
+    for c in moved_seconds:  # every old cookie is still logged in
+        assert c.ok("GET", "/user")["id"] == c.user["id"]
+    a = moved[0]
+
+    # A socket of a that last saw `mid` gets exactly what it missed, as it
+    # was then, and then new events numbered after the old newest.
+    outbox = old_rows["outbox"]
+    missed = events_for(outbox, uid(a), facts["mid"])
+    assert len(missed) > 5
+    s = a.socket(query=f"?last_event_id={facts['mid']}")
+    got = barrier(a, s)
+    assert [(m["event_id"], m["action"], m["data"]) for m in got] == \
+        [(r[0], r[2], json.loads(r[3])) for r in missed]
+    assert all(m["request_id"] == 0 for m in got)
+    a.user = a.ok("PATCH", "/user", {"avatar_url": "https://example.com/new.png"})
+    live = s.recv()
+    assert live["action"] == "profile_change" and live["event_id"] > outbox[-1][0] + 1, live
+    s.close()
+
+    # New rows get new ids: after every id copied, and after the deleted
+    # chat (its id is never handed out again).
+    b = moved[1]
+    chat = make_group(a, [b], chat_name="after-the-move")["chat_id"]
+    assert chat > facts["gone"] > max(r[0] for r in old_rows["chats"])
+    message = say(b, chat, "on the new engine")
+    assert message["message_id"] > max(r[0] for r in old_rows["messages"])
+    newcomer = register(new)
+    assert uid(newcomer) > max(r[0] for r in old_rows["users"])
+    g = add_group(newcomer, "fresh")
+    assert g["group_id"] > max(r[0] for r in old_rows["friend_groups"])
+    assert second_client(new, newcomer).ok("GET", "/user")["id"] == uid(newcomer)
+    check = new.admin("check")
+    assert check.returncode == 0 and "BROKEN" not in check.stdout, check.stdout
+
+
+def record(old):
+    """Build a world on the serving stack old, record what it answers, stop
+    it. Returns (users, seconds, facts, answers, rows)."""
+    users, seconds, facts = build_world(old)
+    before = answers(users)
+    old.stop()
+    return users, seconds, facts, before, table_rows(old)
+
+
+def test_sqlite_to_postgres_answers_the_same_and_resumes_sockets():
+    old = Stack(engine="sqlite").start()
+    new = None
+    try:
+        users, seconds, facts, before, rows = record(old)
+        name = PgCluster.get().create_database()
+        new = Stack(pg_name=name)
+        out = copy(old, new.db_uri()).stdout
+        lines = out.splitlines()
+        assert lines[0] == "applied 001_init", out
+        for t in TABLES:
+            assert any(line.split() == [t, str(len(rows[t] if t != "users" else rows[t][2:])),
+                                        "rows"] for line in lines), (t, out)
+        assert lines[-1].startswith("copied ") and lines[-1].endswith(" s"), out
+        assert "position" not in out  # the newest event was there to copy
+        assert table_rows(new) == rows
+        new.start()
+        check_the_move(rows, new, users, seconds, facts, before)
+    finally:
+        old.stop_and_check()
+        if new:
+            new.stop_and_check()
+
+
+def test_postgres_to_sqlite_answers_the_same_and_resumes_sockets(tmp_path):
+    old = Stack(engine="postgres").start()
+    new = None
+    try:
+        users, seconds, facts, before, rows = record(old)
+        path = tmp_path / "moved.db"
+        copy(old, str(path))
+        new = Stack(engine="sqlite", env={"NOVA_DB": str(path)})
+        new.db_path = path
+        assert table_rows(new) == rows
+        # AUTOINCREMENT's record is where PostgreSQL's sequences were.
+        seq = dict(new.sql("SELECT name, seq FROM sqlite_sequence"))
+        assert seq["outbox"] == rows["outbox"][-1][0]
+        assert seq["chats"] == facts["gone"]
+        new.start()
+        check_the_move(rows, new, users, seconds, facts, before)
+    finally:
+        old.stop_and_check()
+        if new:
+            new.stop_and_check()
+
+
+def test_copy_refuses_a_destination_that_holds_anything(tmp_path, make_stack):
+    source = make_stack(engine="sqlite")
+    register(source)
+    busy = make_stack(engine="postgres")  # a database in use, with a user
+    register(busy)
+    busy.stop()
+    theirs = PgCluster.get().create_database()  # somebody else's database
+    con = PgCluster.get().connect(theirs)
+    con.cursor().execute("CREATE TABLE notes (id integer PRIMARY KEY, body text)")
+    con.cursor().execute("INSERT INTO notes VALUES (1, 'mine')")
+    con.close()
+    file_of_theirs = tmp_path / "theirs.db"
+    con = sqlite3.connect(str(file_of_theirs))
+    con.executescript("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+    con.close()
+    try:
+        before = table_rows(busy)
+        r = copy(source, busy.db_uri(), check=False)
+        assert r.returncode == 1 and "holds data already (table users)" in r.stderr, r.stderr
+        assert table_rows(busy) == before
+
+        # The source itself (a SQLite file), and a second copy into a first.
+        r = copy(source, str(source.db_path), check=False)
+        assert r.returncode == 1 and "holds data already" in r.stderr, r.stderr
+        once = tmp_path / "once.db"
+        copy(source, str(once))
+        r = copy(source, str(once), check=False)
+        assert r.returncode == 1 and "holds data already" in r.stderr, r.stderr
+
+        # Databases that are not Nova's are not migrated, nor written.
+        r = copy(source, PgCluster.get().uri(theirs), check=False)
+        assert r.returncode == 1 and "not a Nova database but has tables (notes)" in r.stderr
+        con = PgCluster.get().connect(theirs)
+        cur = con.cursor()
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert cur.fetchall() == [("notes",)]
+        con.close()
+        r = copy(source, str(file_of_theirs), check=False)
+        assert r.returncode == 1 and "not a Nova database" in r.stderr
+        con = sqlite3.connect(str(file_of_theirs))
+        assert con.execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]
+        con.close()
+
+        # Bad arguments.
+        r = source.admin("copy", check=False)
+        assert r.returncode == 2 and "give the destination" in r.stderr
+    finally:
+        PgCluster.get().drop_database(theirs)
+
+
+def test_a_fully_pruned_outbox_keeps_its_position(tmp_path, make_stack):
+    """An old SQLite database whose outbox was pruned to nothing still knows
+    its position (sqlite_sequence); the copy carries it in an event
+    addressed to nobody, on PostgreSQL (where the position is max(id)) as on
+    SQLite, so that sockets resume without a resync and ids go on."""
+    old = make_stack(engine="sqlite")
+    a, b = register(old), register(old)
+    befriend(a, b)
+    newest = outbox_max(old)
+    assert old.admin("outbox", "prune", "--older-than", "0").stdout.startswith("pruned ")
+    old.stop()
+    w = old.writer()
+    w.execute("DELETE FROM outbox")
+    w.close()
+    assert old.sql("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") == [(newest,)]
+    position = [(newest, "position", "{}", "[]", None, None, 0)]
+
+    name = PgCluster.get().create_database()
+    on_pg = Stack(pg_name=name)
+    out = copy(old, on_pg.db_uri()).stdout
+    assert f"outbox position #{newest} kept" in out, out
+    file_copy = tmp_path / "copy.db"
+    copy(old, str(file_copy))
+    on_file = Stack(engine="sqlite", env={"NOVA_DB": str(file_copy)})
+    on_file.db_path = file_copy
+    assert on_file.sql("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") == [(newest,)]
+    for st in (on_pg, on_file):
+        assert st.sql("SELECT id, action, data, recipients, session_id, origin, request_id "
+                      "FROM outbox") == position
+        st.start()
+        try:
+            moved = on(st, [a])[0]
+            # Seen everything: nothing to replay, no resync.
+            s = moved.socket(query=f"?last_event_id={newest}")
+            assert barrier(moved, s) == []
+            s.close()
+            assert outbox_max(st) == newest + 1
+            # Missed what was pruned: resync, as before the move.
+            s = moved.socket(query=f"?last_event_id={newest - 2}")
+            assert s.recv()["action"] == "resync_required"
+            s.close()
+            assert st.admin("check").returncode == 0
+        finally:
+            st.stop_and_check()
+
+
+def test_copy_and_backup_print_their_usage():
+    r = subprocess.run([str(BUILD / "nova-admin"), "--help"], capture_output=True, text=True,
+                       env=dict(os.environ, NOVA_CONFIG=""))
+    assert r.returncode == 0
+    assert "  copy DEST " in r.stdout and "  backup FILE " in r.stdout
