@@ -105,8 +105,9 @@ static const char SQL_SEQUENCE_OF_PG[] =
 static const char SQL_SETVAL_PG[] = "SELECT setval(pg_get_serial_sequence(?1, 'id'), ?2)";
 static const char SQL_SEQUENCE_RAISE[] =
     "UPDATE sqlite_sequence SET seq = ?2 WHERE name = ?1 AND seq < ?2";
-static const char SQL_SEQUENCE_ADD[] = "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2 "
-                                       "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)";
+static const char SQL_SEQUENCE_ADD[] =
+    "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2 "
+    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)";
 
 /* The outbox's position when no retained event carries it (an old SQLite
  * database whose outbox was pruned empty): an event addressed to nobody. */
@@ -368,8 +369,9 @@ static void remove_database_file(const char *path)
 int copy_to_new_file(nova_db *src, const nova_config *cfg, const char *path, nova_err *err)
 {
     if (db_kind_of(path) != DB_SQLITE)
-        return nova_fail(err, ERR_INVALID, "a backup is a SQLite file: to copy into PostgreSQL, "
-                                           "use nova-admin copy");
+        return nova_fail(err, ERR_INVALID,
+                         "a backup is a SQLite file: to copy into PostgreSQL, "
+                         "use nova-admin copy");
     /* Claim the name (O_EXCL) before SQLite opens it: never anybody else's
      * file. SQLite takes an empty file for a new database. */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

@@ -161,8 +161,9 @@ static int cmd_backup(const nova_config *cfg, int argc, char **argv)
     int rc = sqlite ? db_backup(db, argv[0], &err) : copy_to_new_file(db, cfg, argv[0], &err);
     if (rc)
         fprintf(stderr, "nova-admin backup: %s\n",
-                rc == ERR_CONFLICT || rc == ERR_INVALID ? err.msg
-                                                        : "the copy failed (see the log line above)");
+                rc == ERR_CONFLICT || rc == ERR_INVALID
+                    ? err.msg
+                    : "the copy failed (see the log line above)");
     else
         printf("backed up %s to %s in %.2f s\n", sqlite ? cfg->db_path : "the PostgreSQL database",
                argv[0], nova_now() - start);

@@ -39,7 +39,7 @@ static const option_def options[] = {
      "flags and environment win over it; empty: none",
      NULL},
     {"db", "NOVA_DB", OPT_STRING, OFF(db_path), "data/nova.db", 1, 0, CFG_ALL,
-     "SQLite database file", NULL},
+     "the database: a SQLite file or a postgresql:// URI", NULL},
     {"synchronous", "NOVA_SYNCHRONOUS", OPT_STRING, OFF(synchronous), "NORMAL", 0, 0, CFG_ALL,
      "SQLite synchronous mode: NORMAL or FULL", "NORMAL|FULL"},
     {"busy-timeout-ms", "NOVA_BUSY_TIMEOUT_MS", OPT_LONG, OFF(busy_timeout_ms), "5000", 1, 600000,

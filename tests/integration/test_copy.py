@@ -10,6 +10,8 @@ import os
 import sqlite3
 import subprocess
 
+import pytest
+
 from conftest import BUILD, PgCluster, Stack, barrier, outbox_max
 from support import (add_group, befriend, invitation_from, invite, invite_to, leave, make_group,
                      mark_read, recall, register, say, second_client, set_admin, uid)
@@ -21,6 +23,15 @@ TABLES = {
     "chat_relations": "chat_id, user_id", "messages": "id",
     "message_deletions": "user_id, message_id", "chat_invitations": "id", "outbox": "id",
 }
+
+
+@pytest.fixture
+def later():
+    """later(stack): stop and check the stack after the test, started or not."""
+    stacks = []
+    yield stacks.append
+    for st in stacks:
+        st.stop_and_check()
 
 
 def table_rows(st):
@@ -171,50 +182,44 @@ def record(old):
     return users, seconds, facts, before, table_rows(old)
 
 
-def test_sqlite_to_postgres_answers_the_same_and_resumes_sockets():
-    old = Stack(engine="sqlite").start()
-    new = None
-    try:
-        users, seconds, facts, before, rows = record(old)
-        name = PgCluster.get().create_database()
-        new = Stack(pg_name=name)
-        out = copy(old, new.db_uri()).stdout
-        lines = out.splitlines()
-        assert lines[0] == "applied 001_init", out
-        for t in TABLES:
-            assert any(line.split() == [t, str(len(rows[t] if t != "users" else rows[t][2:])),
-                                        "rows"] for line in lines), (t, out)
-        assert lines[-1].startswith("copied ") and lines[-1].endswith(" s"), out
-        assert "position" not in out  # the newest event was there to copy
-        assert table_rows(new) == rows
-        new.start()
-        check_the_move(rows, new, users, seconds, facts, before)
-    finally:
-        old.stop_and_check()
-        if new:
-            new.stop_and_check()
+def on_file(path):
+    """A (not yet started) SQLite stack on the database file at path."""
+    st = Stack(engine="sqlite", env={"NOVA_DB": str(path)})
+    st.db_path = path
+    return st
 
 
-def test_postgres_to_sqlite_answers_the_same_and_resumes_sockets(tmp_path):
-    old = Stack(engine="postgres").start()
-    new = None
-    try:
-        users, seconds, facts, before, rows = record(old)
-        path = tmp_path / "moved.db"
-        copy(old, str(path))
-        new = Stack(engine="sqlite", env={"NOVA_DB": str(path)})
-        new.db_path = path
-        assert table_rows(new) == rows
-        # AUTOINCREMENT's record is where PostgreSQL's sequences were.
-        seq = dict(new.sql("SELECT name, seq FROM sqlite_sequence"))
-        assert seq["outbox"] == rows["outbox"][-1][0]
-        assert seq["chats"] == facts["gone"]
-        new.start()
-        check_the_move(rows, new, users, seconds, facts, before)
-    finally:
-        old.stop_and_check()
-        if new:
-            new.stop_and_check()
+def test_sqlite_to_postgres_answers_the_same_and_resumes_sockets(make_stack, later):
+    old = make_stack(engine="sqlite")
+    users, seconds, facts, before, rows = record(old)
+    new = Stack(pg_name=PgCluster.get().create_database())
+    later(new)
+    out = copy(old, new.db_uri()).stdout
+    lines = out.splitlines()
+    assert lines[0] == "applied 001_init", out
+    for t in TABLES:
+        copied = len(rows[t]) - (2 if t == "users" else 0)  # not the system users
+        assert [t, str(copied), "rows"] in [line.split() for line in lines], (t, out)
+    assert lines[-1].startswith("copied ") and lines[-1].endswith(" s"), out
+    assert "position" not in out  # the newest event was there to copy
+    assert table_rows(new) == rows
+    new.start()
+    check_the_move(rows, new, users, seconds, facts, before)
+
+
+def test_postgres_to_sqlite_answers_the_same_and_resumes_sockets(tmp_path, make_stack, later):
+    old = make_stack(engine="postgres")
+    users, seconds, facts, before, rows = record(old)
+    copy(old, str(tmp_path / "moved.db"))
+    new = on_file(tmp_path / "moved.db")
+    later(new)
+    assert table_rows(new) == rows
+    # AUTOINCREMENT's record is where PostgreSQL's sequences were.
+    seq = dict(new.sql("SELECT name, seq FROM sqlite_sequence"))
+    assert seq["outbox"] == rows["outbox"][-1][0]
+    assert seq["chats"] == facts["gone"]
+    new.start()
+    check_the_move(rows, new, users, seconds, facts, before)
 
 
 def test_copy_refuses_a_destination_that_holds_anything(tmp_path, make_stack):
@@ -267,7 +272,7 @@ def test_copy_refuses_a_destination_that_holds_anything(tmp_path, make_stack):
         PgCluster.get().drop_database(theirs)
 
 
-def test_a_fully_pruned_outbox_keeps_its_position(tmp_path, make_stack):
+def test_a_fully_pruned_outbox_keeps_its_position(tmp_path, make_stack, later):
     """An old SQLite database whose outbox was pruned to nothing still knows
     its position (sqlite_sequence); the copy carries it in an event
     addressed to nobody, on PostgreSQL (where the position is max(id)) as on
@@ -284,33 +289,30 @@ def test_a_fully_pruned_outbox_keeps_its_position(tmp_path, make_stack):
     assert old.sql("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") == [(newest,)]
     position = [(newest, "position", "{}", "[]", None, None, 0)]
 
-    name = PgCluster.get().create_database()
-    on_pg = Stack(pg_name=name)
-    out = copy(old, on_pg.db_uri()).stdout
+    pg = Stack(pg_name=PgCluster.get().create_database())
+    later(pg)
+    out = copy(old, pg.db_uri()).stdout
     assert f"outbox position #{newest} kept" in out, out
-    file_copy = tmp_path / "copy.db"
-    copy(old, str(file_copy))
-    on_file = Stack(engine="sqlite", env={"NOVA_DB": str(file_copy)})
-    on_file.db_path = file_copy
-    assert on_file.sql("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") == [(newest,)]
-    for st in (on_pg, on_file):
+    copy(old, str(tmp_path / "copy.db"))
+    lite = on_file(tmp_path / "copy.db")
+    later(lite)
+    assert lite.sql("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") == [(newest,)]
+    for st in (pg, lite):
         assert st.sql("SELECT id, action, data, recipients, session_id, origin, request_id "
                       "FROM outbox") == position
         st.start()
-        try:
-            moved = on(st, [a])[0]
-            # Seen everything: nothing to replay, no resync.
-            s = moved.socket(query=f"?last_event_id={newest}")
-            assert barrier(moved, s) == []
-            s.close()
-            assert outbox_max(st) == newest + 1
-            # Missed what was pruned: resync, as before the move.
-            s = moved.socket(query=f"?last_event_id={newest - 2}")
-            assert s.recv()["action"] == "resync_required"
-            s.close()
-            assert st.admin("check").returncode == 0
-        finally:
-            st.stop_and_check()
+        moved = on(st, [a])[0]
+        # Seen everything: nothing to replay, no resync.
+        s = moved.socket(query=f"?last_event_id={newest}")
+        assert barrier(moved, s) == []
+        s.close()
+        assert outbox_max(st) == newest + 1
+        # Missed what was pruned: resync, as before the move.
+        s = moved.socket(query=f"?last_event_id={newest - 2}")
+        assert s.recv()["action"] == "resync_required"
+        s.close()
+        assert st.admin("check").returncode == 0
+        st.stop()
 
 
 def test_copy_and_backup_print_their_usage():
