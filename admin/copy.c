@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -121,7 +120,8 @@ struct copied {
     int64_t last_id; /* the largest id copied; 0 for none or no id */
 };
 
-/* Every insert binds one value per letter of its table's types. */
+/* Every insert binds one value per letter of its table's types, and every
+ * letter is a type copy_value knows. */
 static int check_tables(nova_db *dst, nova_err *err)
 {
     for (int i = 0; i < N_TABLES; i++) {
@@ -130,7 +130,7 @@ static int check_tables(nova_db *dst, nova_err *err)
         int params = st ? db_param_count(st) : -1;
         db_done(st);
         assert(t->keys >= 1 && t->keys <= MAX_KEYS);
-        if (params != (int)strlen(t->types))
+        if (params != (int)strlen(t->types) || strspn(t->types, "irtb") != strlen(t->types))
             return nova_fail(err, ERR_INTERNAL, "copy: table %s has %d columns but %zu types",
                              t->name, params, strlen(t->types));
     }

@@ -13,8 +13,8 @@ import subprocess
 import pytest
 
 from conftest import BUILD, PgCluster, Stack, barrier, outbox_max
-from support import (add_group, befriend, invitation_from, invite, invite_to, leave, make_group,
-                     mark_read, recall, register, say, second_client, set_admin, uid)
+from support import (add_group, befriend, invite, invite_to, leave, make_group, mark_read, recall,
+                     register, say, second_client, set_admin, uid)
 
 # Every copied table with its primary key: compared row by row.
 TABLES = {
@@ -38,8 +38,15 @@ def table_rows(st):
     return {t: st.sql(f"SELECT * FROM {t} ORDER BY {key}") for t, key in TABLES.items()}
 
 
+def outbox_bounds(st):
+    """(oldest retained id, newest id handed out), as each engine keeps them."""
+    newest = ("SELECT max(id) FROM outbox" if st.pg_name
+              else "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")
+    return st.sql(f"SELECT (SELECT min(id) FROM outbox), ({newest})")[0]
+
+
 def copy(source, dest, check=True):
-    """nova-admin copy from the database of the (stopped) stack source."""
+    """nova-admin copy DEST, from the database of the stack source."""
     return source.admin("copy", dest, check=check)
 
 
@@ -136,6 +143,7 @@ def events_for(rows, user_id, after):
 def check_the_move(old_rows, new, users, seconds, facts, before):
     """The stack new runs on a copy of the database whose rows were
     old_rows and whose users answered `before`."""
+    assert outbox_bounds(new) == facts["bounds"]
     moved, moved_seconds = on(new, users), on(new, seconds)
     assert answers(moved) == before
     for c in moved_seconds:  # every old cookie is still logged in
@@ -179,6 +187,7 @@ def record(old):
     users, seconds, facts = build_world(old)
     before = answers(users)
     old.stop()
+    facts["bounds"] = outbox_bounds(old)
     return users, seconds, facts, before, table_rows(old)
 
 
@@ -222,7 +231,7 @@ def test_postgres_to_sqlite_answers_the_same_and_resumes_sockets(tmp_path, make_
     check_the_move(rows, new, users, seconds, facts, before)
 
 
-def test_copy_refuses_a_destination_that_holds_anything(tmp_path, make_stack):
+def test_copy_refuses_a_destination_that_holds_anything(tmp_path, make_stack, later):
     source = make_stack(engine="sqlite")
     register(source)
     busy = make_stack(engine="postgres")  # a database in use, with a user
@@ -246,10 +255,13 @@ def test_copy_refuses_a_destination_that_holds_anything(tmp_path, make_stack):
         # The source itself (a SQLite file), and a second copy into a first.
         r = copy(source, str(source.db_path), check=False)
         assert r.returncode == 1 and "holds data already" in r.stderr, r.stderr
-        once = tmp_path / "once.db"
-        copy(source, str(once))
-        r = copy(source, str(once), check=False)
+        copy(source, str(tmp_path / "once.db"))
+        once = on_file(tmp_path / "once.db")
+        later(once)
+        before = table_rows(once)
+        r = copy(source, str(once.db_path), check=False)
         assert r.returncode == 1 and "holds data already" in r.stderr, r.stderr
+        assert table_rows(once) == before
 
         # Databases that are not Nova's are not migrated, nor written.
         r = copy(source, PgCluster.get().uri(theirs), check=False)
