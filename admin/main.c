@@ -5,7 +5,8 @@
  *   nova-admin outbox stats | tail [-f] | show ID | prune [--older-than S]
  *   nova-admin sessions [--user NAME]
  *   nova-admin backup FILE                   an online, consistent copy
- *   nova-admin copy DEST                     every row into another database
+ *   nova-admin copy DEST                     everything into a new database,
+ *                                            SQLite or PostgreSQL (admin/copy.c)
  *   nova-admin check [--quick]               the domain invariants, a report
  *
  * It reads the same NOVA_* settings and flags as the daemons (--db). */
@@ -49,14 +50,13 @@ static void usage(FILE *out)
             "                       database file's integrity) on the live database: a line\n"
             "                       per rule, exit status 1 if any is broken\n"
             "  backup FILE          copy the database, consistent as of one moment, into the\n"
-            "                       new FILE while the stack keeps serving (restore: stop the\n"
-            "                       stack, put FILE in the database's place); on PostgreSQL\n"
-            "                       FILE is a SQLite database (restore with copy)\n"
-            "  copy DEST            copy every row (ids, sessions, the outbox and its position)\n"
-            "                       into DEST, a new SQLite file or an empty PostgreSQL\n"
-            "                       database (postgresql://...), migrated first; consistent\n"
-            "                       while the stack serves. Moving up: stop the stack, copy,\n"
-            "                       point NOVA_DB at DEST, start\n"
+            "                       new SQLite file FILE while the stack keeps serving\n"
+            "                       (restore: stop the stack, put FILE in the database's\n"
+            "                       place, or copy it into PostgreSQL)\n"
+            "  copy DEST            copy every row into DEST, a new SQLite file or an empty\n"
+            "                       PostgreSQL database (postgresql://...), migrating it\n"
+            "                       first; ids, sessions and the outbox position are kept,\n"
+            "                       so moving up is: stop, copy, point --db at DEST, start\n"
             "\n"
             "settings (each also read from its environment variable):\n");
     config_print_help(out, CFG_ADMIN);
@@ -155,22 +155,18 @@ static int cmd_backup(const nova_config *cfg, int argc, char **argv)
     if (!db) return 1;
     nova_err err;
     double start = nova_now();
-    int rc;
-    if (db->kind == DB_SQLITE) {
-        rc = db_backup(db, argv[0], &err);
-    } else if (access(argv[0], F_OK) == 0) {
-        rc = nova_fail(&err, ERR_CONFLICT, "%s exists already: choose a new file", argv[0]);
-    } else {
-        /* PostgreSQL: the same consistent copy, into a new SQLite file. */
-        rc = copy_database(db, cfg, argv[0], NULL, &err);
-    }
+    /* PostgreSQL has no VACUUM INTO: the same copy as nova-admin copy, into
+     * a new SQLite file, from one snapshot. */
+    bool sqlite = db->kind == DB_SQLITE;
+    int rc = sqlite ? db_backup(db, argv[0], &err) : copy_to_new_file(db, cfg, argv[0], &err);
     if (rc)
         fprintf(stderr, "nova-admin backup: %s\n",
-                rc == ERR_CONFLICT || db->kind != DB_SQLITE
+                rc == ERR_CONFLICT || rc == ERR_INVALID
                     ? err.msg
                     : "the copy failed (see the log line above)");
     else
-        printf("backed up %s to %s in %.2f s\n", cfg->db_path, argv[0], nova_now() - start);
+        printf("backed up %s to %s in %.2f s\n", sqlite ? cfg->db_path : "the PostgreSQL database",
+               argv[0], nova_now() - start);
     db_close(db);
     return rc ? 1 : 0;
 }
@@ -181,16 +177,16 @@ static int cmd_copy(const nova_config *cfg, int argc, char **argv)
         fprintf(stderr, "nova-admin copy: give the destination database (see --help)\n");
         return 2;
     }
-    if (!strcmp(argv[0], cfg->db_path)) {
-        fprintf(stderr, "nova-admin copy: the destination is the database itself\n");
-        return 2;
-    }
-    nova_db *db = open_current(cfg);
-    if (!db) return 1;
+    nova_db *src = open_current(cfg);
+    if (!src) return 1;
+    nova_config dest_cfg = *cfg;
+    dest_cfg.db_path = argv[0];
     nova_err err;
-    int rc = copy_database(db, cfg, argv[0], stdout, &err);
-    if (rc) fprintf(stderr, "nova-admin copy: %s\n", err.msg);
-    db_close(db);
+    nova_db *dst = db_open(&dest_cfg, &err);
+    int rc = dst ? copy_database(src, dst, stdout, &err) : err.kind;
+    if (rc) fprintf(stderr, "nova-admin copy: %s\n", dst ? err.msg : "cannot open the destination");
+    db_close(dst);
+    db_close(src);
     return rc ? 1 : 0;
 }
 

@@ -116,7 +116,8 @@ void db_set_busy_timeout(nova_db *db, int ms);
 /* Copy the whole database, consistent as of one moment, into a new file at
  * path while others keep reading and writing (one read snapshot; writers
  * are not blocked). The file must not exist yet. 0, ERR_CONFLICT when it
- * exists, or another kind. */
+ * exists, or another kind. SQLite only (VACUUM INTO): on PostgreSQL
+ * ERR_INVALID, and nova-admin backup copies row by row (admin/copy.c). */
 int db_backup(nova_db *db, const char *path, nova_err *err);
 
 /* Engine facts the adapters need. The schema version (0 for a new

@@ -181,7 +181,7 @@ class Stack:
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="nova-test-"))
         if shared:
             cluster, tcp = shared.cluster, True
-        self.engine = "postgres" if cluster else engine or ENGINE
+        self.engine = "postgres" if cluster or pg_name else engine or ENGINE
         self.cluster = cluster or (PgCluster.get() if self.engine == "postgres" else None)
         self.tcp = tcp
         self.owns_db = shared is None

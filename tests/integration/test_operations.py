@@ -9,9 +9,7 @@ import sqlite3
 import subprocess
 import threading
 
-import pytest
-
-from conftest import BUILD, ROOT, Stack, fail, unique_name
+from conftest import BUILD, ROOT, PgCluster, Stack, fail, unique_name
 from support import befriend, make_group
 
 
@@ -53,7 +51,6 @@ def snapshot(c, chat_id):
     }
 
 
-@pytest.mark.sqlite_only  # PostgreSQL's backup: nova-admin copy (test_copy.py)
 def test_backup_of_a_serving_stack_restores_to_the_same_answers(stack, tmp_path, alice, bob, carol):
     befriend(alice, bob)
     befriend(alice, carol)
@@ -97,10 +94,16 @@ def test_backup_of_a_serving_stack_restores_to_the_same_answers(stack, tmp_path,
     assert con.execute("PRAGMA foreign_key_check").fetchall() == []
     con.close()
 
-    # Restore: a new stack on the copy answers what the old one did.
-    restored = Stack(env={"NOVA_DB": str(tmp_path / "restored.db")})
-    restored.db_path = tmp_path / "restored.db"
-    os.replace(copy, restored.db_path)
+    # Restore: a new stack on the copy answers what the old one did. On
+    # PostgreSQL the backup is copied into a new database.
+    if stack.pg_name:
+        restored = Stack(pg_name=PgCluster.get().create_database())
+        subprocess.run([str(BUILD / "nova-admin"), "copy", restored.db_uri()], check=True,
+                       capture_output=True, env=dict(restored.env, NOVA_DB=str(copy)))
+    else:
+        restored = Stack(env={"NOVA_DB": str(tmp_path / "restored.db")})
+        restored.db_path = tmp_path / "restored.db"
+        os.replace(copy, restored.db_path)
     restored.start()
     try:
         again = restored.client().with_token(token)
