@@ -148,20 +148,17 @@ static const char SQL_FIND_SCAN_PG[] =
     "SELECT id FROM users WHERE strpos(user_name, ?1) > 0 AND id <> ?2 AND is_system = 0 "
     "ORDER BY id LIMIT ?3";
 
-/* '%name%' with LIKE's own characters escaped (backslash is the escape);
- * malloc'd. */
-static char *like_pattern(const char *s)
+/* '%name%' into out (room for 2 * strlen(s) + 3), with LIKE's own
+ * characters escaped (backslash is the escape). */
+static void like_pattern(char *out, const char *s)
 {
-    char *out = malloc(strlen(s) * 2 + 3), *o = out;
-    if (!out) return NULL;
-    *o++ = '%';
+    *out++ = '%';
     for (; *s; s++) {
-        if (*s == '%' || *s == '_' || *s == '\\') *o++ = '\\';
-        *o++ = *s;
+        if (*s == '%' || *s == '_' || *s == '\\') *out++ = '\\';
+        *out++ = *s;
     }
-    *o++ = '%';
-    *o = '\0';
-    return out;
+    *out++ = '%';
+    *out = '\0';
 }
 
 json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
@@ -179,15 +176,14 @@ json_object *friend_find(nova_db *db, int64_t caller, bool has_id, int64_t id,
          * one matches nobody; the empty string matches everybody. */
         if (strpbrk(name_contains, "*?[]")) return json_object_new_array();
         size_t len = strlen(name_contains);
-        if (db->kind == DB_POSTGRES) {
-            char *pattern = len >= 3 ? like_pattern(name_contains) : NULL;
-            st = len >= 3 ? db_prepare(db, SQL_FIND_TRIGRAM_PG) : db_prepare(db, SQL_FIND_SCAN_PG);
-            if (st) db_bind_text(st, 1, len >= 3 ? pattern : name_contains);
-            free(pattern);
-            if (len >= 3 && !pattern) {
-                nova_fail(err, ERR_INTERNAL, "out of memory");
-                return NULL;
-            }
+        if (db->kind == DB_POSTGRES && len >= 3) {
+            char pattern[2 * len + 3];
+            like_pattern(pattern, name_contains);
+            st = db_prepare(db, SQL_FIND_TRIGRAM_PG);
+            if (st) db_bind_text(st, 1, pattern);
+        } else if (db->kind == DB_POSTGRES) {
+            st = db_prepare(db, SQL_FIND_SCAN_PG);
+            if (st) db_bind_text(st, 1, name_contains);
         } else if (len >= 3) {
             char pattern[len + 3];
             pattern[0] = '*';
