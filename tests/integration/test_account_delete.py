@@ -200,6 +200,7 @@ def test_delete_account_plain_member_of_a_group(stack):
 def test_delete_account_without_anything(stack):
     lone = register(stack)
     s = lone.socket()
+    s.ping_barrier()  # the socket is bound to its session before the delete
     assert lone.ok("DELETE", "/user") is None
     msgs, _ = s.read_to_close()
     assert msgs and msgs[-1]["action"] == "logout", msgs
