@@ -136,12 +136,23 @@ static struct {
     long unlogged;
 } outage;
 
+/* Failures of this process, for its metrics. */
+static uint64_t failed_internal, failed_unavailable;
+
+void db_error_totals(uint64_t *internal, uint64_t *unavailable)
+{
+    *internal = failed_internal;
+    *unavailable = failed_unavailable;
+}
+
 int db_fail(nova_db *db, nova_err *err)
 {
     if (!db->engine->last_was_unavailable(db)) {
+        failed_internal++;
         log_error("database error: %s", db->engine->error_text(db));
         return nova_fail(err, ERR_INTERNAL, "internal error");
     }
+    failed_unavailable++;
     double now = nova_now();
     if (now < outage.quiet_until) {
         outage.unlogged++;

@@ -167,6 +167,9 @@ void db_rollback(nova_db *db);
  * conditions (disk full, read-only, I/O error, lock timeout, PostgreSQL
  * gone or restarting) or ERR_INTERNAL otherwise. */
 int db_fail(nova_db *db, nova_err *err);
+/* How many failures db_fail has seen in this process: internal ones (500)
+ * and the storage being unavailable (503). */
+void db_error_totals(uint64_t *internal, uint64_t *unavailable);
 
 /* Execute a statement that returns no rows; 0 or a failure kind. */
 int db_exec_done(nova_db *db, db_stmt *st, nova_err *err);

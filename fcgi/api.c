@@ -289,6 +289,7 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
         status = 405;
         goto fail;
     }
+    resp->route = (int)(route - api_routes);
     add_cors(cfg, req, resp, false);
     if (method != METHOD_GET && check_origin(&call, &err)) {
         status = 403;

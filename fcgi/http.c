@@ -9,6 +9,7 @@ void http_response_init(http_response *r)
 {
     memset(r, 0, sizeof *r);
     r->status = 200;
+    r->route = -1;
 }
 
 void http_response_free(http_response *r)

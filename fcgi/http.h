@@ -31,6 +31,7 @@ typedef struct http_response {
     size_t headers_len;
     char *body; /* malloc'd */
     size_t body_len;
+    int route; /* the index in api_routes of the route that answered, or -1 */
 } http_response;
 
 void http_response_init(http_response *r);

@@ -28,6 +28,7 @@
 #include "../common/notify.h"
 #include "../common/migrate.h"
 #include "api.h"
+#include "stats.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -95,9 +96,39 @@ static char *read_body(FCGX_Request *r, long limit, size_t *len, bool *too_large
     return buf;
 }
 
+/* A scrape, from the location of nginx's operator listener that sets the
+ * FastCGI parameter NOVA_METRICS (a client's headers only ever become
+ * HTTP_* parameters, so no request from outside can carry it). */
+static bool is_scrape(FCGX_Request *r)
+{
+    const char *m = param(r, "NOVA_METRICS");
+    return m && !strcmp(m, "1");
+}
+
+static void serve_scrape(FCGX_Request *r)
+{
+    size_t len;
+    char *text = api_stats_render(&len);
+    if (!text) {
+        FCGX_PutS("Status: 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\n"
+                  "metrics unavailable\n",
+                  r->out);
+        return;
+    }
+    FCGX_PutS("Status: 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+              "Cache-Control: no-store\r\n\r\n",
+              r->out);
+    FCGX_PutStr(text, (int)len, r->out);
+    free(text);
+}
+
 static void serve(nova_db *db, FCGX_Request *r)
 {
     double start = nova_now();
+    if (is_scrape(r)) {
+        serve_scrape(r);
+        return;
+    }
     const char *path = param(r, "PATH_INFO");
     http_request req = {
         .method = param(r, "REQUEST_METHOD"),
@@ -125,6 +156,7 @@ static void serve(nova_db *db, FCGX_Request *r)
     FCGX_PutStr(resp.headers, (int)resp.headers_len, r->out);
     FCGX_PutS("\r\n", r->out);
     if (resp.body_len) FCGX_PutStr(resp.body, (int)resp.body_len, r->out);
+    api_stats_request_end(resp.route, resp.status, nova_now() - start);
     log_info("%s %s %d %zuB %.2fms", req.method, req.path, resp.status, resp.body_len,
              (nova_now() - start) * 1000.0);
     http_response_free(&resp);
@@ -169,6 +201,7 @@ static pid_t spawn_worker(const nova_config *cfg, int listen_fd, int other_fd)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() == 1) _exit(0);
         log_init("nova-api", (int)cfg->log_level);
+        api_stats_worker_start();
         exit(worker(cfg, listen_fd)); /* exit, not _exit: lets LeakSanitizer check workers */
     }
     if (pid < 0) log_error("fork failed: %s", strerror(errno));
@@ -226,6 +259,7 @@ static bool pool_restart(const nova_config *cfg, worker_pool *p, pid_t dead, int
             p->restarts = 0;
         }
         if (++p->restarts > (int)p->n) sleep(1);
+        api_stats_worker_restarted();
         p->pids[i] = stop_requested ? 0 : spawn_worker(cfg, p->fd, p->other_fd);
         return true;
     }
@@ -298,6 +332,7 @@ static int supervise(const nova_config *cfg, int api_fd, int hash_fd)
         pools[0].other_fd = pools[1].fd;
         pools[1].other_fd = pools[0].fd;
     }
+    api_stats_init(pools[0].n, n_pools == 2 ? pools[1].n : 0);
     for (size_t k = 0; k < n_pools; k++)
         for (size_t i = 0; i < pools[k].n; i++)
             pools[k].pids[i] = spawn_worker(cfg, pools[k].fd, pools[k].other_fd);
@@ -404,6 +439,7 @@ int main(int argc, char **argv)
                         "process manager such as spawn-fcgi (see --help)\n");
         rc = 2;
     } else {
+        api_stats_init(1, 0);
         rc = worker(&cfg, 0);
     }
     config_free(&cfg);

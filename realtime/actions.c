@@ -94,6 +94,13 @@ static const struct {
     {"recall_message", act_recall_message, TX_WRITE},
     {"messages_read", act_messages_read, TX_WRITE},
 };
+enum { N_ACTIONS = sizeof actions / sizeof actions[0] };
+_Static_assert((int)N_ACTIONS < (int)RT_ACTION_SLOTS, "rt_metrics has a slot per action and one more");
+
+const char *actions_name(size_t i)
+{
+    return i < N_ACTIONS ? actions[i].name : NULL;
+}
 
 typedef struct action_run {
     action_call *a;
@@ -113,6 +120,7 @@ static int actions_run(rt *r, conn *c, const char *text, size_t len, bool binary
 {
     if (binary) {
         conn_send_error(r, c, 0, 400, "binary frames are not supported; send JSON text");
+        r->metrics.actions_failed[N_ACTIONS]++;
         return 0;
     }
     nova_err err;
@@ -120,9 +128,11 @@ static int actions_run(rt *r, conn *c, const char *text, size_t len, bool binary
     json_object *msg = NULL;
     if (json_parse_strict(text, len, (int)r->cfg->json_max_depth, &msg, &err)) {
         conn_send_error(r, c, 0, 400, err.msg);
+        r->metrics.actions_failed[N_ACTIONS]++;
         return 0;
     }
     action_call a = {.r = r, .c = c};
+    size_t slot = N_ACTIONS; /* no known action (yet) */
     const char *name;
     json_object *rid;
     if (json_require_object(msg, "a packet", &err)) goto fail;
@@ -132,8 +142,9 @@ static int actions_run(rt *r, conn *c, const char *text, size_t len, bool binary
     }
     if (json_field_string(msg, "action", true, &name, NULL, &err)) goto fail;
     json_object_object_get_ex(msg, "data", &a.data);
-    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
+    for (size_t i = 0; i < N_ACTIONS; i++) {
         if (strcmp(actions[i].name, name)) continue;
+        double start = rt_now();
         int rc;
         if (actions[i].tx == TX_WRITE) {
             /* The events are tagged with this socket as their origin, so
@@ -149,12 +160,16 @@ static int actions_run(rt *r, conn *c, const char *text, size_t len, bool binary
             json_object_put(msg);
             return ACTION_BUSY;
         }
+        slot = i;
+        metrics_observe(&r->metrics.action_time[i], rt_now() - start);
         if (rc) goto fail;
+        r->metrics.actions_ok[i]++;
         json_object_put(msg);
         return 0;
     }
     nova_fail(&err, ERR_INVALID, "unknown action '%.64s'", name);
 fail:
+    r->metrics.actions_failed[slot]++;
     /* Domain failures are 400 packets; storage trouble keeps its 5xx. */
     conn_send_error(r, c, a.request_id, err_socket_code(err.kind), err.msg);
     json_object_put(msg);

@@ -60,6 +60,7 @@ void rt_register(rt *r, conn *c)
     r->buckets[b] = c;
     c->registered = true;
     r->n_conns++;
+    r->metrics.sockets_opened++;
 }
 
 void rt_unregister(rt *r, conn *c)

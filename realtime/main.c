@@ -158,6 +158,52 @@ static int receive(rt *r, conn *c, struct lws *wsi, const void *in, size_t len)
     return 0;
 }
 
+/* GET /metrics: the headers now, the text on HTTP_WRITEABLE. The
+ * connection's conn (lws's per-session data, zeroed, never a WebSocket's)
+ * holds the text in rx and how much of it went out in rx_cap. */
+static int metrics_begin(rt *r, conn *c, struct lws *wsi)
+{
+    size_t len;
+    char *text = rt_metrics_render(r, &len);
+    if (!text) {
+        lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "metrics unavailable");
+        return -1;
+    }
+    c->rx = text;
+    c->rx_len = len;
+    c->rx_cap = 0;
+    unsigned char head[LWS_PRE + 512], *start = head + LWS_PRE, *p = start,
+                                       *end = head + sizeof head - 1;
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
+                                    len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int metrics_write(conn *c, struct lws *wsi)
+{
+    if (!c->rx) return -1;
+    unsigned char chunk[LWS_PRE + 16384];
+    size_t n = c->rx_len - c->rx_cap;
+    if (n > sizeof chunk - LWS_PRE) n = sizeof chunk - LWS_PRE;
+    memcpy(chunk + LWS_PRE, c->rx + c->rx_cap, n);
+    c->rx_cap += n;
+    bool last = c->rx_cap == c->rx_len;
+    if (lws_write(wsi, chunk + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
+        return -1;
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    free(c->rx);
+    c->rx = NULL;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -218,6 +264,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (c->replaying) resume_step(r, c);
         return 0;
     case LWS_CALLBACK_CLOSED:
+        rt_metrics_closed(r, c);
         rt_unregister(r, c);
         actions_forget(r, c);
         guard_close(c->fd);
@@ -227,9 +274,23 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         log_info("socket %llu closed", (unsigned long long)c->id);
         return 0;
     case LWS_CALLBACK_HTTP:
+        if (c && in && !strcmp(in, "/metrics") && lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
+            return metrics_begin(r, c, wsi);
         /* Plain HTTP to the socket endpoint: not a WebSocket upgrade. */
         lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "WebSocket upgrade required");
         return -1;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return c ? metrics_write(c, wsi) : -1;
+    case LWS_CALLBACK_CLOSED_HTTP:
+        /* Plain HTTP (a scrape, a refused upgrade): forget its bytes'
+         * follower too, or another socket that gets its descriptor number
+         * (libpq's, after a reconnect) would be read as WebSocket frames. */
+        guard_close(lws_get_socket_fd(wsi));
+        if (c) {
+            free(c->rx);
+            c->rx = NULL;
+        }
+        return 0;
     default:
         return 0;
     }

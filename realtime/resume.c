@@ -26,6 +26,7 @@ static void send_resync(rt *r, conn *c, int64_t oldest)
     char data[64];
     snprintf(data, sizeof data, "{\"oldest_event_id\":%lld}", (long long)oldest);
     conn_send_packet(r, c, &(packet_fields){.action = "resync_required", .data = data});
+    r->metrics.resyncs++;
 }
 
 /* last_event_id is a plain decimal: no sign, no leading zero (but "0"),
@@ -48,6 +49,7 @@ void resume_start(rt *r, conn *c, const char *arg, bool too_long)
 {
     int64_t n;
     if (!arg && !too_long) return;
+    r->metrics.resumes++;
     if (too_long || !parse_event_id(arg, &n)) {
         conn_send_error(
             r, c, 0, 400,
@@ -96,6 +98,7 @@ void resume_step(rt *r, conn *c)
         if (!outbox_event_for(&ev, c->user_id, c->session_id)) continue;
         conn_send_packet(r, c,
                          &(packet_fields){.action = ev.action, .event_id = ev.id, .data = ev.data});
+        r->metrics.replayed++;
         if (outbox_event_ends_session(&ev)) conn_close_after_drain(c, 1000, "logged out");
         if (c->close_when_drained) break;
     }

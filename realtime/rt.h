@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "../common/db.h"
+#include "../common/metrics.h"
 
 /* A packet, shared by reference between the queues it sits in. The LWS_PRE
  * bytes before the payload are scratch space for lws_write. */
@@ -64,6 +65,34 @@ typedef struct conn {
     bool rx_refused; /* over ws_max_frame: closing with 1009, nothing more is read */
 } conn;
 
+/* What nova-realtime counts for its metrics (metrics.c). Actions are
+ * indexed as actions.c lists them (actions_name), the last slot for
+ * messages that name no known action. */
+enum { RT_ACTION_SLOTS = 5 };
+enum rt_close_kind {
+    CLOSE_BY_PEER, /* the client or the network: no close of ours */
+    CLOSE_LOGGED_OUT,
+    CLOSE_INVALID_SESSION,
+    CLOSE_SOCKET_CAP,
+    CLOSE_TOO_SLOW,
+    CLOSE_TOO_BIG,
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_SERVER_ERROR,
+    CLOSE_KINDS
+};
+typedef struct rt_metrics {
+    uint64_t sockets_opened;
+    uint64_t closes[CLOSE_KINDS];
+    uint64_t deliveries; /* events queued to live sockets */
+    uint64_t replayed;   /* events queued to resuming sockets */
+    uint64_t resumes;    /* sockets that asked for last_event_id */
+    uint64_t resyncs;    /* of which told resync_required */
+    uint64_t actions_ok[RT_ACTION_SLOTS], actions_failed[RT_ACTION_SLOTS];
+    metrics_hist action_time[RT_ACTION_SLOTS];
+    metrics_hist delivery_delay; /* from an event's commit to its delivery */
+} rt_metrics;
+
 typedef struct rt {
     const nova_config *cfg;
     nova_db *db;
@@ -86,6 +115,7 @@ typedef struct rt {
     struct pending_action *pending_head, *pending_tail;
     size_t n_pending;
     lws_sorted_usec_list_t retry_timer;
+    rt_metrics metrics;
 } rt;
 
 /* conn.c: registry, queues, packets */
@@ -163,6 +193,11 @@ void resume_start(rt *r, conn *c, const char *last_event_id, bool too_long);
 /* Queue the next batch of the replay when the socket has room. */
 void resume_step(rt *r, conn *c);
 
+/* metrics.c: the scrape at GET /metrics (Prometheus text), and how a
+ * close of ours is counted. */
+char *rt_metrics_render(rt *r, size_t *len);
+void rt_metrics_closed(rt *r, const conn *c);
+
 /* actions.c: a complete client message. Actions run in the order each
  * socket sent them; one that finds the write lock taken waits in the
  * daemon's FIFO (with every later message of its socket) and is retried
@@ -170,6 +205,8 @@ void resume_step(rt *r, conn *c);
 void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary);
 /* Forget a closing socket's waiting actions. */
 void actions_forget(rt *r, conn *c);
+/* The name of the i-th socket action (metrics), NULL past the last. */
+const char *actions_name(size_t i);
 /* The one write bracket of nova-realtime (socket actions, session expiry
  * and settling): take the write lock only if it is free (ACTION_BUSY
  * otherwise: nothing happened, try again later), run fn inside it with

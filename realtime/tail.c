@@ -35,11 +35,13 @@ static void deliver(rt *r, const outbox_event *ev)
                                                     .event_id = ev->id,
                                                     .data = ev->data});
             conn_send(r, c, *pkt);
+            r->metrics.deliveries++;
             if (closes) conn_close_after_drain(c, 1000, "logged out");
         }
     }
     packet_unref(plain);
     packet_unref(own);
+    metrics_observe(&r->metrics.delivery_delay, nova_now() - ev->created_at);
     log_debug("event %lld %s delivered", (long long)ev->id, ev->action);
 }
 

@@ -189,6 +189,7 @@ class Stack:
         self.port = free_port()
         self.base = f"http://{host}:{self.port}"
         self.ws_url = f"ws://{host}:{self.port}/ws/"
+        self.metrics_base = f"http://127.0.0.1:{free_port()}"
         self.db_path = self.dir / "nova.db"
         self.pg_name = shared.pg_name if shared else pg_name  # pg_name: an existing database
         if self.cluster and not self.pg_name:
@@ -213,6 +214,7 @@ class Stack:
             NOVA_LOGIN_RATE="10000r/s",
             NOVA_LOGIN_BURST="100000",
             NOVA_WAKE_SOCKET=str(self.dir / "wake.sock"),
+            NOVA_METRICS_LISTEN=self.metrics_base[len("http://"):],
             ASAN_OPTIONS=f"log_path={self.dir}/asan:detect_leaks=1:halt_on_error=1",
             UBSAN_OPTIONS=f"log_path={self.dir}/ubsan:print_stacktrace=1:halt_on_error=1",
         )

@@ -789,3 +789,87 @@ class Watch:
     def close(self):
         for _, s in self.entries:
             s.close()
+
+
+# -- metrics (the operator's listener, Prometheus text) -----------------------
+
+_METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"'
+
+
+def parse_metrics(text):
+    """Parse the Prometheus text exposition format strictly: every sample's
+    family has one HELP and one TYPE line before its samples, samples of a
+    family are together, names and labels are well formed, and histograms
+    have cumulative buckets ending in +Inf equal to _count. Returns
+    {(name, frozenset(labels.items())): value} and {family: type}."""
+    import re
+
+    samples, types, seen_done, current = {}, {}, set(), None
+    sample_re = re.compile(rf"^({_METRIC_NAME})(?:\{{(.*)\}})? (\S+)$")
+    assert text.endswith("\n"), text[-200:]
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            parts = line.split(" ", 3)
+            assert len(parts) == 4 and re.fullmatch(_METRIC_NAME, parts[2]), line
+            family = parts[2]
+            if parts[1] == "TYPE":
+                assert family not in types, f"second TYPE for {family}"
+                assert parts[3] in ("counter", "gauge", "histogram"), line
+                types[family] = parts[3]
+            if current and current != family:
+                seen_done.add(current)
+            assert family not in seen_done, f"{family} comes back after another family"
+            current = family
+            continue
+        m = sample_re.match(line)
+        assert m, f"not a sample line: {line!r}"
+        name, label_text, value = m.group(1), m.group(2) or "", m.group(3)
+        family = next((f for f in (name, re.sub(r"_(bucket|sum|count)$", "", name))
+                       if f in types), None)
+        assert family == current, f"{name} outside its family ({current})"
+        labels = {}
+        rest = label_text
+        while rest:
+            lm = re.match(_LABEL + r"(,|$)", rest)
+            assert lm, f"bad labels in {line!r}"
+            assert lm.group(1) not in labels, line
+            labels[lm.group(1)] = lm.group(2)
+            rest = rest[lm.end():]
+        key = (name, frozenset(labels.items()))
+        assert key not in samples, f"duplicate sample {line!r}"
+        samples[key] = float(value)
+    for family, kind in types.items():
+        if kind == "counter":
+            assert family.endswith("_total"), family
+        if kind != "histogram":
+            continue
+        series = {}
+        for (name, labels), value in samples.items():
+            if name == family + "_bucket":
+                rest = frozenset(kv for kv in labels if kv[0] != "le")
+                le = dict(labels)["le"]
+                series.setdefault(rest, []).append((float(le), value))
+        for rest, buckets in series.items():
+            buckets.sort()
+            counts = [v for _, v in buckets]
+            assert counts == sorted(counts), (family, buckets)
+            assert buckets[-1][0] == float("inf"), (family, buckets)
+            assert samples[(family + "_count", rest)] == counts[-1], family
+            assert (family + "_sum", rest) in samples, family
+    return samples, types
+
+
+def scrape(stack, path="/metrics"):
+    """One scrape of the stack's operator listener, parsed."""
+    import requests
+
+    r = requests.get(stack.metrics_base + path, timeout=10)
+    assert r.status_code == 200, (path, r.status_code, r.text[:500])
+    assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4"), r.headers
+    return parse_metrics(r.text)[0]
+
+
+def metric(samples, name, **labels):
+    """The value of one sample (0 when it has not appeared yet)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 
 import pytest
+import requests
 
 from conftest import BUILD, Stack, fail, unique_name
 
@@ -313,12 +314,14 @@ class RunScript:
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
         self.host = "127.0.0.1"
+        self.metrics_port = free_port()
         self.data = data or tmp_path / "data"
         self.log = tmp_path / "run.log"
         self.tmp = tmp_path
         env = dict(os.environ)
         env.update(
             NOVA_PORT=str(self.port), NOVA_DATA_DIR=str(self.data), NOVA_BUILD_DIR=str(BUILD),
+            NOVA_METRICS_LISTEN=f"127.0.0.1:{self.metrics_port}",
             NOVA_API_WORKERS="2", NOVA_HASH_WORKERS="1",
             NOVA_PWHASH_OPSLIMIT="1", NOVA_PWHASH_MEMLIMIT="8192",
             NOVA_LOGIN_RATE="10000r/s", NOVA_LOGIN_BURST="100000",
@@ -407,6 +410,12 @@ def test_scripts_run_restarts_what_dies_and_stops_on_ctrl_c(tmp_path):
         c.register()
         assert answers_rest_and_socket(rs, c)
         assert (rs.data / "nova.db").exists()
+        # The operator's metrics listener is up, with nova-api's and the
+        # daemon's counters (test_metrics.py checks what they say).
+        for path, family in (("/metrics", "nova_api_requests_total"),
+                             ("/metrics/realtime", "nova_realtime_sockets_open")):
+            m = requests.get(f"http://127.0.0.1:{rs.metrics_port}{path}", timeout=10)
+            assert m.status_code == 200 and f"# TYPE {family} " in m.text, (path, m.text[:300])
 
         # nova-realtime, killed twice in a row: back both times, the second
         # after a longer pause (a crash loop does not spin).
@@ -522,7 +531,8 @@ def test_scripts_run_stops_when_a_daemon_cannot_start(tmp_path):
     from conftest import ROOT, free_port
 
     env = dict(os.environ, NOVA_PORT=str(free_port()), NOVA_DATA_DIR=str(tmp_path / "data"),
-               NOVA_BUILD_DIR=str(BUILD), NOVA_NGINX_HEADER_BUFFER="lots")  # not a size
+               NOVA_BUILD_DIR=str(BUILD), NOVA_NGINX_HEADER_BUFFER="lots",
+               NOVA_METRICS_LISTEN=f"127.0.0.1:{free_port()}")  # not a size
     r = subprocess.run([str(ROOT / "scripts/run")], env=env, capture_output=True, text=True,
                        timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 1, r
@@ -567,6 +577,7 @@ def test_the_whole_stack_runs_as_an_unprivileged_user_under_one_directory(tmp_pa
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(home),
         "NOVA_PORT": str(port), "NOVA_DATA_DIR": str(home / "data"),
+        "NOVA_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
         "NOVA_BUILD_DIR": str(nova / "build"), "NOVA_CONFIG": "",
         "NOVA_API_WORKERS": "2", "NOVA_HASH_WORKERS": "1",
         "NOVA_PWHASH_OPSLIMIT": "1", "NOVA_PWHASH_MEMLIMIT": "8192",

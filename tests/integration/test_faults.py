@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from conftest import barrier, unique_name
+from support import metric, scrape
 
 STORAGE_503 = "storage temporarily unavailable, try again"  # nova-api (db_fail)
 NGINX_503 = "service unavailable, try again"  # nginx: the worker died mid-request
@@ -594,6 +595,13 @@ def test_a_full_disk_answers_503_to_writes_keeps_reads_and_sockets_and_recovers(
         assert worker_pids(st) == pids and st.procs["realtime"].poll() is None
         assert "restarting" not in st.log_text("api")
         assert st.sql("PRAGMA integrity_check") == [("ok",)]
+        # The metrics count the full disk as unavailable storage, not as
+        # internal errors, in nova-api (all its workers) and nova-realtime.
+        api, rt = scrape(st), scrape(st, "/metrics/realtime")
+        assert metric(api, "nova_db_errors_total", kind="unavailable") >= 13, api
+        assert metric(api, "nova_db_errors_total", kind="internal") == 0
+        assert metric(rt, "nova_db_errors_total", kind="unavailable") >= 1
+        assert metric(rt, "nova_db_errors_total", kind="internal") == 0
 
         # Workers that start while the disk is full serve too.
         for pid in pids:

@@ -15,7 +15,9 @@ import time
 import pytest
 
 from conftest import BUILD, PgCluster, Stack
-from support import befriend, send_message, unique_name
+from support import befriend, metric, scrape, send_message, unique_name
+
+REQ = "nova_api_requests_total"
 
 pytestmark = pytest.mark.postgres_only
 
@@ -86,6 +88,18 @@ def test_postgres_away_is_503_and_both_daemons_recover(own_stack, mode):
     assert msg["code"] == 503, msg
     for name in ("api", "realtime"):
         assert st.procs[name].poll() is None, f"{name} died:\n{st.log_text(name)}"
+    # The metrics still answer, and count the outage as unavailable
+    # storage (not as internal errors); the daemon's lag is not guessed.
+    api = scrape(st)
+    assert metric(api, "nova_db_errors_total", kind="unavailable") >= 4, api
+    assert metric(api, REQ, method="GET", route="/user", status="503") >= 1
+    # (A plain HTTP request to the daemon, this scrape, once left its
+    # descriptor's WebSocket byte follower behind: libpq's reconnect on
+    # that number then read frames and hung the daemon.)
+    rt = scrape(st, "/metrics/realtime")
+    assert metric(rt, "nova_db_errors_total", kind="unavailable") >= 1
+    assert ("nova_realtime_outbox_lag_events", frozenset()) not in rt
+    assert metric(rt, "nova_realtime_sockets_open") == 2
 
     cluster.resume()
     # Both come back by themselves, without a restart: each worker within
