@@ -116,6 +116,7 @@ class InstalledStack:
         self.dir = pathlib.Path(workdir)
         os.chmod(self.dir, 0o755)  # nginx's workers (www-data) write its temp dirs
         self.port = free_port()
+        self.metrics_port = free_port()
         self.base = f"http://{self.host}:{self.port}"
         self.ws_url = f"ws://{self.host}:{self.port}/ws/"
         self.procs = {}
@@ -204,8 +205,12 @@ class InstalledStack:
     def _start_nginx(self):
         site = SITE.read_text()
         assert site.count("\n    listen 80;\n") == 1, site
+        # The operator's metrics listener, on loopback as installed.
+        assert site.count("\n    listen 127.0.0.1:9180;\n") == 1, site
         (self.dir / "nova-site").write_text(
-            site.replace("\n    listen 80;\n", f"\n    listen {self.host}:{self.port};\n"))
+            site.replace("\n    listen 80;\n", f"\n    listen {self.host}:{self.port};\n")
+                .replace("\n    listen 127.0.0.1:9180;\n",
+                         f"\n    listen 127.0.0.1:{self.metrics_port};\n"))
         d = self.dir
         (d / "nginx.conf").write_text(f"""user www-data;
 worker_processes 1;
@@ -341,6 +346,12 @@ def test_the_package_installs_serves_and_purges():
         try:
             st.start()
             drive(st)
+            # The installed metrics listener has counted what drive() did.
+            for path, family in (("/metrics", "nova_api_requests_total{method=\"POST\","
+                                              "route=\"/user/register\",status=\"200\"} 2"),
+                                 ("/metrics/realtime", "nova_realtime_sockets_opened_total ")):
+                m = requests.get(f"http://127.0.0.1:{st.metrics_port}{path}", timeout=10)
+                assert m.status_code == 200 and family in m.text, (path, m.text[:2000])
         except BaseException:
             print(st.logs())
             raise
