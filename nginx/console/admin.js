@@ -142,11 +142,12 @@ async function drawChart() {
   let maxLag = 1;
   for (const d of s.lag) for (const p of d.points) maxLag = Math.max(maxLag, p[1]);
   const y = (v, max) => H - B - (v / max) * (H - T - B);
+  const tick = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
   for (let i = 0; i <= 4; i++) {
     const yy = T + (i * (H - T - B)) / 4;
     chart.appendChild(svg("line", { x1: L, x2: W - R, y1: yy, y2: yy, class: "grid" }));
-    chart.appendChild(svg("text", { x: L - 4, y: yy + 4, "text-anchor": "end" }, Math.round(maxEv * (1 - i / 4))));
-    chart.appendChild(svg("text", { x: W - R + 4, y: yy + 4 }, Math.round(maxLag * (1 - i / 4))));
+    chart.appendChild(svg("text", { x: L - 4, y: yy + 4, "text-anchor": "end" }, tick(maxEv * (1 - i / 4))));
+    chart.appendChild(svg("text", { x: W - R + 4, y: yy + 4 }, tick(maxLag * (1 - i / 4))));
   }
   chart.appendChild(svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }));
   const step = Math.max(1, Math.ceil(hours / 6)) * 3600;
@@ -163,6 +164,11 @@ async function drawChart() {
     const line = svg("polyline", { points: pts, class: "lag" });
     line.appendChild(svg("title", {}, d.daemon));
     chart.appendChild(line);
+    for (const [t, v] of d.points) {
+      const dot = svg("circle", { cx: x(t) + bw / 2, cy: y(v, maxLag), r: 2.5, class: "lag" });
+      dot.appendChild(svg("title", {}, d.daemon + " " + utc(t).slice(11, 16) + ": lag " + v));
+      chart.appendChild(dot);
+    }
   }
 }
 $("chart-hours").addEventListener("change", () => drawChart().catch(() => {}));
