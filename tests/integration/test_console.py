@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import BUILD, Stack, fail, unique_name
+from conftest import BUILD, Stack, fail, secrets_in_logs, unique_name
 from support import befriend, make_group, say
 
 OP_PASSWORD = "operator-secret-1"
@@ -31,6 +31,7 @@ class Console:
     Every answer's text is kept, to look for secrets afterwards."""
 
     seen = []
+    tokens = set()
 
     def __init__(self, stack):
         self.stack = stack
@@ -39,6 +40,8 @@ class Console:
     def call(self, method, path, **kw):
         r = self.http.request(method, self.stack.base + "/admin/api/" + path, timeout=30, **kw)
         Console.seen.append(r.text + str(r.headers))
+        if self.token:
+            Console.tokens.add(self.token)
         return r
 
     def get(self, path, **kw):
@@ -66,8 +69,10 @@ def console_stack():
     yield s
     s.stop()
     reports = s.sanitizer_reports()
-    s.cleanup() if not reports else None
+    leaked = secrets_in_logs(s, Console.tokens | {OP_PASSWORD})
+    s.cleanup() if not reports and not leaked else None
     assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+    assert Console.tokens and not leaked, f"{len(leaked)} operator tokens or passwords in the logs"
 
 
 @pytest.fixture
@@ -94,7 +99,8 @@ def test_operator_commands(console_stack):
     c = Console(st)
     assert c.login(name).status_code == 200
     assert c.ok("me")["name"] == name
-    assert name in st.admin("operator", "list").stdout.split(name)[1].split("\n")[0] or True
+    line = next(l for l in st.admin("operator", "list").stdout.splitlines() if l.startswith(name))
+    assert line.split()[-1] == "1", line  # one live console session
     assert st.admin("operator", "remove", name).returncode == 0
     fail(c.get("me"), 401)  # removing an operator ends their sessions
     gone = st.admin("operator", "remove", name, check=False)
