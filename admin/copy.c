@@ -7,7 +7,8 @@
  * by id: a reply is always younger than the message it replies to). The
  * source is read a page at a time by primary key (key > the last one
  * read), so that PostgreSQL never hands a whole table over at once.
- * realtime_daemons is not copied: it is each running daemon's own state. */
+ * realtime_daemons and realtime_samples are not copied: they are each
+ * running daemon's own state and history. */
 #include "copy.h"
 
 #include <assert.h>
@@ -52,6 +53,8 @@ struct copy_table {
 #define MESSAGES "id, chat_id, sender_id, content, send_time, reply_to_id, recalled"
 #define MESSAGE_DELETIONS "user_id, message_id"
 #define CHAT_INVITATIONS "id, chat_id, user_id, invited_by, created_at"
+#define OPERATORS "id, name, password_hash, created_at"
+#define OPERATOR_SESSIONS "id, token_hash, operator_id, created_at, last_seen, expires_at"
 #define OUTBOX "id, created_at, action, data, recipients, session_id, origin, request_id"
 
 /* The select and insert of a table keyed by id, and of one keyed by the
@@ -84,6 +87,9 @@ static const struct copy_table copy_tables[] = {
      BY_PAIR("message_deletions", MESSAGE_DELETIONS, "user_id", "message_id", "?, ?")},
     {"chat_invitations", "iiiir", 1, SEQ_AUTOINC,
      BY_ID("chat_invitations", CHAT_INVITATIONS, "?, ?, ?, ?, ?")},
+    {"operators", "ittr", 1, SEQ_AUTOINC, BY_ID("operators", OPERATORS, "?, ?, ?, ?")},
+    {"operator_sessions", "ibirrr", 1, SEQ_AUTOINC,
+     BY_ID("operator_sessions", OPERATOR_SESSIONS, "?, ?, ?, ?, ?, ?")},
     {"outbox", "irtttiti", 1, SEQ_OUTBOX, BY_ID("outbox", OUTBOX, "?, ?, ?, ?, ?, ?, ?, ?")},
 };
 enum { N_TABLES = sizeof copy_tables / sizeof copy_tables[0] };

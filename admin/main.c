@@ -4,6 +4,7 @@
  *   nova-admin outbox [--since ID] [--action NAME] [--limit N]
  *   nova-admin outbox stats | tail [-f] | show ID | prune [--older-than S]
  *   nova-admin sessions [--user NAME]
+ *   nova-admin operator add NAME | remove NAME | list   the console's operators
  *   nova-admin backup FILE                   an online, consistent copy
  *   nova-admin copy DEST                     everything into a new database,
  *                                            SQLite or PostgreSQL (admin/copy.c)
@@ -15,14 +16,18 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../common/check.h"
+#include "../common/crypto.h"
 #include "../common/db.h"
 #include "../common/log.h"
 #include "../common/migrate.h"
+#include "../common/operator.h"
 #include "../common/outbox.h"
+#include "../common/session.h"
 #include "copy.h"
 
 static void usage(FILE *out)
@@ -46,6 +51,11 @@ static void usage(FILE *out)
             "                       small batches\n"
             "  sessions [--user NAME]\n"
             "                       list live sessions (never their tokens)\n"
+            "  operator add NAME    create an operator of the outbox console (the console\n"
+            "                       setting); the password is read from stdin, or asked\n"
+            "                       twice without echo on a terminal (8+ characters)\n"
+            "  operator remove NAME remove an operator and end their console sessions\n"
+            "  operator list        the operators, with their live console sessions\n"
             "  check [--quick]      check the domain invariants (and, unless --quick, the\n"
             "                       database file's integrity) on the live database: a line\n"
             "                       per rule, exit status 1 if any is broken\n"
@@ -235,53 +245,45 @@ static int parse_long(const char *s, long long min, long long *out)
     return 0;
 }
 
-static const char SQL_STATS[] =
-    "SELECT count(*), min(id), max(id), min(created_at), max(created_at), "
-    "(SELECT count(*) FROM outbox WHERE created_at >= ?1 - 60), "
-    "(SELECT count(*) FROM outbox WHERE created_at >= ?1 - 600) FROM outbox";
-static const char SQL_DAEMONS[] =
-    "SELECT name, pid, started_at, delivered_id, sockets, updated_at FROM realtime_daemons "
-    "ORDER BY name";
+typedef struct daemon_table {
+    int rows;
+    int64_t newest;
+    double now;
+} daemon_table;
 
-static int outbox_stats(nova_db *db)
+static void print_daemon(void *ctx, const outbox_daemon *d)
+{
+    daemon_table *t = ctx;
+    if (!t->rows++)
+        printf("\n%-28s %-8s %-12s %-8s %-8s %s\n", "nova-realtime", "pid", "delivered", "lag",
+               "sockets", "seen");
+    double seen = t->now - d->updated_at;
+    printf("%-28s %-8lld #%-11lld %-8lld %-8lld %.1fs ago%s\n", d->name, (long long)d->pid,
+           (long long)d->delivered_id,
+           (long long)(t->newest > d->delivered_id ? t->newest - d->delivered_id : 0),
+           (long long)d->sockets, seen, seen > 5 ? " (stale: not running?)" : "");
+}
+
+static int print_outbox_stats(nova_db *db)
 {
     double now = nova_now();
-    db_stmt *st = db_prepare(db, SQL_STATS);
-    if (!st) return 1;
-    db_bind_double(st, 1, now);
-    if (db_step(st) != DB_ROW) {
-        db_done(st);
-        return 1;
-    }
-    long long rows = db_col_i64(st, 0), newest = db_col_i64(st, 2);
-    printf("events retained   %lld\n", rows);
-    if (rows) {
+    outbox_stats s;
+    nova_err err;
+    if (outbox_stats_read(db, now, &s, &err)) return 1;
+    printf("events retained   %lld\n", s.rows);
+    if (s.rows) {
         char oldest_t[40], newest_t[40];
-        format_time(db_col_double(st, 3), oldest_t, sizeof oldest_t);
-        format_time(db_col_double(st, 4), newest_t, sizeof newest_t);
-        printf("oldest            #%lld  %s\n", (long long)db_col_i64(st, 1), oldest_t);
-        printf("newest            #%lld  %s\n", newest, newest_t);
+        format_time(s.oldest_at, oldest_t, sizeof oldest_t);
+        format_time(s.newest_at, newest_t, sizeof newest_t);
+        printf("oldest            #%lld  %s\n", (long long)s.oldest_id, oldest_t);
+        printf("newest            #%lld  %s\n", (long long)s.newest_id, newest_t);
     }
-    printf("events per minute %lld (last minute), %.1f (last 10 minutes)\n",
-           (long long)db_col_i64(st, 5), (double)db_col_i64(st, 6) / 10.0);
-    db_done(st);
-
-    st = db_prepare(db, SQL_DAEMONS);
-    if (!st) return 1;
-    int n = 0, rc;
-    while ((rc = db_step(st)) == DB_ROW) {
-        if (!n++)
-            printf("\n%-28s %-8s %-12s %-8s %-8s %s\n", "nova-realtime", "pid", "delivered", "lag",
-                   "sockets", "seen");
-        long long delivered = db_col_i64(st, 3);
-        double seen = now - db_col_double(st, 5);
-        printf("%-28s %-8lld #%-11lld %-8lld %-8lld %.1fs ago%s\n", db_col_text(st, 0),
-               (long long)db_col_i64(st, 1), delivered, newest > delivered ? newest - delivered : 0,
-               (long long)db_col_i64(st, 4), seen, seen > 5 ? " (stale: not running?)" : "");
-    }
-    db_done(st);
-    if (!n) printf("\nno nova-realtime is running\n");
-    return rc == DB_DONE ? 0 : 1;
+    printf("events per minute %lld (last minute), %.1f (last 10 minutes)\n", s.last_minute,
+           (double)s.last_10_minutes / 10.0);
+    daemon_table t = {.newest = s.newest_id, .now = now};
+    if (outbox_daemons(db, print_daemon, &t, &err)) return 1;
+    if (!t.rows) printf("\nno nova-realtime is running\n");
+    return 0;
 }
 
 static int outbox_show(nova_db *db, long long id)
@@ -365,7 +367,7 @@ static int cmd_outbox(const nova_config *cfg, int argc, char **argv)
         int rc = 2;
         long long n = -1;
         if (!strcmp(sub, "stats") && argc == 1) {
-            rc = outbox_stats(db);
+            rc = print_outbox_stats(db);
         } else if (!strcmp(sub, "tail") && (argc == 1 || (argc == 2 && !strcmp(argv[1], "-f")))) {
             rc = outbox_tail(db, argc == 2);
         } else if (!strcmp(sub, "show") && argc == 2 && !parse_long(argv[1], 1, &n)) {
@@ -409,9 +411,17 @@ static int cmd_outbox(const nova_config *cfg, int argc, char **argv)
     return last < 0 ? 1 : 0;
 }
 
-static const char SQL_SESSIONS[] =
-    "SELECT s.id, u.user_name, s.created_at, s.last_seen, s.expires_at FROM sessions s "
-    "JOIN users u ON u.id = s.user_id WHERE CAST(?1 AS TEXT) IS NULL OR u.user_name = ?1 ORDER BY s.id";
+static void print_session(void *ctx, const session_row *s)
+{
+    const nova_config *cfg = ctx;
+    char created[40], seen[40], idle[40], expires[40];
+    format_time(s->created_at, created, sizeof created);
+    format_time(s->last_seen, seen, sizeof seen);
+    format_time(s->last_seen + (double)cfg->session_idle, idle, sizeof idle);
+    format_time(s->expires_at, expires, sizeof expires);
+    printf("%-8lld %-32s %-24s %-24s %-24s %s\n", (long long)s->id, s->user_name, created, seen,
+           idle, expires);
+}
 
 static int cmd_sessions(const nova_config *cfg, int argc, char **argv)
 {
@@ -426,28 +436,111 @@ static int cmd_sessions(const nova_config *cfg, int argc, char **argv)
     }
     nova_db *db = open_current(cfg);
     if (!db) return 1;
-    db_stmt *st = db_prepare(db, SQL_SESSIONS);
-    if (!st) {
-        db_close(db);
-        return 1;
-    }
-    if (user) db_bind_text(st, 1, user);
     printf("%-8s %-32s %-24s %-24s %-24s %s\n", "id", "user", "created", "last seen", "idle expiry",
            "absolute expiry");
-    int rc;
-    while ((rc = db_step(st)) == DB_ROW) {
-        char created[40], seen[40], idle[40], expires[40];
-        double last_seen = db_col_double(st, 3);
-        format_time(db_col_double(st, 2), created, sizeof created);
-        format_time(last_seen, seen, sizeof seen);
-        format_time(last_seen + (double)cfg->session_idle, idle, sizeof idle);
-        format_time(db_col_double(st, 4), expires, sizeof expires);
-        printf("%-8lld %-32s %-24s %-24s %-24s %s\n", (long long)db_col_i64(st, 0),
-               db_col_text(st, 1), created, seen, idle, expires);
-    }
-    db_done(st);
+    nova_err err;
+    int rc = session_list(db, user, 0, print_session, (void *)cfg, &err);
     db_close(db);
-    return rc == DB_DONE ? 0 : 1;
+    return rc ? 1 : 0;
+}
+
+/* The operator's new password: from the terminal without echo (twice), or
+ * the first line of stdin when it is not a terminal. 0, or -1 (said why). */
+static int read_password(char *out, size_t size)
+{
+    bool tty = isatty(STDIN_FILENO);
+    struct termios saved, quiet;
+    for (int round = 0; round < (tty ? 2 : 1); round++) {
+        char *buf = round ? malloc(size) : out;
+        if (!buf) return -1;
+        if (tty) {
+            fprintf(stderr, round ? "again: " : "password: ");
+            tcgetattr(STDIN_FILENO, &saved);
+            quiet = saved;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        }
+        bool got = fgets(buf, (int)size, stdin) != NULL;
+        if (tty) {
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+            fputc('\n', stderr);
+        }
+        size_t len = got ? strlen(buf) : 0;
+        if (len && buf[len - 1] == '\n') buf[--len] = '\0';
+        if (len && buf[len - 1] == '\r') buf[--len] = '\0';
+        bool same = !round || !strcmp(buf, out);
+        if (round) {
+            sodium_memzero(buf, size);
+            free(buf);
+        }
+        if (!got || !same) {
+            fprintf(stderr, "nova-admin operator: %s\n",
+                    got ? "the passwords differ" : "no password given (on stdin)");
+            return -1;
+        }
+    }
+    if (strlen(out) < OPERATOR_PASSWORD_MIN) {
+        fprintf(stderr, "nova-admin operator: the password needs at least %d characters\n",
+                OPERATOR_PASSWORD_MIN);
+        return -1;
+    }
+    return 0;
+}
+
+static void print_operator(void *ctx, const operator_row *op)
+{
+    (void)ctx;
+    char created[40];
+    format_time(op->created_at, created, sizeof created);
+    printf("%-24s %-24s %lld\n", op->name, created, op->sessions);
+}
+
+/* operator add NAME | remove NAME | list */
+static int cmd_operator(const nova_config *cfg, int argc, char **argv)
+{
+    const char *sub = argc > 0 ? argv[0] : "";
+    bool named = argc == 2 && (!strcmp(sub, "add") || !strcmp(sub, "remove"));
+    if (!named && !(argc == 1 && !strcmp(sub, "list"))) {
+        fprintf(stderr, "nova-admin operator: add NAME, remove NAME or list (see --help)\n");
+        return 2;
+    }
+    nova_err err;
+    if (named && operator_name_check(argv[1], &err)) {
+        fprintf(stderr, "nova-admin operator: %s\n", err.msg);
+        return 2;
+    }
+    char password[1024], hash[crypto_pwhash_STRBYTES];
+    if (!strcmp(sub, "add")) {
+        if (crypto_init()) {
+            fprintf(stderr, "nova-admin operator: libsodium cannot be initialised\n");
+            return 1;
+        }
+        if (read_password(password, sizeof password)) return 1;
+        int failed = password_hash(cfg, password, hash);
+        sodium_memzero(password, sizeof password);
+        if (failed) {
+            fprintf(stderr, "nova-admin operator: cannot hash the password (out of memory)\n");
+            return 1;
+        }
+    }
+    nova_db *db = open_current(cfg);
+    if (!db) return 1;
+    int rc;
+    if (!strcmp(sub, "list")) {
+        printf("%-24s %-24s %s\n", "operator", "created", "console sessions");
+        rc = operator_list(db, print_operator, NULL, &err);
+    } else if (!(rc = db_begin(db, &err))) {
+        rc = !strcmp(sub, "add") ? operator_add(db, argv[1], hash, &err)
+                                 : operator_remove(db, argv[1], &err);
+        if (!rc) rc = db_commit(db, &err);
+        if (rc) db_rollback(db);
+    }
+    if (rc)
+        fprintf(stderr, "nova-admin operator: %s\n", err.msg);
+    else if (strcmp(sub, "list"))
+        printf("%s operator %s\n", !strcmp(sub, "add") ? "added" : "removed", argv[1]);
+    db_close(db);
+    return rc ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -473,6 +566,8 @@ int main(int argc, char **argv)
         rc = cmd_version(&cfg);
     } else if (!strcmp(cmd, "outbox")) {
         rc = cmd_outbox(&cfg, rest_argc, rest);
+    } else if (!strcmp(cmd, "operator")) {
+        rc = cmd_operator(&cfg, rest_argc, rest);
     } else if (!strcmp(cmd, "sessions")) {
         rc = cmd_sessions(&cfg, rest_argc, rest);
     } else if (!strcmp(cmd, "check")) {

@@ -83,6 +83,11 @@ static const option_def options[] = {
      NULL},
     {"hash-workers", "NOVA_HASH_WORKERS", OPT_LONG, OFF(hash_workers), "0", 0, 1024, CFG_API,
      "workers of the --hash-socket pool; 0: half the cores, at least 1", NULL},
+    {"console", "NOVA_CONSOLE", OPT_BOOL, OFF(console), "0", 0, 1, CFG_API,
+     "serve the operators' outbox console at /admin/api/ (only to requests that nginx's "
+     "/admin/api/ location marks with the FastCGI parameter NOVA_CONSOLE; operators: "
+     "nova-admin operator add)",
+     NULL},
     {"listen", "NOVA_RT_LISTEN", OPT_STRING, OFF(rt_listen), "data/run/realtime.sock", 0, 0,
      CFG_REALTIME, "unix socket path, or a TCP port on 127.0.0.1, for WebSocket connections", NULL},
     {"ws-max-frame", "NOVA_WS_MAX_FRAME", OPT_LONG, OFF(ws_max_frame), "131072", 256, 67108864L,

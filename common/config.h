@@ -46,6 +46,7 @@ typedef struct nova_config {
     long api_workers;
     char *hash_socket; /* nova-api: second socket, its own pool (login, register) */
     long hash_workers; /* workers of that pool; 0 = half the cores, at least 1 */
+    bool console;      /* serve the outbox console's API at /admin/api/ (docs/CONSOLE.md) */
 
     /* realtime */
     char *rt_listen; /* unix socket path, or a TCP port number */

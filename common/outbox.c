@@ -300,3 +300,90 @@ bool outbox_event_ends_session(const outbox_event *ev)
 {
     return !strcmp(ev->action, "logout");
 }
+
+/* --- for operators --------------------------------------------------------- */
+
+static const char SQL_OUTBOX_STATS[] =
+    "SELECT count(*), min(id), max(id), min(created_at), max(created_at), "
+    "(SELECT count(*) FROM outbox WHERE created_at >= ?1 - 60), "
+    "(SELECT count(*) FROM outbox WHERE created_at >= ?1 - 600) FROM outbox";
+static const char SQL_OUTBOX_DAEMONS[] =
+    "SELECT name, pid, started_at, delivered_id, sockets, updated_at FROM realtime_daemons "
+    "ORDER BY name";
+
+int outbox_stats_read(nova_db *db, double now, outbox_stats *out, nova_err *err)
+{
+    memset(out, 0, sizeof *out);
+    db_stmt *st = db_prepare(db, SQL_OUTBOX_STATS);
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    db_bind_double(st, 1, now);
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        out->rows = db_col_i64(st, 0);
+        if (out->rows) {
+            out->oldest_id = db_col_i64(st, 1);
+            out->newest_id = db_col_i64(st, 2);
+            out->oldest_at = db_col_double(st, 3);
+            out->newest_at = db_col_double(st, 4);
+        }
+        out->last_minute = db_col_i64(st, 5);
+        out->last_10_minutes = db_col_i64(st, 6);
+    }
+    db_done(st);
+    return rc == DB_ROW ? 0 : db_fail(db, err);
+}
+
+int outbox_daemons(nova_db *db, void (*each)(void *ctx, const outbox_daemon *d), void *ctx,
+                   nova_err *err)
+{
+    db_stmt *st = db_prepare(db, SQL_OUTBOX_DAEMONS);
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    int rc;
+    while ((rc = db_step(st)) == DB_ROW) {
+        const char *name = db_col_text(st, 0);
+        outbox_daemon d = {.name = name ? name : "",
+                           .pid = db_col_i64(st, 1),
+                           .started_at = db_col_double(st, 2),
+                           .delivered_id = db_col_i64(st, 3),
+                           .sockets = db_col_i64(st, 4),
+                           .updated_at = db_col_double(st, 5)};
+        each(ctx, &d);
+    }
+    db_done(st);
+    return rc == DB_DONE ? 0 : db_fail(db, err);
+}
+
+/* The filters of outbox_search. Where the dialects differ is the JSON:
+ * "is ?3 among the recipients" and "the chat the data is about". */
+static const char SQL_OUTBOX_SEARCH[] =
+    "SELECT " OUTBOX_COLUMNS " FROM outbox WHERE (?1 <= 0 OR id < ?1) "
+    "AND (CAST(?2 AS TEXT) IS NULL OR action = ?2) "
+    "AND (?3 <= 0 OR EXISTS (SELECT 1 FROM json_each(recipients) WHERE value = ?3)) "
+    "AND (?4 <= 0 OR ?4 IN (json_extract(data, '$.chat_id'), json_extract(data, '$.chat.chat_id'), "
+    "json_extract(data, '$.message.chat_id'))) "
+    "AND (?5 <= 0 OR created_at >= ?5) AND (?6 <= 0 OR created_at < ?6) "
+    "ORDER BY id DESC LIMIT ?7";
+static const char SQL_OUTBOX_SEARCH_PG[] =
+    "SELECT " OUTBOX_COLUMNS " FROM outbox WHERE (?1::bigint <= 0 OR id < ?1::bigint) "
+    "AND (?2::text IS NULL OR action = ?2::text) "
+    "AND (?3::bigint <= 0 OR recipients::jsonb @> to_jsonb(?3::bigint)) "
+    "AND (?4::bigint <= 0 OR to_jsonb(?4::bigint) IN (data::jsonb -> 'chat_id', "
+    "data::jsonb -> 'chat' -> 'chat_id', data::jsonb -> 'message' -> 'chat_id')) "
+    "AND (?5::float8 <= 0 OR created_at >= ?5::float8) "
+    "AND (?6::float8 <= 0 OR created_at < ?6::float8) "
+    "ORDER BY id DESC LIMIT ?7::bigint";
+
+int outbox_search(nova_db *db, outbox_reader *r, const outbox_filter *f, nova_err *err)
+{
+    r->db = db;
+    r->st = db_prepare_for(db, SQL_OUTBOX_SEARCH, SQL_OUTBOX_SEARCH_PG);
+    if (!r->st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    db_bind_i64(r->st, 1, f->before);
+    if (f->action) db_bind_text(r->st, 2, f->action);
+    db_bind_i64(r->st, 3, f->user_id);
+    db_bind_i64(r->st, 4, f->chat_id);
+    db_bind_double(r->st, 5, f->since);
+    db_bind_double(r->st, 6, f->until);
+    db_bind_i64(r->st, 7, f->limit > 0 ? f->limit : INT64_MAX);
+    return 0;
+}

@@ -117,4 +117,48 @@ bool outbox_event_for(const outbox_event *ev, int64_t user_id, int64_t session_i
 /* Does delivering ev end the sockets it reaches (logout)? */
 bool outbox_event_ends_session(const outbox_event *ev);
 
+/* --- for operators (nova-admin outbox stats, the console) ------------------ */
+
+/* The outbox as a whole, at time now. */
+typedef struct outbox_stats {
+    long long rows;
+    int64_t oldest_id, newest_id; /* of the retained rows; 0 when there are none */
+    double oldest_at, newest_at;
+    long long last_minute;     /* events created in the last 60 s */
+    long long last_10_minutes; /* and in the last 600 s */
+} outbox_stats;
+
+int outbox_stats_read(nova_db *db, double now, outbox_stats *out, nova_err *err);
+
+/* A nova-realtime's row of realtime_daemons (its heartbeat). */
+typedef struct outbox_daemon {
+    const char *name;
+    int64_t pid;
+    double started_at;
+    int64_t delivered_id;
+    int64_t sockets;
+    double updated_at;
+} outbox_daemon;
+
+/* Call each for every daemon that ever ran here, by name. */
+int outbox_daemons(nova_db *db, void (*each)(void *ctx, const outbox_daemon *d), void *ctx,
+                   nova_err *err);
+
+/* What outbox_search looks for; 0 or NULL fields do not filter. */
+typedef struct outbox_filter {
+    const char *action;
+    int64_t user_id; /* among the recipients */
+    int64_t chat_id; /* the chat the event is about: data's chat_id, chat.chat_id or
+                        message.chat_id */
+    double since;    /* created_at >= since */
+    double until;    /* created_at < until */
+    int64_t before;  /* id < before (paging) */
+    long limit;
+} outbox_filter;
+
+/* Start reading the events that match f, newest first (outbox_next). It
+ * scans the retained outbox from the newest event down until it has
+ * f->limit of them: the outbox is bounded by its retention. */
+int outbox_search(nova_db *db, outbox_reader *r, const outbox_filter *f, nova_err *err);
+
 #endif

@@ -19,18 +19,18 @@ static const char SQL_SESSION_ROTATE[] = "UPDATE sessions SET token_hash = ?, la
 static const char SQL_SESSION_DELETE[] = "DELETE FROM sessions WHERE id = ? AND user_id = ?";
 static const char SQL_SESSIONS_OF_USER[] = "SELECT id FROM sessions WHERE user_id = ? AND id <> ?";
 
-int session_token_from_cookie(const char *header, char out[TOKEN_LEN + 1])
+int session_token_from_named_cookie(const char *header, const char *name, char out[TOKEN_LEN + 1])
 {
-    static const char name[] = "sessionid=";
+    size_t name_len = strlen(name);
     const char *p = header;
     while (p && *p) {
         while (*p == ' ' || *p == ';')
             p++;
         const char *end = strchr(p, ';');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > sizeof name - 1 && !strncmp(p, name, sizeof name - 1)) {
-            const char *v = p + sizeof name - 1;
-            size_t vlen = len - (sizeof name - 1);
+        if (len > name_len + 1 && !strncmp(p, name, name_len) && p[name_len] == '=') {
+            const char *v = p + name_len + 1;
+            size_t vlen = len - (name_len + 1);
             while (vlen && v[vlen - 1] == ' ')
                 vlen--;
             if (token_well_formed(v, vlen)) {
@@ -42,6 +42,11 @@ int session_token_from_cookie(const char *header, char out[TOKEN_LEN + 1])
         p = end;
     }
     return -1;
+}
+
+int session_token_from_cookie(const char *header, char out[TOKEN_LEN + 1])
+{
+    return session_token_from_named_cookie(header, "sessionid", out);
 }
 
 int session_check(nova_db *db, const char *token, session *out, nova_err *err)
@@ -186,4 +191,33 @@ void session_cookie(const nova_config *cfg, const char *token, char *out, size_t
     else
         snprintf(out, size, "sessionid=; Path=/; Max-Age=0; HttpOnly; SameSite=%s%s",
                  cfg->cookie_samesite, cfg->cookie_secure ? "; Secure" : "");
+}
+
+static const char SQL_SESSIONS_LIST[] =
+    "SELECT s.id, s.user_id, u.user_name, s.created_at, s.last_seen, s.expires_at "
+    "FROM sessions s JOIN users u ON u.id = s.user_id "
+    "WHERE (CAST(?1 AS TEXT) IS NULL OR u.user_name = ?1) "
+    "AND (?2 <= 0 OR (s.expires_at > ?2 AND s.last_seen > ?2 - ?3)) ORDER BY s.id";
+
+int session_list(nova_db *db, const char *user_name, double now,
+                 void (*each)(void *ctx, const session_row *s), void *ctx, nova_err *err)
+{
+    db_stmt *st = db_prepare(db, SQL_SESSIONS_LIST);
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    if (user_name) db_bind_text(st, 1, user_name);
+    db_bind_double(st, 2, now);
+    db_bind_i64(st, 3, db->cfg->session_idle);
+    int rc;
+    while ((rc = db_step(st)) == DB_ROW) {
+        const char *name = db_col_text(st, 2);
+        session_row s = {.id = db_col_i64(st, 0),
+                         .user_id = db_col_i64(st, 1),
+                         .user_name = name ? name : "",
+                         .created_at = db_col_double(st, 3),
+                         .last_seen = db_col_double(st, 4),
+                         .expires_at = db_col_double(st, 5)};
+        each(ctx, &s);
+    }
+    db_done(st);
+    return rc == DB_DONE ? 0 : db_fail(db, err);
 }

@@ -20,8 +20,13 @@ typedef struct session {
     bool stale;   /* set by session_check: last_seen should be refreshed */
 } session;
 
-/* Extract the sessionid cookie value from a Cookie header into
- * out[TOKEN_LEN + 1]. Returns 0 when a well-formed token was found. */
+/* Extract the value of the cookie `name` (e.g. "sessionid") from a Cookie
+ * header into out[TOKEN_LEN + 1]. Returns 0 when a well-formed token was
+ * found. */
+int session_token_from_named_cookie(const char *cookie_header, const char *name,
+                                    char out[TOKEN_LEN + 1]);
+
+/* The same for the chat session's cookie, sessionid. */
 int session_token_from_cookie(const char *cookie_header, char out[TOKEN_LEN + 1]);
 
 /* Find the live session of a token (a read; any transaction or none):
@@ -58,5 +63,18 @@ int session_expire(nova_db *db, int batch, int *ended, nova_err *err);
 /* Format the Set-Cookie value for token (or a clearing cookie when token
  * is NULL) into out. */
 void session_cookie(const nova_config *cfg, const char *token, char *out, size_t size);
+
+/* A row of the sessions table for operators (never the token's hash). */
+typedef struct session_row {
+    int64_t id;
+    int64_t user_id;
+    const char *user_name;
+    double created_at, last_seen, expires_at;
+} session_row;
+
+/* Call each for the sessions (of the user named user_name, when not NULL;
+ * only the live ones at time now when now > 0), by id. */
+int session_list(nova_db *db, const char *user_name, double now,
+                 void (*each)(void *ctx, const session_row *s), void *ctx, nova_err *err);
 
 #endif

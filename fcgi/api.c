@@ -62,27 +62,9 @@ const api_route api_routes[] = {
 };
 const size_t api_route_count = sizeof api_routes / sizeof api_routes[0];
 
-/* Envelope: {"ok": true, "data": ...} or {"ok": false, "error": "..."}. */
 static void respond(http_response *resp, int status, json_object *data, const char *error)
 {
-    json_object *env = json_object_new_object();
-    json_object_object_add(env, "ok", json_object_new_boolean(status == 200));
-    if (status == 200)
-        json_object_object_add(env, "data", json_object_get(data));
-    else
-        json_object_object_add(env, "error", json_str(error));
-    size_t len;
-    const char *text = json_text(env, &len);
-    free(resp->body);
-    resp->body = malloc(len);
-    if (resp->body) {
-        memcpy(resp->body, text, len);
-        resp->body_len = len;
-    } else {
-        resp->body_len = 0;
-    }
-    resp->status = status;
-    json_object_put(env);
+    http_respond_json(resp, status, data, error);
 }
 
 static void add_cors(const nova_config *cfg, const http_request *req, http_response *resp,
@@ -166,23 +148,8 @@ static int check_session(api_call *c, session *s, nova_err *err)
  * an allowed one. Requests with neither header (non-browser clients) pass. */
 static int check_origin(api_call *c, nova_err *err)
 {
-    const http_request *req = c->req;
-    const char *scheme = req->scheme && *req->scheme ? req->scheme : "http";
-    if (req->origin) {
-        if (origin_trusted(c->cfg, req->origin, strlen(req->origin), scheme, req->host)) return 0;
-    } else if (req->referer) {
-        /* scheme://host[:port] of the referring page */
-        const char *p = strstr(req->referer, "://");
-        size_t len = 0;
-        if (p) {
-            p += 3;
-            len = (size_t)(p - req->referer) + strcspn(p, "/?#");
-        }
-        if (len && origin_trusted(c->cfg, req->referer, len, scheme, req->host)) return 0;
-    } else {
-        return 0;
-    }
-    log_info("refused a cross-site %s %.200s", req->method, req->path);
+    if (http_origin_ok(c->cfg, c->req)) return 0;
+    log_info("refused a cross-site %s %.200s", c->req->method, c->req->path);
     return nova_fail(err, ERR_FORBIDDEN, "cross-site request refused");
 }
 

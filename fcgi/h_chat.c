@@ -87,28 +87,6 @@ int h_chat_delete(api_call *c, nova_err *err)
     return chat_delete_or_leave(c->db, c->session.user_id, c->ids[0], err);
 }
 
-/* A positive integer query parameter (?name=N); absent leaves *out. */
-static int query_id(const char *query, const char *name, int64_t *out, nova_err *err)
-{
-    size_t name_len = strlen(name);
-    for (const char *p = query; p && *p;) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > name_len && !strncmp(p, name, name_len) && p[name_len] == '=') {
-            char *stop;
-            errno = 0;
-            long long v = strtoll(p + name_len + 1, &stop, 10);
-            if (errno || stop != p + len || v <= 0 || p[name_len + 1] == '+' ||
-                p[name_len + 1] == ' ')
-                return nova_fail(err, ERR_INVALID,
-                                 "query parameter '%s' must be a positive integer", name);
-            *out = v;
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return 0;
-}
-
 int h_chat_messages(api_call *c, nova_err *err)
 {
     chat_info chat;
@@ -117,8 +95,8 @@ int h_chat_messages(api_call *c, nova_err *err)
     int rc;
     if ((rc = access_chat(c->db, c->session.user_id, c->ids[0], NEED_MEMBER, false, &chat, NULL,
                           err)) ||
-        (rc = query_id(c->req->query, "limit", &limit, err)) ||
-        (rc = query_id(c->req->query, "before", &q.before, err)))
+        (rc = http_query_id(c->req->query, "limit", &limit, err)) ||
+        (rc = http_query_id(c->req->query, "before", &q.before, err)))
         return rc;
     q.limit = (long)limit;
     return api_result(c, view_messages(c->db, c->ids[0], c->session.user_id, &q, err), err);

@@ -28,6 +28,7 @@
 #include "../common/notify.h"
 #include "../common/migrate.h"
 #include "api.h"
+#include "console.h"
 #include "stats.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -148,7 +149,11 @@ static void serve(nova_db *db, FCGX_Request *r)
 
     http_response resp;
     http_response_init(&resp);
-    api_handle(db, &req, &resp);
+    const char *marked = param(r, "NOVA_CONSOLE");
+    if (console_wants(db->cfg, marked && !strcmp(marked, "1"), req.path))
+        console_handle(db, &req, &resp);
+    else
+        api_handle(db, &req, &resp);
 
     FCGX_FPrintF(r->out, "Status: %d %s\r\n", resp.status, http_reason(resp.status));
     if (resp.body_len || resp.status != 200 || strcmp(req.method, "OPTIONS"))

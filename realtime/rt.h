@@ -105,6 +105,8 @@ typedef struct rt {
     int64_t last_id; /* newest outbox id delivered */
     int64_t data_version;
     double started_at;
+    int64_t sample_minute; /* the minute of the last lag sample written (console chart) */
+    int64_t sample_lag;    /* and the largest lag written to it */
     lws_sorted_usec_list_t tail_timer;
     lws_sorted_usec_list_t status_timer;
     lws_sorted_usec_list_t prune_timer;

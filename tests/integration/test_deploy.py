@@ -112,9 +112,10 @@ def test_daemons_refuse_an_out_of_date_schema(tmp_path):
     env["NOVA_DB"] = str(fresh)
     r = run("nova-admin", "migrate", env=env)
     assert r.returncode == 0 and "applied 001_init" in r.stdout, r
+    assert "applied 002_console" in r.stdout, r
     again = run("nova-admin", "migrate", env=env)
     assert again.returncode == 0 and "applied" not in again.stdout
-    assert run("nova-admin", "version", env=env).stdout.split()[1] == "1,"
+    assert run("nova-admin", "version", env=env).stdout.split()[1] == "2,"
 
 
 def test_nova_admin_shows_the_outbox_and_sessions(stack):

@@ -188,8 +188,9 @@ def test_daemons_refuse_a_mismatched_postgres_schema(version, words, tmp_path):
         env = dict(st.env)
         migrate = st.admin("migrate")
         assert "applied 001_init" in migrate.stdout, migrate
+        assert "applied 002_console" in migrate.stdout, migrate
         assert "applied" not in st.admin("migrate").stdout
-        assert st.admin("version").stdout.split()[1] == "1,"
+        assert st.admin("version").stdout.split()[1] == "2,"
         w = st.writer()
         w.execute("UPDATE nova_schema SET version = ?", (version,))
         w.commit()
