@@ -130,6 +130,13 @@ static const option_def options[] = {
      "socket actions that found the write lock taken are retried this often (ms)", NULL},
     {"rt-max-pending", "NOVA_RT_MAX_PENDING", OPT_LONG, OFF(rt_max_pending), "10000", 1, 10000000,
      CFG_REALTIME, "socket actions waiting for the write lock; beyond: error 503", NULL},
+    {"rt-batch-max", "NOVA_RT_BATCH_MAX", OPT_LONG, OFF(rt_batch_max), "64", 1, 100000,
+     CFG_REALTIME,
+     "socket actions that arrive together commit in one transaction, at most this many "
+     "(1: each alone)",
+     NULL},
+    {"rt-batch-ms", "NOVA_RT_BATCH_MS", OPT_LONG, OFF(rt_batch_ms), "5", 0, 10000, CFG_REALTIME,
+     "a batch of socket actions takes no more actions after this long (ms)", NULL},
     {"rt-checkpoint-ms", "NOVA_RT_CHECKPOINT_MS", OPT_LONG, OFF(rt_checkpoint_ms), "1000", 0,
      3600000, CFG_REALTIME,
      "WAL checkpoints of nova-realtime's writes run in a thread this often (ms); 0: in the "

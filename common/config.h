@@ -68,6 +68,8 @@ typedef struct nova_config {
     bool ws_deflate;       /* offer permessage-deflate */
     long rt_retry_ms;      /* retry delay of actions that found the write lock taken */
     long rt_max_pending;   /* actions waiting for the write lock, per daemon */
+    long rt_batch_max;     /* actions committed in one transaction (group commit) */
+    long rt_batch_ms;      /* a batch takes no more actions after this long */
     long rt_checkpoint_ms; /* WAL checkpoints off the event loop this often; 0: in it */
 
     /* logging */

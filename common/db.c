@@ -3,6 +3,7 @@
  * of the database (db_sqlite.c or db_pg.c). */
 #include "db.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -250,6 +251,12 @@ int db_set_schema_version(nova_db *db, int version, nova_err *err)
 int64_t db_data_version(nova_db *db)
 {
     return db->engine->data_version(db);
+}
+
+int db_savepoint(nova_db *db, enum db_savepoint op, nova_err *err)
+{
+    assert(db->in_write);
+    return db->engine->savepoint(db, op) ? db_fail(db, err) : 0;
 }
 
 int db_wake_listeners(nova_db *db, nova_err *err)

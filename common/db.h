@@ -162,6 +162,13 @@ int db_begin_nowait(nova_db *db, bool *busy, nova_err *err);
 int db_commit(nova_db *db, nova_err *err);
 void db_rollback(nova_db *db);
 
+/* One savepoint inside a write transaction (not nested): a step that
+ * fails is undone alone, the transaction and the steps before it kept.
+ * DB_SAVE starts it, DB_RELEASE keeps the step, DB_UNDO rolls the step
+ * back (and ends the savepoint). 0 or a failure kind. */
+enum db_savepoint { DB_SAVE, DB_RELEASE, DB_UNDO };
+int db_savepoint(nova_db *db, enum db_savepoint op, nova_err *err);
+
 /* Record an unexpected engine failure: logs the engine's message (never
  * sent to clients) and returns ERR_UNAVAILABLE for "storage unavailable"
  * conditions (disk full, read-only, I/O error, lock timeout, PostgreSQL

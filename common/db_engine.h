@@ -46,6 +46,7 @@ struct db_engine {
     int (*set_schema_version)(nova_db *db, int version);
     int64_t (*data_version)(nova_db *db);
     int (*wake_listeners)(nova_db *db);
+    int (*savepoint)(nova_db *db, enum db_savepoint op); /* -1 on failure */
 };
 
 extern const struct db_engine db_engine_sqlite;

@@ -60,6 +60,7 @@ typedef struct pg_conn {
     bool in_tx;     /* BEGIN sent, no COMMIT/ROLLBACK yet */
     bool tx_broken; /* the connection broke inside it: fail until rollback */
     bool notified;  /* this transaction NOTIFYs at commit */
+    bool notified_before_step; /* notified when the savepoint began */
     long changes;
     unsigned names;
     char sqlstate[6];
@@ -562,6 +563,21 @@ static int pg_wake_listeners(nova_db *db)
     return 0;
 }
 
+/* A NOTIFY inside a step that is undone is undone with it: the flag
+ * follows, so that a later event of the transaction notifies again. */
+static int pg_savepoint(nova_db *db, enum db_savepoint op)
+{
+    pg_conn *pc = PC(db);
+    if (op == DB_SAVE) {
+        pc->notified_before_step = pc->notified;
+        return simple(db, "SAVEPOINT nova_step", NULL);
+    }
+    if (op == DB_RELEASE) return simple(db, "RELEASE nova_step", NULL);
+    if (simple(db, "ROLLBACK TO nova_step; RELEASE nova_step", NULL)) return -1;
+    pc->notified = pc->notified_before_step;
+    return 0;
+}
+
 const struct db_engine db_engine_postgres = {
     .name = "postgresql",
     .open = pg_open,
@@ -595,6 +611,7 @@ const struct db_engine db_engine_postgres = {
     .set_schema_version = pg_set_schema_version,
     .data_version = pg_data_version,
     .wake_listeners = pg_wake_listeners,
+    .savepoint = pg_savepoint,
 };
 
 /* --- the listener --------------------------------------------------------- */

@@ -174,6 +174,9 @@ static const char SQL_BEGIN_IMMEDIATE[] = "BEGIN IMMEDIATE";
 static const char SQL_BEGIN_DEFERRED[] = "BEGIN DEFERRED";
 static const char SQL_COMMIT[] = "COMMIT";
 static const char SQL_ROLLBACK[] = "ROLLBACK";
+static const char SQL_SAVEPOINT[] = "SAVEPOINT nova_step";
+static const char SQL_RELEASE[] = "RELEASE nova_step";
+static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO nova_step";
 
 /* One step of a cached transaction-control statement: SQLite's code. */
 static int lite_control(nova_db *db, const char *sql)
@@ -224,6 +227,13 @@ static int lite_commit(nova_db *db)
 static void lite_rollback(nova_db *db)
 {
     if (!sqlite3_get_autocommit(CONN(db))) lite_control(db, SQL_ROLLBACK);
+}
+
+static int lite_savepoint(nova_db *db, enum db_savepoint op)
+{
+    if (op == DB_SAVE) return lite_control(db, SQL_SAVEPOINT) == SQLITE_DONE ? 0 : -1;
+    if (op == DB_UNDO && lite_control(db, SQL_ROLLBACK_TO) != SQLITE_DONE) return -1;
+    return lite_control(db, SQL_RELEASE) == SQLITE_DONE ? 0 : -1;
 }
 
 static void lite_set_busy_timeout(nova_db *db, int ms)
@@ -299,6 +309,7 @@ const struct db_engine db_engine_sqlite = {
     .set_schema_version = lite_set_schema_version,
     .data_version = lite_data_version,
     .wake_listeners = lite_wake_listeners,
+    .savepoint = lite_savepoint,
 };
 
 /* --- SQLite only: WAL upkeep, the online copy, the fuzzers' handle ------- */

@@ -13,7 +13,7 @@
 
 static const char SQL_OUTBOX_INSERT[] =
     "INSERT INTO outbox (created_at, action, data, recipients, session_id, origin, request_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)";
+    "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id";
 
 static const char SQL_CHAT_MEMBER_IDS[] =
     "SELECT user_id FROM chat_members WHERE chat_id = ? ORDER BY user_id";
@@ -52,7 +52,8 @@ static char *recipients_json(const int64_t *users, size_t n)
 static struct {
     const char *origin; /* NULL: not a socket action */
     int64_t request_id;
-    bool emitted; /* it wrote an event */
+    bool emitted;    /* it wrote an event */
+    int64_t last_id; /* the newest event it wrote, 0: none yet */
     int wake_fd;  /* datagram socket for the wake-ups, opened on first use */
 } current = {.wake_fd = -1};
 
@@ -74,7 +75,9 @@ static int emit(nova_db *db, const char *action, json_object *data, const int64_
     if (session_id) db_bind_i64(st, 5, session_id);
     if (current.origin) db_bind_text(st, 6, current.origin);
     db_bind_i64(st, 7, current.origin ? current.request_id : 0);
-    rc = db_exec_done(db, st, err);
+    int64_t id = 0;
+    rc = db_insert_id(db, st, &id, err);
+    if (!rc) current.last_id = id;
     /* The first event of a transaction wakes the listeners of other hosts
      * at commit (PostgreSQL's NOTIFY; nothing on SQLite). */
     if (!rc) rc = db_wake_listeners(db, err);
@@ -123,6 +126,12 @@ void outbox_discarded(void)
     current.origin = NULL;
     current.request_id = 0;
     current.emitted = false;
+    current.last_id = 0;
+}
+
+int64_t outbox_last_emitted(void)
+{
+    return current.last_id;
 }
 
 /* Poke the realtime daemons after a commit that wrote events, so they

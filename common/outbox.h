@@ -49,6 +49,10 @@ void outbox_committed(const char *wake_sockets);
 /* The current write transaction was rolled back: forget its events and
  * cause. */
 void outbox_discarded(void);
+/* The id of the newest event written in the current transaction (0: none
+ * yet). An event undone with a savepoint may be counted: its id is only
+ * ever used as an upper bound of what to deliver. */
+int64_t outbox_last_emitted(void);
 
 /* Delete up to batch events created before `before` (oldest first);
  * *deleted tells how many went. Autocommit: call outside transactions,

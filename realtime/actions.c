@@ -2,9 +2,9 @@
  *
  * Malformed input never closes the socket: it gets an error packet with
  * code 400 and the request's request_id when one could be read. Actions
- * that change state run the domain code of common/ in one write
- * transaction, tagged with this socket as the events' origin, and the
- * outbox is delivered right after the commit. */
+ * that change state run the domain code of common/ in their batch's write
+ * transaction (group commit, below), tagged with this socket as the
+ * events' origin, and the outbox is delivered right after the commit. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,15 +22,16 @@ typedef struct action_call {
     json_object *data;
 } action_call;
 
-/* An action's work: 0 on success (having replied or emitted events) or a
- * failure kind with err. Write actions run inside the transaction
- * actions_run opened for them. */
+/* An action's work: 0 on success (having emitted events) or a failure
+ * kind with err. Write actions run inside their batch's transaction (and
+ * savepoint); they never begin or commit. */
 typedef int (*action_fn)(action_call *a, nova_err *err);
 
+/* Its pong goes out in its turn, after the events of the batch's earlier
+ * actions (step_reply). */
 static int act_ping(action_call *a, nova_err *err)
 {
-    (void)err;
-    conn_send_packet(a->r, a->c, &(packet_fields){.action = "pong", .request_id = a->request_id});
+    (void)a, (void)err;
     return 0;
 }
 
@@ -102,81 +103,18 @@ const char *actions_name(size_t i)
     return i < N_ACTIONS ? actions[i].name : NULL;
 }
 
-typedef struct action_run {
-    action_call *a;
-    action_fn fn;
-} action_run;
-
-static int run_in_write(rt *r, void *ctx, nova_err *err)
-{
-    (void)r;
-    action_run *run = ctx;
-    return run->fn(run->a, err);
-}
-
-/* Parse and run one message; ACTION_BUSY when it must wait for the write
- * lock (nothing was sent or changed then). */
-static int actions_run(rt *r, conn *c, const char *text, size_t len, bool binary)
-{
-    if (binary) {
-        conn_send_error(r, c, 0, 400, "binary frames are not supported; send JSON text");
-        r->metrics.actions_failed[N_ACTIONS]++;
-        return 0;
-    }
-    nova_err err;
-    nova_err_clear(&err);
-    json_object *msg = NULL;
-    if (json_parse_strict(text, len, (int)r->cfg->json_max_depth, &msg, &err)) {
-        conn_send_error(r, c, 0, 400, err.msg);
-        r->metrics.actions_failed[N_ACTIONS]++;
-        return 0;
-    }
-    action_call a = {.r = r, .c = c};
-    size_t slot = N_ACTIONS; /* no known action (yet) */
-    const char *name;
-    json_object *rid;
-    if (json_require_object(msg, "a packet", &err)) goto fail;
-    if (json_object_object_get_ex(msg, "request_id", &rid) && !json_is_int64(rid, &a.request_id)) {
-        nova_fail(&err, ERR_INVALID, "request_id must be an integer");
-        goto fail;
-    }
-    if (json_field_string(msg, "action", true, &name, NULL, &err)) goto fail;
-    json_object_object_get_ex(msg, "data", &a.data);
-    for (size_t i = 0; i < N_ACTIONS; i++) {
-        if (strcmp(actions[i].name, name)) continue;
-        double start = rt_now();
-        int rc;
-        if (actions[i].tx == TX_WRITE) {
-            /* The events are tagged with this socket as their origin, so
-             * that it alone sees its request_id. */
-            char origin[128];
-            rt_origin_format(r, c, origin, sizeof origin);
-            action_run run = {&a, actions[i].fn};
-            rc = rt_write(r, origin, a.request_id, run_in_write, &run, &err);
-        } else {
-            rc = actions[i].fn(&a, &err);
-        }
-        if (rc == ACTION_BUSY) {
-            json_object_put(msg);
-            return ACTION_BUSY;
-        }
-        slot = i;
-        metrics_observe(&r->metrics.action_time[i], rt_now() - start);
-        if (rc) goto fail;
-        r->metrics.actions_ok[i]++;
-        json_object_put(msg);
-        return 0;
-    }
-    nova_fail(&err, ERR_INVALID, "unknown action '%.64s'", name);
-fail:
-    r->metrics.actions_failed[slot]++;
-    /* Domain failures are 400 packets; storage trouble keeps its 5xx. */
-    conn_send_error(r, c, a.request_id, err_socket_code(err.kind), err.msg);
-    json_object_put(msg);
-    return 0;
-}
-
-/* --- actions waiting for the write lock ---------------------------------- */
+/* --- running them: the FIFO and its batches --------------------------------
+ *
+ * Every message goes into the daemon's FIFO and runs at the end of the
+ * loop's pass, with the others that arrived in it: the write actions of
+ * one batch share one transaction (group commit: one commit, one fsync,
+ * for all of them), each in its own savepoint, so that one that fails
+ * changes nothing and leaves the others whole. What a socket sees does
+ * not change: after the commit, the batch is delivered step by step, each
+ * step's events (and every earlier commit's) before its reply, so replies,
+ * events and their order are those of running the actions one by one. A
+ * batch that finds the write lock taken waits, whole, and is retried every
+ * rt_retry_ms; a lone action commits at once, without a savepoint. */
 
 typedef struct pending_action {
     struct pending_action *next;
@@ -186,7 +124,115 @@ typedef struct pending_action {
     char text[]; /* len bytes */
 } pending_action;
 
+/* One message of a batch, from parsing to its reply. */
+typedef struct step {
+    action_call a;
+    json_object *msg;
+    size_t slot;   /* its action in actions[], or N_ACTIONS */
+    bool skip;     /* its socket is closing: it does not run */
+    bool write;    /* runs in the batch's transaction */
+    bool pong;     /* its reply is a pong */
+    bool ran;      /* its write ran, and is kept if the batch commits */
+    int code;      /* its reply is an error packet with this code */
+    int64_t upto;  /* the events to deliver before its reply */
+    double took;   /* seconds its action ran */
+    char origin[128];
+    nova_err err;
+} step;
+
+/* Read a message into its step: the action it names, or the error packet
+ * it gets (code 400). */
+static void step_parse(rt *r, step *s, const pending_action *p)
+{
+    s->slot = N_ACTIONS;
+    s->a = (action_call){.r = r, .c = p->c};
+    nova_err_clear(&s->err);
+    if (!p->c->registered || p->c->close_when_drained) {
+        s->skip = true;
+        return;
+    }
+    if (p->binary) {
+        nova_fail(&s->err, ERR_INVALID, "binary frames are not supported; send JSON text");
+        s->code = 400;
+        return;
+    }
+    const char *name;
+    json_object *rid;
+    if (json_parse_strict(p->text, p->len, (int)r->cfg->json_max_depth, &s->msg, &s->err)) {
+        s->code = 400;
+        return;
+    }
+    if (json_require_object(s->msg, "a packet", &s->err)) goto fail;
+    if (json_object_object_get_ex(s->msg, "request_id", &rid) &&
+        !json_is_int64(rid, &s->a.request_id)) {
+        nova_fail(&s->err, ERR_INVALID, "request_id must be an integer");
+        goto fail;
+    }
+    if (json_field_string(s->msg, "action", true, &name, NULL, &s->err)) goto fail;
+    json_object_object_get_ex(s->msg, "data", &s->a.data);
+    for (size_t i = 0; i < N_ACTIONS; i++)
+        if (!strcmp(actions[i].name, name)) {
+            s->slot = i;
+            s->write = actions[i].tx == TX_WRITE;
+            return;
+        }
+    nova_fail(&s->err, ERR_INVALID, "unknown action '%.64s'", name);
+fail:
+    s->code = err_socket_code(s->err.kind);
+}
+
+/* Run one step inside the batch's transaction (if it writes). savepoint:
+ * the step is undone alone when it fails. 0, or -1 when the transaction
+ * itself failed (then the step and the whole batch fail with s->err). */
+static int step_run(rt *r, step *s, bool savepoint)
+{
+    if (s->code || s->skip) return 0; /* a parse error: its reply is ready */
+    double start = rt_now();
+    int rc = 0;
+    if (!s->write) {
+        rc = actions[s->slot].fn(&s->a, &s->err);
+        s->pong = !rc && !strcmp(actions[s->slot].name, "ping");
+    } else {
+        /* Its events name this socket as their origin, so that it alone
+         * sees its request_id. */
+        rt_origin_format(r, s->a.c, s->origin, sizeof s->origin);
+        outbox_set_cause(s->origin, s->a.request_id);
+        if (savepoint && db_savepoint(r->db, DB_SAVE, &s->err)) {
+            s->code = err_socket_code(s->err.kind);
+            return -1;
+        }
+        rc = actions[s->slot].fn(&s->a, &s->err);
+        if (savepoint && db_savepoint(r->db, rc ? DB_UNDO : DB_RELEASE, rc ? NULL : &s->err)) {
+            if (!rc) s->err.kind = ERR_UNAVAILABLE;
+            s->code = err_socket_code(s->err.kind);
+            return -1;
+        }
+        s->ran = !rc;
+    }
+    s->took = rt_now() - start;
+    if (rc) s->code = err_socket_code(s->err.kind);
+    return 0;
+}
+
+/* The reply of a step, after the events before it. */
+static void step_reply(rt *r, step *s, bool committed)
+{
+    conn *c = s->a.c;
+    if (committed && s->upto > r->last_id) tail_run_upto(r, s->upto);
+    if (s->slot < N_ACTIONS) metrics_observe(&r->metrics.action_time[s->slot], s->took);
+    if (s->code) {
+        r->metrics.actions_failed[s->slot]++;
+        conn_send_error(r, c, s->a.request_id, s->code, s->err.msg);
+    } else {
+        r->metrics.actions_ok[s->slot]++;
+        if (s->pong)
+            conn_send_packet(r, c, &(packet_fields){.action = "pong", .request_id = s->a.request_id});
+    }
+    json_object_put(s->msg);
+}
+
 static void retry_tick(lws_sorted_usec_list_t *sul);
+static void flush_tick(lws_sorted_usec_list_t *sul);
 
 static void schedule_retry(rt *r)
 {
@@ -195,8 +241,206 @@ static void schedule_retry(rt *r)
                          (lws_usec_t)r->cfg->rt_retry_ms * LWS_US_PER_MS);
 }
 
-/* Keep a message for later, behind the socket's earlier ones. */
-static void pending_push(rt *r, conn *c, const char *text, size_t len, bool binary)
+/* Drop the FIFO's first entry (its step has replied). */
+static void fifo_pop(rt *r)
+{
+    pending_action *p = r->pending_head;
+    r->pending_head = p->next;
+    if (!r->pending_head) r->pending_tail = NULL;
+    r->n_pending--;
+    p->c->pending--;
+    conn_update_rx(r, p->c);
+    free(p);
+}
+
+/* Run the first actions of the FIFO as one batch. ACTION_BUSY when it
+ * needs the write lock and found it taken (nothing ran), else 0. */
+static int run_batch(rt *r)
+{
+    size_t n = 0, max = (size_t)r->cfg->rt_batch_max, writes = 0;
+    for (pending_action *p = r->pending_head; p && n < max; p = p->next)
+        n++;
+    step *steps = calloc(n, sizeof *steps);
+    if (!steps) return ACTION_BUSY; /* out of memory: try again shortly */
+    pending_action *p = r->pending_head;
+    for (size_t i = 0; i < n; i++, p = p->next) {
+        step_parse(r, &steps[i], p);
+        if (steps[i].write && !steps[i].code && !steps[i].skip) writes++;
+    }
+    bool in_tx = false, failed = false;
+    nova_err tx_err;
+    nova_err_clear(&tx_err);
+    if (writes) {
+        bool busy = false;
+        if (db_begin_nowait(r->db, &busy, &tx_err)) {
+            failed = true; /* every write of the batch fails with tx_err */
+        } else if (busy) {
+            for (size_t i = 0; i < n; i++)
+                json_object_put(steps[i].msg);
+            free(steps);
+            return ACTION_BUSY;
+        } else {
+            in_tx = true;
+        }
+    }
+    /* Run in order, taking no more steps once rt_batch_ms has passed (the
+     * rest wait for the next batch). */
+    double start = rt_now(), limit = (double)r->cfg->rt_batch_ms / 1000.0;
+    size_t ran = 0;
+    for (; ran < n; ran++) {
+        step *s = &steps[ran];
+        if (ran && rt_now() - start > limit) break;
+        if (s->write && !s->code && !s->skip && failed) {
+            s->err = tx_err;
+            s->code = err_socket_code(tx_err.kind);
+            continue;
+        }
+        if (in_tx && step_run(r, s, writes > 1) < 0) {
+            tx_err = s->err;
+            failed = true;
+            ran++;
+            break;
+        }
+        if (!in_tx && !s->write) step_run(r, s, false);
+        s->upto = outbox_last_emitted();
+    }
+    bool committed = false;
+    if (in_tx) {
+        /* A lone write that failed ran without a savepoint: undo it whole. */
+        bool lone_failed = writes == 1 && !failed;
+        for (size_t i = 0; i < ran && lone_failed; i++)
+            if (steps[i].write && !steps[i].code) lone_failed = false;
+        if (!failed && !lone_failed && !db_commit(r->db, &tx_err)) {
+            committed = true;
+            outbox_committed(NULL); /* no wake-up: delivered right here */
+        } else {
+            if (!failed && !lone_failed) failed = true; /* the commit failed */
+            db_rollback(r->db);
+            outbox_discarded();
+        }
+    }
+    /* A failed transaction took every write with it. */
+    for (size_t i = 0; i < ran && failed; i++)
+        if (steps[i].ran) {
+            steps[i].ran = false;
+            steps[i].err = tx_err;
+            steps[i].code = err_socket_code(tx_err.kind);
+        }
+    if (in_tx) {
+        r->metrics.batches++;
+        for (size_t i = 0; i < ran; i++)
+            r->metrics.batched_writes += steps[i].write && !steps[i].skip;
+    }
+    for (size_t i = 0; i < ran; i++) {
+        step *s = &steps[i];
+        if (!s->skip && s->a.c->registered && !s->a.c->close_when_drained)
+            step_reply(r, s, committed);
+        else
+            json_object_put(s->msg);
+        fifo_pop(r);
+    }
+    for (size_t i = ran; i < n; i++)
+        json_object_put(steps[i].msg);
+    free(steps);
+    if (committed) tail_run(r);
+    return 0;
+}
+
+/* While the write lock is taken: answer what needs no lock (ping, a bad
+ * packet) for every socket that has no write waiting before it, so that
+ * only the sockets whose writes wait are held up. */
+static void run_lockfree(rt *r)
+{
+    uint64_t walk = ++r->walks;
+    pending_action **pp = &r->pending_head, *last = NULL;
+    while (*pp) {
+        pending_action *p = *pp;
+        step s = {0};
+        bool blocked = p->c->blocked_walk == walk;
+        if (!blocked) step_parse(r, &s, p);
+        if (blocked || (s.write && !s.code && !s.skip)) {
+            p->c->blocked_walk = walk; /* its later actions wait behind this one */
+            json_object_put(s.msg);
+            last = p;
+            pp = &p->next;
+            continue;
+        }
+        step_run(r, &s, false);
+        if (!s.skip) step_reply(r, &s, false);
+        else json_object_put(s.msg);
+        *pp = p->next;
+        r->n_pending--;
+        p->c->pending--;
+        conn_update_rx(r, p->c);
+        free(p);
+    }
+    r->pending_tail = last;
+}
+
+/* Run the FIFO until it is empty or the write lock is taken. */
+static void actions_flush(rt *r)
+{
+    while (r->pending_head) {
+        if (run_batch(r) == ACTION_BUSY) {
+            if (!r->lock_busy) {
+                /* Read nothing more from the sockets that wait. */
+                r->lock_busy = true;
+                for (pending_action *p = r->pending_head; p; p = p->next)
+                    conn_update_rx(r, p->c);
+            }
+            run_lockfree(r);
+            if (r->pending_head)
+                schedule_retry(r);
+            else
+                r->lock_busy = false;
+            return;
+        }
+        if (r->lock_busy) {
+            r->lock_busy = false;
+            for (pending_action *p = r->pending_head; p; p = p->next)
+                conn_update_rx(r, p->c);
+        }
+    }
+}
+
+static void retry_tick(lws_sorted_usec_list_t *sul)
+{
+    actions_flush(lws_container_of(sul, rt, retry_timer));
+}
+
+static void flush_tick(lws_sorted_usec_list_t *sul)
+{
+    rt *r = lws_container_of(sul, rt, flush_timer);
+    r->flush_scheduled = false;
+    if (r->lock_busy)
+        run_lockfree(r); /* the retry timer tries the lock */
+    else
+        actions_flush(r);
+}
+
+void actions_forget(rt *r, conn *c)
+{
+    pending_action **pp = &r->pending_head, *last = NULL;
+    while (*pp) {
+        pending_action *p = *pp;
+        if (p->c == c) {
+            *pp = p->next;
+            r->n_pending--;
+            free(p);
+        } else {
+            last = p;
+            pp = &p->next;
+        }
+    }
+    r->pending_tail = last;
+    c->pending = 0;
+    if (!r->pending_head && r->ctx) {
+        lws_sul_cancel(&r->retry_timer);
+        r->lock_busy = false;
+    }
+}
+
+void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary)
 {
     if (r->n_pending >= (size_t)r->cfg->rt_max_pending) {
         conn_send_error(r, c, 0, 503, "storage busy, try again");
@@ -217,53 +461,14 @@ static void pending_push(rt *r, conn *c, const char *text, size_t len, bool bina
     else
         r->pending_head = p;
     r->pending_tail = p;
-    if (r->n_pending++ == 0) schedule_retry(r);
+    r->n_pending++;
     c->pending++;
-    conn_update_rx(r, c); /* read nothing more from it meanwhile */
-}
-
-/* Run the waiting actions in order until one finds the lock taken again. */
-static void retry_tick(lws_sorted_usec_list_t *sul)
-{
-    rt *r = lws_container_of(sul, rt, retry_timer);
-    pending_action *p;
-    while ((p = r->pending_head)) {
-        conn *c = p->c;
-        if (c->registered && !c->close_when_drained &&
-            actions_run(r, c, p->text, p->len, p->binary) == ACTION_BUSY)
-            break;
-        r->pending_head = p->next;
-        if (!r->pending_head) r->pending_tail = NULL;
-        r->n_pending--;
-        c->pending--;
-        conn_update_rx(r, c);
-        free(p);
+    conn_update_rx(r, c);
+    /* At the end of this pass of the loop, with whatever else arrived in
+     * it; while the lock is taken, only what needs no lock (the retry
+     * timer tries the lock). */
+    if (!r->flush_scheduled && r->ctx) {
+        r->flush_scheduled = true;
+        lws_sul_schedule(r->ctx, 0, &r->flush_timer, flush_tick, 0);
     }
-    if (r->pending_head) schedule_retry(r);
-}
-
-void actions_forget(rt *r, conn *c)
-{
-    pending_action **pp = &r->pending_head, *last = NULL;
-    while (*pp) {
-        pending_action *p = *pp;
-        if (p->c == c) {
-            *pp = p->next;
-            r->n_pending--;
-            free(p);
-        } else {
-            last = p;
-            pp = &p->next;
-        }
-    }
-    r->pending_tail = last;
-    c->pending = 0;
-    if (!r->pending_head && r->ctx) lws_sul_cancel(&r->retry_timer);
-}
-
-void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary)
-{
-    /* A socket's messages run in the order it sent them. */
-    if (c->pending || actions_run(r, c, text, len, binary) == ACTION_BUSY)
-        pending_push(r, c, text, len, binary);
 }

@@ -122,7 +122,10 @@ double rt_now(void)
 
 void conn_update_rx(rt *r, conn *c)
 {
-    bool pause = c->pending > 0 || c->queued_bytes > (size_t)r->cfg->ws_rx_pause;
+    /* Its actions wait for the write lock, or it has sent many that wait
+     * for their batch: its input waits too (back-pressure). */
+    bool pause = (c->pending > 0 && r->lock_busy) || c->pending >= RT_PENDING_PER_SOCKET ||
+                 c->queued_bytes > (size_t)r->cfg->ws_rx_pause;
     if (pause == c->rx_paused || !c->wsi) return;
     c->rx_paused = pause;
     lws_rx_flow_control(c->wsi, pause ? 0 : 1);

@@ -135,8 +135,14 @@ char *rt_metrics_render(rt *r, size_t *len)
                    "Resuming sockets told resync_required (their events were pruned).");
     metrics_sample_u64(&t, "nova_realtime_resyncs_total", NULL, m->resyncs);
     actions_metrics(&t, m);
+    metrics_family(&t, "nova_realtime_batches_total", "counter",
+                   "Write transactions of socket actions (group commit: one per batch).");
+    metrics_sample_u64(&t, "nova_realtime_batches_total", NULL, m->batches);
+    metrics_family(&t, "nova_realtime_batched_writes_total", "counter",
+                   "Write actions those transactions ran.");
+    metrics_sample_u64(&t, "nova_realtime_batched_writes_total", NULL, m->batched_writes);
     metrics_family(&t, "nova_realtime_actions_waiting", "gauge",
-                   "Socket actions waiting for the write lock.");
+                   "Socket actions waiting for their batch or for the write lock.");
     metrics_sample_u64(&t, "nova_realtime_actions_waiting", NULL, r->n_pending);
     metrics_family(&t, "nova_realtime_outbox_position", "gauge",
                    "The newest outbox id this daemon has delivered.");

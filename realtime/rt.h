@@ -58,6 +58,7 @@ typedef struct conn {
     size_t over_bytes;
     bool rx_paused; /* its input is not read (lws rx flow control) */
     int pending;    /* its actions waiting in the daemon's FIFO (actions.c) */
+    uint64_t blocked_walk; /* the FIFO pass that found a write of it waiting */
     int fd;         /* its connection's descriptor (guard.c), or -1 */
     /* message being reassembled from fragments */
     char *rx;
@@ -69,6 +70,8 @@ typedef struct conn {
  * indexed as actions.c lists them (actions_name), the last slot for
  * messages that name no known action. */
 enum { RT_ACTION_SLOTS = 5 };
+/* Actions of one socket in the FIFO above which its input is not read. */
+enum { RT_PENDING_PER_SOCKET = 64 };
 enum rt_close_kind {
     CLOSE_BY_PEER, /* the client or the network: no close of ours */
     CLOSE_LOGGED_OUT,
@@ -91,6 +94,8 @@ typedef struct rt_metrics {
     uint64_t actions_ok[RT_ACTION_SLOTS], actions_failed[RT_ACTION_SLOTS];
     metrics_hist action_time[RT_ACTION_SLOTS];
     metrics_hist delivery_delay; /* from an event's commit to its delivery */
+    uint64_t batches;            /* write transactions of socket actions */
+    uint64_t batched_writes;     /* write actions they ran */
 } rt_metrics;
 
 typedef struct rt {
@@ -117,6 +122,10 @@ typedef struct rt {
     struct pending_action *pending_head, *pending_tail;
     size_t n_pending;
     lws_sorted_usec_list_t retry_timer;
+    lws_sorted_usec_list_t flush_timer; /* runs the FIFO at the end of a pass */
+    bool flush_scheduled;
+    bool lock_busy; /* the FIFO waits for the write lock (retry_timer) */
+    uint64_t walks; /* run_lockfree's passes over the FIFO (conn.blocked_walk) */
     rt_metrics metrics;
 } rt;
 
@@ -187,6 +196,8 @@ void jobs_start(rt *r);
 /* Deliver every committed event not yet delivered: 0, or -1 when reading
  * the outbox failed (what was read is delivered; the rest next time). */
 int tail_run(rt *r);
+/* The same, up to the event with id upto (inclusive). */
+int tail_run_upto(rt *r, int64_t upto);
 
 /* resume.c: replaying missed events to a reconnecting socket */
 /* Start from the client's last_event_id argument, raw from the query
@@ -200,10 +211,12 @@ void resume_step(rt *r, conn *c);
 char *rt_metrics_render(rt *r, size_t *len);
 void rt_metrics_closed(rt *r, const conn *c);
 
-/* actions.c: a complete client message. Actions run in the order each
- * socket sent them; one that finds the write lock taken waits in the
- * daemon's FIFO (with every later message of its socket) and is retried
- * shortly, so the event loop never waits for the lock. */
+/* actions.c: a complete client message. It joins the daemon's FIFO; at
+ * the end of the loop's pass the FIFO runs in batches (up to rt_batch_max
+ * actions, rt_batch_ms long), each batch's writes in one transaction with
+ * a savepoint each, and replies in order. A batch that finds the write
+ * lock taken waits and is retried shortly, so the event loop never waits
+ * for the lock. */
 void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary);
 /* Forget a closing socket's waiting actions. */
 void actions_forget(rt *r, conn *c);

@@ -47,11 +47,16 @@ static void deliver(rt *r, const outbox_event *ev)
 
 int tail_run(rt *r)
 {
+    return tail_run_upto(r, 0);
+}
+
+int tail_run_upto(rt *r, int64_t upto)
+{
     for (;;) {
         outbox_reader rd;
         outbox_event ev;
         nova_err err;
-        if (outbox_read(r->db, &rd, r->last_id, 0, r->cfg->outbox_batch, NULL, &err)) return -1;
+        if (outbox_read(r->db, &rd, r->last_id, upto, r->cfg->outbox_batch, NULL, &err)) return -1;
         long n = 0;
         int rc;
         while ((rc = outbox_next(&rd, &ev)) > 0) {
