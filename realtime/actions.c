@@ -464,10 +464,15 @@ void actions_handle(rt *r, conn *c, const char *text, size_t len, bool binary)
     r->n_pending++;
     c->pending++;
     conn_update_rx(r, c);
+    /* Without an event loop (the fuzz harness's rt), a batch of one now. */
+    if (!r->ctx) {
+        actions_flush(r);
+        return;
+    }
     /* At the end of this pass of the loop, with whatever else arrived in
      * it; while the lock is taken, only what needs no lock (the retry
      * timer tries the lock). */
-    if (!r->flush_scheduled && r->ctx) {
+    if (!r->flush_scheduled) {
         r->flush_scheduled = true;
         lws_sul_schedule(r->ctx, 0, &r->flush_timer, flush_tick, 0);
     }
