@@ -6,6 +6,7 @@
  * O(N * members). */
 #include "view.h"
 
+#include <json-c/printbuf.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +91,38 @@ static size_t cache_slot(const user_cache *c, int64_t id)
     return i;
 }
 
+/* A cached User.Basic appears many times in one answer (every message
+ * of its sender, every read_users): its JSON text is made once, when it
+ * is cached, and every later serialisation copies it. */
+typedef struct rendered {
+    size_t len;
+    char text[];
+} rendered;
+
+static int write_rendered(json_object *o, struct printbuf *pb, int level, int flags)
+{
+    (void)level, (void)flags; /* a User.Basic is always written plain */
+    const rendered *r = json_object_get_userdata(o);
+    return printbuf_memappend(pb, r->text, (int)r->len);
+}
+
+static void free_rendered(json_object *o, void *userdata)
+{
+    (void)o;
+    free(userdata);
+}
+
+static void render_once(json_object *o)
+{
+    size_t len;
+    const char *text = json_text(o, &len);
+    rendered *r = text ? malloc(sizeof *r + len) : NULL;
+    if (!r) return; /* it is serialised the usual way */
+    r->len = len;
+    memcpy(r->text, text, len);
+    json_object_set_serializer(o, write_rendered, r, free_rendered);
+}
+
 static bool cache_put(user_cache *c, int64_t id, json_object *o)
 {
     if ((c->n + 1) * 2 > c->cap) {
@@ -114,6 +147,7 @@ static bool cache_put(user_cache *c, int64_t id, json_object *o)
     }
     size_t i = cache_slot(c, id);
     if (c->objs[i]) return true;
+    render_once(o);
     c->ids[i] = id;
     c->objs[i] = json_object_get(o);
     c->n++;
@@ -234,43 +268,136 @@ json_object *view_friend_invitation(nova_db *db, int64_t invitation_id, nova_err
 
 /* --- messages ----------------------------------------------------------- */
 
-static const char SQL_MESSAGE_VIEW[] =
-    "SELECT m.id, m.chat_id, m.content, m.send_time, m.sender_id, m.reply_to_id, m.recalled, "
-    "EXISTS (SELECT 1 FROM message_deletions d WHERE d.user_id = ?2 AND d.message_id = m.id) "
-    "FROM messages m WHERE m.id = ?1";
-static const char SQL_MESSAGE_REPLIES[] =
-    "SELECT id FROM messages WHERE reply_to_id = ? ORDER BY id";
+/* A message as one row: every statement below reads these columns, with
+ * the viewer as ?1 (whether they deleted it for themselves). */
+#define MESSAGE_COLUMNS                                                                            \
+    "SELECT m.id, m.chat_id, m.content, m.send_time, m.sender_id, coalesce(m.reply_to_id, 0), "   \
+    "m.recalled, EXISTS (SELECT 1 FROM message_deletions d WHERE d.user_id = ?1 AND "            \
+    "d.message_id = m.id) FROM messages m "
+static const char SQL_MESSAGE_VIEW[] = MESSAGE_COLUMNS "WHERE m.id = ?2";
+/* The messages of a list of ids (a JSON array), and those replying to one. */
+static const char SQL_MESSAGES_BY_ID[] =
+    MESSAGE_COLUMNS "WHERE m.id IN (SELECT value FROM json_each(?2)) ORDER BY m.id";
+static const char SQL_MESSAGES_BY_ID_PG[] =
+    MESSAGE_COLUMNS "WHERE m.id IN (SELECT value::bigint FROM json_array_elements_text(?2::json)) "
+                    "ORDER BY m.id";
+static const char SQL_MESSAGES_REPLYING[] =
+    MESSAGE_COLUMNS "WHERE m.reply_to_id IN (SELECT value FROM json_each(?2)) ORDER BY m.id";
+static const char SQL_MESSAGES_REPLYING_PG[] =
+    MESSAGE_COLUMNS "WHERE m.reply_to_id IN "
+                    "(SELECT value::bigint FROM json_array_elements_text(?2::json)) ORDER BY m.id";
 static const char SQL_CHAT_WATERMARKS[] =
     "SELECT r.user_id, r.last_read_id, u.user_name, u.avatar_url FROM chat_relations r "
     "JOIN users u ON u.id = r.user_id WHERE r.chat_id = ? AND r.last_read_id > 0 "
     "ORDER BY r.user_id";
 
-static json_object *message_basic(nova_db *db, user_cache *cache, int64_t message_id,
-                                  int64_t viewer, int64_t *reply_to, nova_err *err)
+typedef struct message_row {
+    int64_t id, chat_id, sender, reply_to; /* reply_to 0: none */
+    double send_time;
+    bool deleted; /* recalled, or deleted by the viewer */
+    char *content;
+} message_row;
+
+typedef struct message_rows {
+    message_row *v;
+    size_t n, cap;
+} message_rows;
+
+static void rows_free(message_rows *r)
 {
-    db_stmt *st = db_prepare(db, SQL_MESSAGE_VIEW);
-    if (st) {
-        db_bind_i64(st, 1, message_id);
-        db_bind_i64(st, 2, viewer);
+    for (size_t i = 0; i < r->n; i++)
+        free(r->v[i].content);
+    free(r->v);
+    memset(r, 0, sizeof *r);
+}
+
+/* Read every row a bound MESSAGE_COLUMNS statement yields (and end it). */
+static int rows_read(nova_db *db, db_stmt *st, message_rows *out, nova_err *err)
+{
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    int rc;
+    while ((rc = db_step(st)) == DB_ROW) {
+        if (out->n == out->cap) {
+            size_t cap = out->cap ? out->cap * 2 : 16;
+            message_row *grown = realloc(out->v, cap * sizeof *grown);
+            if (!grown) break;
+            out->v = grown;
+            out->cap = cap;
+        }
+        message_row *m = &out->v[out->n];
+        m->content = strdup(col_text(st, 2));
+        if (!m->content) break;
+        m->id = db_col_i64(st, 0);
+        m->chat_id = db_col_i64(st, 1);
+        m->send_time = db_col_double(st, 3);
+        m->sender = db_col_i64(st, 4);
+        m->reply_to = db_col_i64(st, 5);
+        m->deleted = db_col_i64(st, 6) || db_col_i64(st, 7);
+        out->n++;
     }
-    if (step_one(db, st, "message", message_id, err) != 1) return NULL;
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "message_id", json_i64(db_col_i64(st, 0)));
-    json_object_object_add(o, "chat_id", json_i64(db_col_i64(st, 1)));
-    json_object_object_add(o, "message", json_str(col_text(st, 2)));
-    json_object_object_add(o, "send_time", json_time(db_col_double(st, 3)));
-    int64_t sender = db_col_i64(st, 4);
-    *reply_to = db_col_i64(st, 5);
-    bool deleted = (int)db_col_i64(st, 6) || (int)db_col_i64(st, 7);
     db_done(st);
-    json_object *u = cached_user(db, cache, sender, err);
-    if (!u) {
-        json_object_put(o);
-        return NULL;
+    if (rc == DB_ROW) return nova_fail(err, ERR_INTERNAL, "out of memory");
+    return rc == DB_DONE ? 0 : db_fail(db, err);
+}
+
+/* The row with this id among rows sorted by id, or NULL. */
+static const message_row *row_by_id(const message_rows *r, int64_t id)
+{
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->v[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    return lo < r->n && r->v[lo].id == id ? &r->v[lo] : NULL;
+}
+
+/* "[1,2,3]" of ids (malloc'd), for the IN lists above. */
+static char *ids_json(const int64_t *ids, size_t n)
+{
+    char *out = malloc(n * 21 + 3), *p = out;
+    if (!out) return NULL;
+    *p++ = '[';
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s%lld", i ? "," : "", (long long)ids[i]);
+    *p++ = ']';
+    *p = '\0';
+    return out;
+}
+
+/* Read the rows of a set of ids (sql: SQL_MESSAGES_BY_ID or _REPLYING). */
+static int rows_of(nova_db *db, const char *sql, const char *sql_pg, int64_t viewer,
+                   const int64_t *ids, size_t n, message_rows *out, nova_err *err)
+{
+    if (!n) return 0;
+    char *list = ids_json(ids, n);
+    if (!list) return nova_fail(err, ERR_INTERNAL, "out of memory");
+    db_stmt *st = db_prepare_for(db, sql, sql_pg);
+    if (st) {
+        db_bind_i64(st, 1, viewer);
+        db_bind_text(st, 2, list);
+    }
+    int rc = rows_read(db, st, out, err);
+    free(list);
+    return rc;
+}
+
+/* ChatMessage.Basic of a row. */
+static json_object *message_basic(nova_db *db, user_cache *cache, const message_row *m,
+                                  nova_err *err)
+{
+    json_object *u = cached_user(db, cache, m->sender, err);
+    if (!u) return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "message_id", json_i64(m->id));
+    json_object_object_add(o, "chat_id", json_i64(m->chat_id));
+    json_object_object_add(o, "message", json_str(m->content));
+    json_object_object_add(o, "send_time", json_time(m->send_time));
     json_object_object_add(o, "sender", u);
-    json_object_object_add(o, "reply_to_id", *reply_to ? json_i64(*reply_to) : NULL);
-    json_object_object_add(o, "deleted", json_object_new_boolean(deleted));
+    json_object_object_add(o, "reply_to_id", m->reply_to ? json_i64(m->reply_to) : NULL);
+    json_object_object_add(o, "deleted", json_object_new_boolean(m->deleted));
     return o;
 }
 
@@ -311,129 +438,159 @@ static void watermarks_free(watermarks *w)
     idlist_free(&w->marks);
 }
 
-static json_object *message_detailed(nova_db *db, user_cache *cache, const watermarks *w,
-                                     int64_t message_id, int64_t viewer, nova_err *err)
+/* ChatMessage.Detailed of every row of page (in its order) into list: the
+ * messages they reply to and the replies to them are read in one
+ * statement each for the whole page, not one per message. */
+static int messages_detailed(nova_db *db, user_cache *cache, const watermarks *w,
+                             const message_rows *page, int64_t viewer, json_object *list,
+                             nova_err *err)
 {
-    int64_t reply_to;
-    json_object *o = message_basic(db, cache, message_id, viewer, &reply_to, err);
-    if (!o) return NULL;
-
-    json_object *readers = json_object_new_array();
-    json_object_object_add(o, "read_users", readers);
-    for (size_t i = 0; i < w->users.n; i++) {
-        if (w->marks.v[i] < message_id) continue;
-        json_object *u = cached_user(db, cache, w->users.v[i], err);
-        if (!u) goto fail;
-        json_object_array_add(readers, u);
-    }
-
-    json_object *parent = NULL;
-    if (reply_to) {
-        int64_t unused;
-        parent = message_basic(db, cache, reply_to, viewer, &unused, err);
-        if (!parent) goto fail;
-    }
-    json_object_object_add(o, "reply_to", parent);
-
-    idlist replies = {0};
-    db_stmt *st = db_prepare(db, SQL_MESSAGE_REPLIES);
-    if (st) db_bind_i64(st, 1, message_id);
-    int rc = db_collect_ids(db, st, &replies, err);
-    json_object *by = json_object_new_array();
-    json_object_object_add(o, "replied_by", by);
-    for (size_t i = 0; i < replies.n && !rc; i++) {
-        int64_t unused;
-        json_object *r = message_basic(db, cache, replies.v[i], viewer, &unused, err);
-        if (r)
-            json_object_array_add(by, r);
-        else
+    message_rows parents = {0}, replies = {0};
+    idlist ids = {0}, parent_ids = {0};
+    int rc = 0;
+    for (size_t i = 0; i < page->n && !rc; i++)
+        if (idlist_push(&ids, page->v[i].id) ||
+            (page->v[i].reply_to && idlist_push(&parent_ids, page->v[i].reply_to)))
+            rc = nova_fail(err, ERR_INTERNAL, "out of memory");
+    if (!rc)
+        rc = rows_of(db, SQL_MESSAGES_BY_ID, SQL_MESSAGES_BY_ID_PG, viewer, parent_ids.v,
+                     parent_ids.n, &parents, err);
+    if (!rc)
+        rc = rows_of(db, SQL_MESSAGES_REPLYING, SQL_MESSAGES_REPLYING_PG, viewer, ids.v, ids.n,
+                     &replies, err);
+    for (size_t i = 0; i < page->n && !rc; i++) {
+        const message_row *m = &page->v[i];
+        json_object *o = message_basic(db, cache, m, err);
+        if (!o) {
             rc = err->kind;
+            break;
+        }
+        json_object_array_add(list, o);
+        json_object *readers = json_object_new_array();
+        json_object_object_add(o, "read_users", readers);
+        for (size_t k = 0; k < w->users.n && !rc; k++) {
+            if (w->marks.v[k] < m->id) continue;
+            json_object *u = cached_user(db, cache, w->users.v[k], err);
+            if (u)
+                json_object_array_add(readers, u);
+            else
+                rc = err->kind;
+        }
+        json_object *parent = NULL;
+        if (!rc && m->reply_to) {
+            const message_row *p = row_by_id(&parents, m->reply_to);
+            parent = p ? message_basic(db, cache, p, err)
+                       : fail_null(err, ERR_NOT_FOUND, "message", m->reply_to);
+            if (!parent) rc = err->kind;
+        }
+        json_object_object_add(o, "reply_to", parent);
+        json_object *by = json_object_new_array();
+        json_object_object_add(o, "replied_by", by);
+        /* replies is in id order: each message's replies in order too. */
+        for (size_t k = 0; k < replies.n && !rc; k++) {
+            if (replies.v[k].reply_to != m->id) continue;
+            json_object *r = message_basic(db, cache, &replies.v[k], err);
+            if (r)
+                json_object_array_add(by, r);
+            else
+                rc = err->kind;
+        }
     }
-    idlist_free(&replies);
-    if (rc) goto fail;
-    return o;
-fail:
-    json_object_put(o);
-    return NULL;
+    rows_free(&parents);
+    rows_free(&replies);
+    idlist_free(&ids);
+    idlist_free(&parent_ids);
+    return rc;
+}
+
+/* The row of one message, as viewer sees it: 0, or a failure kind. */
+static int message_row_of(nova_db *db, int64_t message_id, int64_t viewer, message_rows *out,
+                          nova_err *err)
+{
+    db_stmt *st = db_prepare(db, SQL_MESSAGE_VIEW);
+    if (st) {
+        db_bind_i64(st, 1, viewer);
+        db_bind_i64(st, 2, message_id);
+    }
+    int rc = rows_read(db, st, out, err);
+    if (!rc && !out->n) {
+        fail_null(err, ERR_NOT_FOUND, "message", message_id);
+        rc = ERR_NOT_FOUND;
+    }
+    return rc;
 }
 
 json_object *view_message_basic(nova_db *db, int64_t message_id, int64_t viewer, nova_err *err)
 {
     user_cache cache = {0};
-    int64_t reply_to;
-    json_object *o = message_basic(db, &cache, message_id, viewer, &reply_to, err);
+    message_rows row = {0};
+    json_object *o = NULL;
+    if (!message_row_of(db, message_id, viewer, &row, err))
+        o = message_basic(db, &cache, &row.v[0], err);
+    rows_free(&row);
     user_cache_free(&cache);
     return o;
 }
 
-static const char SQL_MESSAGE_CHAT[] = "SELECT chat_id FROM messages WHERE id = ?";
-
 json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t viewer, nova_err *err)
 {
-    db_stmt *st = db_prepare(db, SQL_MESSAGE_CHAT);
-    if (st) db_bind_i64(st, 1, message_id);
-    if (step_one(db, st, "message", message_id, err) != 1) return NULL;
-    int64_t chat_id = db_col_i64(st, 0);
-    db_done(st);
     user_cache cache = {0};
     watermarks w = {0};
-    json_object *o = NULL;
-    if (!load_watermarks(db, &cache, chat_id, &w, err))
-        o = message_detailed(db, &cache, &w, message_id, viewer, err);
+    message_rows row = {0};
+    json_object *list = json_object_new_array(), *o = NULL;
+    if (!message_row_of(db, message_id, viewer, &row, err) &&
+        !load_watermarks(db, &cache, row.v[0].chat_id, &w, err) &&
+        !messages_detailed(db, &cache, &w, &row, viewer, list, err))
+        o = json_object_get(json_object_array_get_idx(list, 0));
+    json_object_put(list);
+    rows_free(&row);
     watermarks_free(&w);
     user_cache_free(&cache);
     return o;
 }
 
 static const char SQL_MESSAGES_PAGE[] =
-    "SELECT id FROM messages WHERE chat_id = ?1 AND id < ?2 "
-    "AND send_time >= ?3 AND send_time <= ?4 "
-    "AND (?5 IS NULL OR sender_id IN (SELECT value FROM json_each(?5))) "
-    "ORDER BY id DESC LIMIT ?6";
+    MESSAGE_COLUMNS "WHERE m.chat_id = ?2 AND m.id < ?3 "
+                    "AND m.send_time >= ?4 AND m.send_time <= ?5 "
+                    "AND (?6 IS NULL OR m.sender_id IN (SELECT value FROM json_each(?6))) "
+                    "ORDER BY m.id DESC LIMIT ?7";
 static const char SQL_MESSAGES_PAGE_PG[] =
-    "SELECT id FROM messages WHERE chat_id = ?1 AND id < ?2 "
-    "AND send_time >= ?3 AND send_time <= ?4 "
-    "AND (?5::text IS NULL OR sender_id IN "
-    "(SELECT value::bigint FROM json_array_elements_text(?5::json))) "
-    "ORDER BY id DESC LIMIT ?6";
+    MESSAGE_COLUMNS "WHERE m.chat_id = ?2 AND m.id < ?3 "
+                    "AND m.send_time >= ?4 AND m.send_time <= ?5 "
+                    "AND (?6::text IS NULL OR m.sender_id IN "
+                    "(SELECT value::bigint FROM json_array_elements_text(?6::json))) "
+                    "ORDER BY m.id DESC LIMIT ?7";
 
 json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const message_query *q,
                            nova_err *err)
 {
     db_stmt *st = db_prepare_for(db, SQL_MESSAGES_PAGE, SQL_MESSAGES_PAGE_PG);
-    if (!st) {
-        nova_fail(err, ERR_INTERNAL, "internal error");
+    if (st) {
+        db_bind_i64(st, 1, viewer);
+        db_bind_i64(st, 2, chat_id);
+        db_bind_i64(st, 3, q->before > 0 ? q->before : INT64_MAX);
+        db_bind_double(st, 4, q->has_begin ? q->begin : -1e300);
+        db_bind_double(st, 5, q->has_end ? q->end : 1e300);
+        if (q->senders) {
+            char *list = ids_json(q->senders->v, q->senders->n);
+            if (list) db_bind_text(st, 6, list);
+            free(list);
+        }
+        db_bind_i64(st, 7, q->limit > 0 ? q->limit : INT64_MAX);
+    }
+    message_rows page = {0};
+    if (rows_read(db, st, &page, err)) {
+        rows_free(&page);
         return NULL;
     }
-    db_bind_i64(st, 1, chat_id);
-    db_bind_i64(st, 2, q->before > 0 ? q->before : INT64_MAX);
-    db_bind_double(st, 3, q->has_begin ? q->begin : -1e300);
-    db_bind_double(st, 4, q->has_end ? q->end : 1e300);
-    if (q->senders) {
-        json_object *arr = json_object_new_array();
-        for (size_t i = 0; i < q->senders->n; i++)
-            json_object_array_add(arr, json_i64(q->senders->v[i]));
-        db_bind_text(st, 5, json_text(arr, NULL));
-        json_object_put(arr);
-    }
-    db_bind_i64(st, 6, q->limit > 0 ? q->limit : INT64_MAX);
-    idlist ids = {0};
-    if (db_collect_ids(db, st, &ids, err)) return NULL;
-
     user_cache cache = {0};
     watermarks w = {0};
     json_object *list = json_object_new_array();
     int rc = load_watermarks(db, &cache, chat_id, &w, err);
-    for (size_t i = 0; i < ids.n && !rc; i++) {
-        json_object *m = message_detailed(db, &cache, &w, ids.v[i], viewer, err);
-        if (m)
-            json_object_array_add(list, m);
-        else
-            rc = err->kind;
-    }
+    if (!rc) rc = messages_detailed(db, &cache, &w, &page, viewer, list, err);
     watermarks_free(&w);
     user_cache_free(&cache);
-    idlist_free(&ids);
+    rows_free(&page);
     if (rc) {
         json_object_put(list);
         return NULL;
@@ -488,10 +645,13 @@ json_object *view_chat(nova_db *db, int64_t chat_id, int64_t viewer, nova_err *e
         rc = db_collect_ids(db, st, &last, err);
         json_object *m = json_str("");
         if (!rc && last.n) {
-            int64_t unused;
+            message_rows row = {0};
             json_object_put(m);
-            m = message_basic(db, &cache, last.v[0], viewer, &unused, err);
-            if (!m) rc = err->kind;
+            m = NULL;
+            rc = message_row_of(db, last.v[0], viewer, &row, err);
+            if (!rc) m = message_basic(db, &cache, &row.v[0], err);
+            if (!rc && !m) rc = err->kind;
+            rows_free(&row);
         }
         idlist_free(&last);
         json_object_object_add(o, "last_message", m);
