@@ -104,6 +104,21 @@ static const char SQL_SEQUENCE_PG[] =
     "SELECT max(id), (SELECT last_value FROM outbox_id_seq) FROM outbox "
     "HAVING max(id) > (SELECT last_value FROM outbox_id_seq)";
 
+/* outbox_recipients holds exactly each event's recipients (its triggers
+ * keep it: resuming sockets read through it). */
+static const char RULE_RECIPIENTS[] = "every event's recipients, and only they, are indexed";
+static const char SQL_RECIPIENTS_SQLITE[] =
+    "SELECT * FROM (SELECT o.id, j.value FROM outbox o, json_each(o.recipients) j "
+    "EXCEPT SELECT event_id, user_id FROM outbox_recipients) "
+    "UNION ALL SELECT * FROM (SELECT event_id, user_id FROM outbox_recipients "
+    "EXCEPT SELECT o.id, j.value FROM outbox o, json_each(o.recipients) j) LIMIT 1";
+static const char SQL_RECIPIENTS_PG[] =
+    "(SELECT o.id, j.value::bigint FROM outbox o, json_array_elements_text(o.recipients::json) j "
+    "EXCEPT SELECT event_id, user_id FROM outbox_recipients) "
+    "UNION ALL (SELECT event_id, user_id FROM outbox_recipients "
+    "EXCEPT SELECT o.id, j.value::bigint FROM outbox o, "
+    "json_array_elements_text(o.recipients::json) j) LIMIT 1";
+
 static const char SQL_PROFILES[] =
     "SELECT id, user_name, email, phone, avatar_url FROM users WHERE is_system = 0";
 static const char SQL_FOREIGN_KEYS[] = "PRAGMA foreign_key_check";
@@ -142,6 +157,8 @@ static int run_rules(nova_db *db, check_report_fn report, void *ctx)
     int failed = 0;
     for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
         failed += run_rule(db_prepare(db, rules[i].sql), rules[i].rule, report, ctx);
+    failed += run_rule(db_prepare_for(db, SQL_RECIPIENTS_SQLITE, SQL_RECIPIENTS_PG),
+                       RULE_RECIPIENTS, report, ctx);
     return failed + run_rule(db_prepare_for(db, SQL_SEQUENCE_SQLITE, SQL_SEQUENCE_PG),
                              RULE_SEQUENCE, report, ctx);
 }

@@ -205,6 +205,11 @@ static const char SQL_OUTBOX_READ_NEWEST[] =
     "SELECT * FROM (SELECT " OUTBOX_COLUMNS " FROM outbox WHERE (CAST(?1 AS TEXT) IS NULL OR action = ?1) "
     "ORDER BY id DESC LIMIT ?2) AS newest ORDER BY id";
 static const char SQL_OUTBOX_READ_ONE[] = "SELECT " OUTBOX_COLUMNS " FROM outbox WHERE id = ?1";
+/* One user's events, through outbox_recipients' primary key. */
+static const char SQL_OUTBOX_READ_FOR[] =
+    "SELECT o.id, o.created_at, o.action, o.data, o.recipients, coalesce(o.session_id, 0), "
+    "o.origin, o.request_id FROM outbox_recipients r JOIN outbox o ON o.id = r.event_id "
+    "WHERE r.user_id = ?1 AND r.event_id > ?2 AND r.event_id <= ?3 ORDER BY r.event_id LIMIT ?4";
 
 static int reader_start(nova_db *db, outbox_reader *r, const char *sql, nova_err *err)
 {
@@ -221,6 +226,18 @@ int outbox_read(nova_db *db, outbox_reader *r, int64_t after, int64_t upto, long
     db_bind_i64(r->st, 1, after);
     db_bind_i64(r->st, 2, upto);
     if (action) db_bind_text(r->st, 3, action);
+    db_bind_i64(r->st, 4, limit > 0 ? limit : INT64_MAX);
+    return 0;
+}
+
+int outbox_read_for(nova_db *db, outbox_reader *r, int64_t user_id, int64_t after, int64_t upto,
+                    long limit, nova_err *err)
+{
+    int rc = reader_start(db, r, SQL_OUTBOX_READ_FOR, err);
+    if (rc) return rc;
+    db_bind_i64(r->st, 1, user_id);
+    db_bind_i64(r->st, 2, after);
+    db_bind_i64(r->st, 3, upto);
     db_bind_i64(r->st, 4, limit > 0 ? limit : INT64_MAX);
     return 0;
 }

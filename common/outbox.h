@@ -95,6 +95,12 @@ typedef struct outbox_reader {
 int outbox_read(nova_db *db, outbox_reader *r, int64_t after, int64_t upto, long limit,
                 const char *action, nova_err *err);
 
+/* Start reading the events addressed to user_id (to any of their sessions
+ * or one: outbox_event_for tells) with after < id <= upto, oldest first, at
+ * most limit: through the recipients' index, whatever else is retained. */
+int outbox_read_for(nova_db *db, outbox_reader *r, int64_t user_id, int64_t after, int64_t upto,
+                    long limit, nova_err *err);
+
 /* Start reading the newest `count` events (of one action, if not NULL),
  * oldest of them first. */
 int outbox_read_newest(nova_db *db, outbox_reader *r, long count, const char *action,

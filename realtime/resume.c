@@ -1,7 +1,9 @@
 /* resume.c - replay what a reconnecting client missed (?last_event_id=N).
  *
  * Every event with id > N addressed to the socket's user (or session) is
- * replayed in id order before any live event. While replaying, the socket
+ * replayed in id order before any live event, read through the index of
+ * the events' recipients (outbox_read_for: only this user's events, however
+ * many others are retained). While replaying, the socket
  * is skipped by live delivery (tail.c) and the replay reads up to the
  * daemon's live position instead; once it has caught up, the socket turns
  * live. Being single-threaded, the switch has no gap and no duplicate.
@@ -84,7 +86,8 @@ void resume_step(rt *r, conn *c)
     outbox_reader rd;
     outbox_event ev;
     nova_err err;
-    if (outbox_read(r->db, &rd, c->cursor, r->last_id, r->cfg->outbox_batch, NULL, &err)) return;
+    if (outbox_read_for(r->db, &rd, c->user_id, c->cursor, r->last_id, r->cfg->outbox_batch, &err))
+        return;
     int rc;
     long rows = 0;
     bool full = false;
