@@ -75,23 +75,16 @@ def main():
 
     socks = meta.get("sockets", "1000")
     sep(f"Socket send path ({socks} sockets open, {meta.get('pairs')} sender/receiver pairs in private chats)")
-    row("send_message, closed loop (1 in flight per sender)", "msg/s", "send_closed.msgs_per_s", 0)
-    row("  nova-realtime CPU during it", "% of a core", "send_closed.rt_cpu_pct", 0)
-    row("  delivery latency at that load", "p50 ms", "send_closed.p50_ms", 2)
-    row("  delivery latency at that load", "p99 ms", "send_closed.p99_ms", 2)
-    row(f"send_message paced at {meta.get('rate')} msg/s: delivery latency", "p50 ms",
-        "send_paced.p50_ms", 2)
-    row(f"send_message paced at {meta.get('rate')} msg/s: delivery latency", "p99 ms",
-        "send_paced.p99_ms", 2)
-    row("trivial relay, same nginx: closed loop (1 in flight per sender)", "msg/s",
-        "relay_closed.msgs_per_s", 0)
-    row("  relay CPU during it", "% of a core", "relay_closed.rt_cpu_pct", 0)
-    row("  delivery latency at that load", "p50 ms", "relay_closed.p50_ms", 2)
-    row("  delivery latency at that load", "p99 ms", "relay_closed.p99_ms", 2)
-    row(f"trivial relay paced at {meta.get('rate')} msg/s: delivery latency", "p50 ms",
-        "relay_paced.p50_ms", 2)
-    row(f"trivial relay paced at {meta.get('rate')} msg/s: delivery latency", "p99 ms",
-        "relay_paced.p99_ms", 2)
+    # Nova's send path, then the same loads against the trivial relay.
+    for what, daemon, key in (("send_message", "nova-realtime", "send"),
+                              ("trivial relay, same nginx", "relay", "relay")):
+        row(f"{what}, closed loop (1 in flight per sender)", "msg/s", f"{key}_closed.msgs_per_s", 0)
+        row(f"  {daemon} CPU during it", "% of a core", f"{key}_closed.rt_cpu_pct", 0)
+        for q in ("p50", "p99"):
+            row("  delivery latency at that load", f"{q} ms", f"{key}_closed.{q}_ms", 2)
+        for q in ("p50", "p99"):
+            row(f"{what} paced at {meta.get('rate')} msg/s: delivery latency", f"{q} ms",
+                f"{key}_paced.{q}_ms", 2)
     lost = sum(sum(vals.get(f"{k}.lost", [0])) for k in
                ("send_closed", "send_paced", "relay_closed", "relay_paced"))
     if lost:
