@@ -76,14 +76,15 @@ def main():
     socks = meta.get("sockets", "1000")
     sep(f"Socket send path ({socks} sockets open, {meta.get('pairs')} sender/receiver pairs in private chats)")
     # Nova's send path, then the same loads against the trivial relay.
-    for what, daemon, key in (("send_message", "nova-realtime", "send"),
-                              ("trivial relay, same nginx", "relay", "relay")):
+    for what, paced, daemon, key in (
+            ("send_message", "send_message paced", "nova-realtime", "send"),
+            ("trivial relay, same nginx", "trivial relay paced", "relay", "relay")):
         row(f"{what}, closed loop (1 in flight per sender)", "msg/s", f"{key}_closed.msgs_per_s", 0)
         row(f"  {daemon} CPU during it", "% of a core", f"{key}_closed.rt_cpu_pct", 0)
         for q in ("p50", "p99"):
             row("  delivery latency at that load", f"{q} ms", f"{key}_closed.{q}_ms", 2)
         for q in ("p50", "p99"):
-            row(f"{what} paced at {meta.get('rate')} msg/s: delivery latency", f"{q} ms",
+            row(f"{paced} at {meta.get('rate')} msg/s: delivery latency", f"{q} ms",
                 f"{key}_paced.{q}_ms", 2)
     lost = sum(sum(vals.get(f"{k}.lost", [0])) for k in
                ("send_closed", "send_paced", "relay_closed", "relay_paced"))
