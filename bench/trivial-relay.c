@@ -109,8 +109,9 @@ static relay_room **relay_room_slot(int kind, long key)
 static relay_room *relay_room_get(int kind, long key)
 {
     relay_room **p = relay_room_slot(kind, key);
-    if (*p) return *p;
-    relay_room *r = calloc(1, sizeof *r);
+    relay_room *r = *p;
+    if (r) return r;
+    r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->kind = kind;
     r->key = key;
