@@ -28,6 +28,15 @@
  * --host "+/path" connects to a unix socket instead (nova-realtime's own,
  * to measure without nginx).
  *
+ * --relay runs send and fanout against bench/trivial-relay instead (path
+ * /relay/ unless --path says otherwise), the same sockets and the same
+ * frames: a pair's sockets connect with ?pair=K&side=0 (the sender) and
+ * ?pair=K&side=1, a group's with ?group=<chat id>, the others idle. The
+ * relay forwards the send_message frame as it is, so a message is
+ * delivered when the frame reaches the other side (a group: every socket,
+ * the sender's own included), and in the closed loop that delivery, not
+ * an echo, lets the sender write its next one.
+ *
  * Every message sent by the bench has the content "bench <seq>"; the
  * sequence number finds its send time when it is received. Times are
  * CLOCK_MONOTONIC, all in this one process. */
@@ -87,7 +96,8 @@ typedef struct sock {
 /* One message of the bench: when it was written, when it arrived. */
 typedef struct rec {
     double sent, recv, acked;
-    int sender;    /* user index */
+    int sender; /* user index */
+    int sender_sock;
     int receivers; /* fanout: how many sockets have it */
     double first, last;
 } rec;
@@ -124,6 +134,7 @@ static struct {
     int n_senders;
     int *senders; /* socket indexes */
     long rt_pid;  /* nova-realtime, for its CPU use (0: not measured) */
+    bool relay;   /* the peer is bench/trivial-relay (--relay) */
 } G;
 
 static double now(void)
@@ -341,9 +352,34 @@ static bool int_after(const char *text, const char *key, int64_t *out)
     return true;
 }
 
+/* A frame from bench/trivial-relay: one of our own send_message frames,
+ * forwarded as it was written. */
+static void on_relay_frame(sock *s, const char *text, double t)
+{
+    int64_t seq;
+    if (!int_after(text, "\"content\":\"bench ", &seq) || seq < 0 || seq >= G.n_recs) return;
+    rec *r = &G.recs[seq];
+    if (G.fanout_members > 0) {
+        if (!r->receivers++) r->first = t;
+        r->last = t;
+    }
+    if (s->idx == r->sender_sock || r->recv) return;
+    r->recv = r->acked = t;
+    sock *from = &G.socks[r->sender_sock];
+    from->acked++;
+    if (G.sending && G.closed_loop && from->chat_id && from->wsi) {
+        from->to_send++;
+        lws_callback_on_writable(from->wsi);
+    }
+}
+
 static void on_packet(sock *s, char *text)
 {
     double t = now();
+    if (G.relay) {
+        on_relay_frame(s, text, t);
+        return;
+    }
     const char *a = strstr(text, "\"action\":\"");
     if (!a) return;
     a += 10;
@@ -393,6 +429,7 @@ static int write_next(sock *s)
     }
     unsigned char buf[LWS_PRE + 256];
     rec *r = new_rec(s->user);
+    r->sender_sock = s->idx;
     int64_t seq = r - G.recs;
     int n = snprintf((char *)buf + LWS_PRE, 256,
                      "{\"action\":\"send_message\",\"request_id\":%lld,\"data\":{"
@@ -620,6 +657,10 @@ static void setup_senders(int n_socks, int n_pairs, int pair0)
         if (p->a >= n_socks || p->b >= n_socks) die("pair %d outside the sockets", pair0 + k);
         G.senders[k] = p->a;
         G.socks[p->a].chat_id = p->chat_id;
+        if (G.relay) {
+            snprintf(G.socks[p->a].query, sizeof G.socks[p->a].query, "?pair=%d&side=0", pair0 + k);
+            snprintf(G.socks[p->b].query, sizeof G.socks[p->b].query, "?pair=%d&side=1", pair0 + k);
+        }
     }
 }
 
@@ -717,6 +758,9 @@ static void run_fanout(int n_socks, int64_t chat_id, int messages, double gap, c
     G.fanout_members = n_socks;
     sock *sender = &G.socks[0];
     sender->chat_id = chat_id;
+    if (G.relay)
+        for (int i = 0; i < n_socks; i++)
+            snprintf(G.socks[i].query, sizeof G.socks[i].query, "?group=%lld", (long long)chat_id);
     double conn_s = open_socks(0, n_socks, 300);
     fprintf(stderr, "nova-loadgen: %d sockets open in %.1fs\n", G.n_open, conn_s);
     serve_for(1.0);
@@ -1010,7 +1054,8 @@ static void usage(void)
                     "  --pair0 K --npairs K --duration S --warmup S --rate R --window W "
                     "--count N\n"
                     "  --chat ID --messages N --gap S --rt-pid PID --settle S --events N\n"
-                    "  --user IDX --prefix NAME --inflight N --hold S\n");
+                    "  --user IDX --prefix NAME --inflight N --hold S\n"
+                    "  --relay (send, fanout: against bench/trivial-relay, path /relay/)\n");
     exit(2);
 }
 
@@ -1023,10 +1068,14 @@ int main(int argc, char **argv)
     long long count = 0, events = 10000, chat = 0;
     long pid = 0;
     G.host = "127.0.0.1";
-    G.path = "/ws/";
+    G.path = NULL;
     G.max_inflight = 64;
     for (int i = 2; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(k, "--relay")) { /* the only option without a value */
+            G.relay = true;
+            continue;
+        }
         if (!v) usage();
         i++;
         if (!strcmp(k, "--port"))
@@ -1079,6 +1128,9 @@ int main(int argc, char **argv)
             usage();
     }
     if (!G.port || !users || sockets < 1 || window < 1 || G.max_inflight < 1) usage();
+    if (G.relay && strcmp(mode, "send") && strcmp(mode, "fanout"))
+        die("--relay is for send and fanout");
+    if (!G.path) G.path = G.relay ? "/relay/" : "/ws/";
     load_users(users);
     if (pairs) load_pairs(pairs);
     if (!prefix) prefix = mode;

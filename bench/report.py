@@ -75,15 +75,19 @@ def main():
 
     socks = meta.get("sockets", "1000")
     sep(f"Socket send path ({socks} sockets open, {meta.get('pairs')} sender/receiver pairs in private chats)")
-    row("send_message, closed loop (1 in flight per sender)", "msg/s", "send_closed.msgs_per_s", 0)
-    row("  nova-realtime CPU during it", "% of a core", "send_closed.rt_cpu_pct", 0)
-    row("  delivery latency at that load", "p50 ms", "send_closed.p50_ms", 2)
-    row("  delivery latency at that load", "p99 ms", "send_closed.p99_ms", 2)
-    row(f"send_message paced at {meta.get('rate')} msg/s: delivery latency", "p50 ms",
-        "send_paced.p50_ms", 2)
-    row(f"send_message paced at {meta.get('rate')} msg/s: delivery latency", "p99 ms",
-        "send_paced.p99_ms", 2)
-    lost = sum(vals.get("send_closed.lost", [0])) + sum(vals.get("send_paced.lost", [0]))
+    # Nova's send path, then the same loads against the trivial relay.
+    for what, paced, daemon, key in (
+            ("send_message", "send_message paced", "nova-realtime", "send"),
+            ("trivial relay, same nginx", "trivial relay paced", "relay", "relay")):
+        row(f"{what}, closed loop (1 in flight per sender)", "msg/s", f"{key}_closed.msgs_per_s", 0)
+        row(f"  {daemon} CPU during it", "% of a core", f"{key}_closed.rt_cpu_pct", 0)
+        for q in ("p50", "p99"):
+            row("  delivery latency at that load", f"{q} ms", f"{key}_closed.{q}_ms", 2)
+        for q in ("p50", "p99"):
+            row(f"{paced} at {meta.get('rate')} msg/s: delivery latency", f"{q} ms",
+                f"{key}_paced.{q}_ms", 2)
+    lost = sum(sum(vals.get(f"{k}.lost", [0])) for k in
+               ("send_closed", "send_paced", "relay_closed", "relay_paced"))
     if lost:
         rows.append(("  !! messages not delivered", "count", fmt(lost, 0), ""))
 
@@ -95,6 +99,12 @@ def main():
     row("same, straight to nova-realtime's socket (no nginx): last", "p50 ms", "fanout_direct.p50_ms", 1)
     row("same, straight to nova-realtime's socket (no nginx): first", "p50 ms",
         "fanout_direct.first_p50_ms", 1)
+    row("trivial relay, same nginx: send -> last member has it", "p50 ms", "relay_fanout.p50_ms", 1)
+    row("trivial relay, same nginx: send -> last member has it", "p90 ms", "relay_fanout.p90_ms", 1)
+    row("trivial relay, same nginx: send -> first member has it", "p50 ms",
+        "relay_fanout.first_p50_ms", 1)
+    row("trivial relay, straight to its socket (no nginx): last", "p50 ms",
+        "relay_fanout_direct.p50_ms", 1)
 
     sep("REST-caused event: PATCH /api/user -> profile_change on a socket")
     row("wake socket on (NOVA_WAKE_SOCKET set)", "p50 ms", "wake_on.p50_ms", 2)
@@ -132,6 +142,29 @@ def main():
         "1/s", "commit.rate", 0)
     row("  the same with NOTIFY, as Nova's writers send it (PostgreSQL)", "1/s",
         "commit_notify.rate", 0)
+
+    # The targets of the performance issue: Nova against the baselines of
+    # the same run (the trivial responder, the trivial relay). The engine's
+    # own commit rate, the baseline of every write, is the section above.
+    sep("Against the baselines of this run (targets of the performance issue)")
+
+    def target(label, key, op, goal, digits=2):
+        v = med(key)
+        met = "" if v is None else ("met" if (v >= goal if op == ">=" else v <= goal) else "NOT met")
+        n = runs(key)
+        note = f"target {'≥' if op == '>=' else '≤'} {goal}" + (f", {met}" if met else "") + \
+            (f"; {n} runs, per run, then median" if n > 1 else "")
+        rows.append((label, "ratio", fmt(v, digits), note))
+
+    target("send_message closed loop / relay closed loop", "ratio.send_closed", ">=", 0.5)
+    target(f"send_message at {meta.get('rate')} msg/s p99 / relay's p99", "ratio.paced_p99", "<=", 1.5)
+    target(f"fan-out to {meta.get('group')}: last receipt p50 / relay's p50", "ratio.fanout_p50",
+           "<=", 1.5)
+    target(f"fan-out to {meta.get('group')}: last receipt p90 / relay's p90", "ratio.fanout_p90",
+           "<=", 1.5)
+    target("GET /api/user req/s / trivial responder's", "rest.user_ratio", ">=", 0.85)
+    target("nova-api CPU per GET messages?limit=50 / trivial responder's", "rest.messages_cpu_ratio",
+           "<=", 6, 1)
 
     w1 = max(len(r[0]) for r in rows if r[1] is not None)
     w2 = max(len(r[1]) for r in rows if r[1] is not None)
