@@ -455,6 +455,12 @@ def curve_fanout(d, out, sizes, pool, messages):
         con.close()
         uf = d.stack.dir / f"fanout-{g}.txt"
         d.users_file(uf, members)
+        # The sender alone online: what the send itself costs (the
+        # transaction, the outbox row with g recipients), no sockets to fill.
+        alone = loadgen(d.stack, ["fanout", "--users", uf, "--sockets", 1, "--chat", chat,
+                                  "--messages", messages, "--gap", 0.2, "--prefix", "a"])
+        if int(alone["a.messages"]) < messages:
+            raise RuntimeError(f"fanout {g}, sender alone: {alone}")
         gap = 0.5 + g / 2000.0  # the messages_read that follows reaches everyone too
         r = loadgen(d.stack, ["fanout", "--users", uf, "--sockets", g, "--chat", chat,
                               "--messages", messages, "--gap", gap, "--inflight", 128,
@@ -463,16 +469,18 @@ def curve_fanout(d, out, sizes, pool, messages):
             raise RuntimeError(f"fanout {g}: {r}")
         last = float(r["f.p50_ms"])
         rows.append((g, float(r["f.ack_p50_ms"]), float(r["f.first_p50_ms"]), last,
-                     float(r["f.p90_ms"]), last / g * 1000.0))
-        say(f"fanout {g}: own echo {r['f.ack_p50_ms']} ms, first {r['f.first_p50_ms']} ms, "
+                     float(r["f.p90_ms"]), last / g * 1000.0, float(alone["a.p50_ms"])))
+        say(f"fanout {g}: own echo alone {alone['a.p50_ms']} ms, with everyone {r['f.ack_p50_ms']} ms, first {r['f.first_p50_ms']} ms, "
             f"last {last:.2f} ms")
     write_dat(out, "fanout", ["members", "send_ack_p50_ms", "first_p50_ms", "last_p50_ms",
-                              "last_p90_ms", "last_us_per_member"], rows,
+                              "last_p90_ms", "last_us_per_member", "send_ack_alone_p50_ms"], rows,
               [f"send_message to a group of N members with a socket each, {messages} messages:",
-               "until the sender's own new_message, the first and the last member's"])
+               "until the sender's own new_message, the first and the last member's;",
+               "send_ack_alone: until the sender's own new_message with no other member online"])
     plot(out, "fanout", "Send and fan-out vs group size", "members (one socket each)",
          "ms from send_message (median)",
-         [(2, "send -> sender's own new_message"), (3, "send -> first member"),
+         [(7, "send -> sender's own new_message, sender alone online"),
+          (2, "send -> sender's own new_message, every member online"), (3, "send -> first member"),
           (4, "send -> last member")], linear_ref=4)
 
 
