@@ -350,8 +350,9 @@ def write_dat(out, name, header, rows, notes=()):
 
 def plot(out, name, title, xlabel, ylabel, series, logy=True, linear_ref=None):
     """series: (column, title) of NAME.dat against column 1, log x.
-    linear_ref: a column whose first point starts a dashed line of slope 1
-    (what linear growth from there would look like)."""
+    linear_ref: a column whose last point a dashed line of slope 1 goes
+    through: where the curve runs parallel to it, the cost grows linearly;
+    below it on the left, a fixed cost dominates there."""
     def q(text):  # a gnuplot string
         return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -365,10 +366,10 @@ def plot(out, name, title, xlabel, ylabel, series, logy=True, linear_ref=None):
     plots = [f"{q(dat)} using 1:{col} with linespoints lw 2 pt 7 title {q(t)}" for col, t in series]
     if linear_ref:
         with open(dat) as f:
-            first = next(line.split() for line in f if not line.startswith("#"))
-        x0, y0 = float(first[0]), float(first[linear_ref - 1])
-        lines.append(f"x0 = {x0}; y0 = {y0}")
-        plots.append("y0 * x / x0 with lines dt 2 lc rgb 'gray' title 'linear from the first point'")
+            last = [line.split() for line in f if not line.startswith("#")][-1]
+        x1, y1 = float(last[0]), float(last[linear_ref - 1])
+        lines.append(f"x1 = {x1}; y1 = {y1}")
+        plots.append("y1 * x / x1 with lines dt 2 lc rgb 'gray' title 'linear (slope 1)'")
     lines.append("plot " + ", \\\n     ".join(plots))
     gp = out / f"{name}.gp"
     gp.write_text("\n".join(lines) + "\n")
