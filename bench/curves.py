@@ -356,14 +356,14 @@ def plot(out, name, title, xlabel, ylabel, series, logy=True, linear_ref=None):
     def q(text):  # a gnuplot string
         return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    dat = out / f"{name}.dat"
+    dat = out / f"{name}.dat"  # named relative to OUT, where gnuplot runs
     lines = ["set terminal pngcairo size 900,560 noenhanced font ',11'",
-             f"set output {q(out / (name + '.png'))}",
+             f"set output {q(name + '.png')}",
              f"set title {q(title)}", f"set xlabel {q(xlabel)}", f"set ylabel {q(ylabel)}",
              "set logscale x", "set grid", "set key top left", "set format x '%.0s%c'"]
     if logy:
         lines.append("set logscale y")
-    plots = [f"{q(dat)} using 1:{col} with linespoints lw 2 pt 7 title {q(t)}" for col, t in series]
+    plots = [f"{q(dat.name)} using 1:{col} with linespoints lw 2 pt 7 title {q(t)}" for col, t in series]
     if linear_ref:
         with open(dat) as f:
             last = [line.split() for line in f if not line.startswith("#")][-1]
@@ -374,7 +374,7 @@ def plot(out, name, title, xlabel, ylabel, series, logy=True, linear_ref=None):
     gp = out / f"{name}.gp"
     gp.write_text("\n".join(lines) + "\n")
     if shutil.which("gnuplot"):
-        subprocess.run(["gnuplot", str(gp)], check=True)
+        subprocess.run(["gnuplot", gp.name], check=True, cwd=out)
     else:
         say(f"gnuplot is missing: {name}.png not drawn (Debian: apt-get install gnuplot-nox)")
 
@@ -653,9 +653,9 @@ def curve_delivery(d, out, sizes, pool, duration, hard):
         if int(r.get("i_paced.lost", 0)) or int(r.get("i_paced.errors", 0)):
             raise RuntimeError(f"delivery {s}: {r}")
         rows.append((s, float(r["i_paced.p50_ms"]), float(r["i_paced.p99_ms"]),
-                     float(r["i.idle_cpu_pct"]), float(r["i.per_socket_bytes"])))
+                     float(r["i.idle_cpu_pct"])))
         say(f"delivery with {s} sockets: p50 {r['i_paced.p50_ms']} ms, p99 {r['i_paced.p99_ms']} ms")
-    write_dat(out, "delivery", ["sockets", "p50_ms", "p99_ms", "rt_idle_cpu_pct", "rt_bytes_per_socket"],
+    write_dat(out, "delivery", ["sockets", "p50_ms", "p99_ms", "rt_idle_cpu_pct"],
               rows, [f"send_message at {RATE} msg/s from {PAIRS} senders in private chats, "
                      f"{duration}s, with S sockets open (one per user)"] + notes)
     plot(out, "delivery", f"Delivery latency at {RATE} msg/s vs sockets open", "sockets open",
