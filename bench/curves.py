@@ -423,7 +423,8 @@ def curve_history(d, out, sizes, repeat):
     plot(out, "history", "History page and unread count vs messages in the chat",
          "messages in the chat", "ms per request (median)",
          [(2, "GET messages?limit=50, newest page"), (4, "GET messages?limit=50, middle page"),
-          (6, "GET /api/chat/<id>, all unread"), (8, "GET /api/chat/<id>, all read")])
+          (6, "GET /api/chat/<id>, all unread"), (8, "GET /api/chat/<id>, all read")],
+         linear_ref=6)
 
 
 def curve_chats(d, out, sizes, repeat, per_chat=20, read=10):
