@@ -46,7 +46,9 @@ new_message/messages_read events, but those are pruned after
 NOVA_OUTBOX_RETENTION and nothing measured here reads them. The resume
 curves write outbox rows (created_at now, ids from the table's own
 sequence, never explicit) whose action and data are copies of a real
-new_message event the API wrote, addressed to real users. After the
+new_message event the API wrote, addressed to real users (the events for
+other users carry the same payload: nothing but the replay reads them, and
+it filters on recipients alone). After the
 fills, nova-admin check (the domain invariants) must pass."""
 
 import argparse
