@@ -65,6 +65,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import http.client
 
@@ -461,6 +462,76 @@ def curve_chats(d, out, sizes, repeat, per_chat=20, read=10):
          linear_ref=2)
 
 
+def own_client_echo(d, chat, members, messages, gap):
+    """The sender on a client of its own (websocket-client) while
+    nova-loadgen holds the other members' sockets: send_message until the
+    sender's own new_message, in ms, per message. Apart from the load
+    generator, whose one loop reads every member's socket, this is what
+    the daemon makes the sender wait."""
+    import websocket  # Debian: python3-websocket
+
+    uf = d.stack.dir / "fanout-others.txt"
+    d.users_file(uf, members[1:])
+    argv = [str(d.stack.build / "bench/nova-loadgen"), "idle", "--users", str(uf),
+            "--sockets", str(len(members) - 1), "--rt-pid", str(d.stack.rt_pid()), "--settle", "0.5",
+            "--inflight", "128", "--hold", "3600", "--prefix", "h", "--port", str(d.stack.port)]
+    with open(d.stack.dir / "loadgen.log", "a") as log:
+        holder = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        for line in holder.stdout:
+            if line.startswith("h.holding"):
+                break
+        else:
+            raise RuntimeError("nova-loadgen idle did not open the members' sockets")
+        cookie = "sessionid=" + d.users[members[0]][2]
+        ws = websocket.create_connection(f"ws://127.0.0.1:{d.stack.port}/ws/", cookie=cookie,
+                                         suppress_origin=True, timeout=60)
+        # A second socket of the sender, straight on nova-realtime's own
+        # socket (no nginx): when the daemon wrote the sender's copy.
+        raw = socket.socket(socket.AF_UNIX)
+        raw.connect(str(d.stack.rt_sock))
+        direct = websocket.create_connection("ws://localhost/ws/", socket=raw, cookie=cookie,
+                                             suppress_origin=True, timeout=60)
+        seen = {}
+
+        def watch():
+            try:
+                while True:
+                    m = json.loads(direct.recv())
+                    if m.get("action") == "new_message":
+                        seen[m["data"]["message"]["message"]] = time.perf_counter()
+            except (websocket.WebSocketException, OSError):
+                pass
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        time.sleep(0.3)
+        ms, ms_direct = [], []
+        for rid in range(1, messages + 1):
+            text = f"own client {rid}"
+            t = time.perf_counter()
+            ws.send(json.dumps({"action": "send_message", "request_id": rid,
+                                "data": {"chat_id": chat, "content": text}}))
+            while True:
+                m = json.loads(ws.recv())
+                if m.get("request_id") == rid and m.get("action") in ("new_message", "error"):
+                    break
+            if m["action"] == "error":
+                raise RuntimeError(f"send_message: {m}")
+            ms.append((time.perf_counter() - t) * 1000)
+            time.sleep(gap)
+            if text not in seen:
+                raise RuntimeError("the sender's direct socket did not get its message")
+            ms_direct.append((seen[text] - t) * 1000)
+        ws.close()
+        direct.close()
+        watcher.join(5)
+        return statistics.median(ms), statistics.median(ms_direct)
+    finally:
+        holder.terminate()
+        holder.wait(30)
+
+
 def curve_fanout(d, out, sizes, pool, messages):
     """One message to a group of G members, one socket per member (the
     sender is the owner)."""
@@ -487,6 +558,7 @@ def curve_fanout(d, out, sizes, pool, messages):
                               "--prefix", "f"], timeout=600 + g)
         if int(r["f.messages"]) < messages or int(r.get("f.errors", 0)):
             raise RuntimeError(f"fanout {g}: {r}")
+        own, own_direct = own_client_echo(d, chat, members, messages, gap)
         # Every member has read the chat (as if each had sent messages_read):
         # the sender alone again.
         con = d.sql()
@@ -502,22 +574,28 @@ def curve_fanout(d, out, sizes, pool, messages):
         last = float(r["f.p50_ms"])
         rows.append((g, float(r["f.ack_p50_ms"]), float(r["f.first_p50_ms"]), last,
                      float(r["f.p90_ms"]), last / g * 1000.0, float(alone["a.p50_ms"]),
-                     float(read["a.p50_ms"])))
+                     float(read["a.p50_ms"]), own, own_direct))
         say(f"fanout {g}: own echo alone {alone['a.p50_ms']} ms ({read['a.p50_ms']} ms once all "
-            f"have read), with everyone {r['f.ack_p50_ms']} ms, first {r['f.first_p50_ms']} ms, "
+            f"have read), with everyone {r['f.ack_p50_ms']} ms (own client {own:.3f} ms, without nginx {own_direct:.3f} ms), first {r['f.first_p50_ms']} ms, "
             f"last {last:.2f} ms")
     write_dat(out, "fanout", ["members", "send_ack_p50_ms", "first_p50_ms", "last_p50_ms",
                               "last_p90_ms", "last_us_per_member", "send_ack_alone_p50_ms",
-                              "send_ack_alone_all_read_p50_ms"], rows,
+                              "send_ack_alone_all_read_p50_ms", "send_ack_own_client_p50_ms",
+                              "sender_copy_direct_p50_ms"], rows,
               [f"send_message to a group of N members with a socket each, {messages} messages:",
                "until the sender's own new_message, the first and the last member's;",
                "send_ack_alone: until the sender's own new_message with no other member online;",
-               "send_ack_alone_all_read: the same once every member has read the chat"])
+               "send_ack_alone_all_read: the same once every member has read the chat;",
+               "send_ack_own_client: every member online, the sender on a client of its own;",
+               "sender_copy_direct: the same send, until a second socket of the sender's,",
+               "straight on nova-realtime's socket (no nginx), has its copy"])
     plot(out, "fanout", "Send and fan-out vs group size", "members (one socket each)",
          "ms from send_message (median)",
          [(7, "send -> sender's own new_message, sender alone online"),
           (8, "the same once every member has read the chat"),
-          (2, "send -> sender's own new_message, every member online"), (3, "send -> first member"),
+          (2, "send -> sender's own new_message, every member online"),
+          (9, "the same, the sender on a client of its own"),
+          (10, "the same, the sender's copy on a socket without nginx"), (3, "send -> first member"),
           (4, "send -> last member")], linear_ref=4)
 
 
