@@ -14,8 +14,8 @@
  *           loop, each sender keeps --window messages in flight; --rate R:
  *           R messages/s in all, paced. --count N stops after N messages.
  *   fanout  one message to a group of --sockets members (one socket each,
- *           user 0 sends): time until the last member has it, --messages
- *           times.
+ *           user 0 sends): time until the last member has it (and the
+ *           first, and the sender's own echo), --messages times.
  *   idle    VmRSS and CPU use of --rt-pid with no socket and with --sockets
  *           idle ones; with --rate and --pairs, then a paced send run with
  *           all of them open; with --hold S, then keeps them open for S
