@@ -14,14 +14,17 @@
  *           loop, each sender keeps --window messages in flight; --rate R:
  *           R messages/s in all, paced. --count N stops after N messages.
  *   fanout  one message to a group of --sockets members (one socket each,
- *           user 0 sends): time until the last member has it, --messages
- *           times.
+ *           user 0 sends): time until the last member has it (and the
+ *           first, and the sender's own echo), --messages times.
  *   idle    VmRSS and CPU use of --rt-pid with no socket and with --sockets
  *           idle ones; with --rate and --pairs, then a paced send run with
  *           all of them open; with --hold S, then keeps them open for S
  *           seconds more (or until SIGTERM) after printing "idle.holding".
  *   resume  a socket misses --events events, reconnects with
  *           ?last_event_id=N: time until it has all of them again.
+ *   replay  one socket of --user connects with ?last_event_id=--after:
+ *           time until it has received the event --until (the events
+ *           were written by someone else, e.g. bench/curves.py).
  *   wake    latency of a REST-caused event: PATCH /api/user (a second
  *           thread, plain HTTP) until profile_change reaches the socket.
  *
@@ -766,6 +769,7 @@ static void run_fanout(int n_socks, int64_t chat_id, int messages, double gap, c
     serve_for(1.0);
     double *last = malloc((size_t)messages * sizeof *last);
     double *first = malloc((size_t)messages * sizeof *first);
+    double *ack = malloc((size_t)messages * sizeof *ack);
     int done = 0;
     for (int m = 0; m < messages; m++) {
         fan_seq = G.n_recs; /* the next message gets this seq */
@@ -779,6 +783,7 @@ static void run_fanout(int n_socks, int64_t chat_id, int messages, double gap, c
         rec *r = &G.recs[fan_seq];
         last[done] = (r->last - r->sent) * 1000.0;
         first[done] = (r->first - r->sent) * 1000.0;
+        ack[done] = (r->acked - r->sent) * 1000.0; /* the sender's own echo */
         done++;
         serve_for(gap); /* the messages_read that follows reaches everyone too */
     }
@@ -793,8 +798,11 @@ static void run_fanout(int n_socks, int64_t chat_id, int messages, double gap, c
     print_latencies(prefix, last, (size_t)done);
     qsort(first, (size_t)done, sizeof *first, cmp_double);
     if (done) printf("%s.first_p50_ms %.3f\n", prefix, pct(first, (size_t)done, 0.5));
+    qsort(ack, (size_t)done, sizeof *ack, cmp_double);
+    if (done) printf("%s.ack_p50_ms %.3f\n", prefix, pct(ack, (size_t)done, 0.5));
     free(last);
     free(first);
+    free(ack);
 }
 
 /* --- idle ------------------------------------------------------------------
@@ -928,6 +936,36 @@ static void run_resume(int pair_idx, int64_t events, const char *prefix)
     printf("%s.errors %d\n", prefix, G.errors);
 }
 
+/* --- replay ----------------------------------------------------------------
+ */
+
+static bool replay_open(void)
+{
+    return res_b->state == S_OPEN || res_b->state == S_FAILED || res_b->state == S_CLOSED;
+}
+
+/* Resume one socket from after: the events are already in the outbox. */
+static void run_replay(int user_idx, int64_t after, int64_t until, const char *prefix)
+{
+    if (user_idx < 0 || user_idx >= G.n_users) die("replay: no user %d", user_idx);
+    if (until <= after) die("replay: --until must be after --after");
+    make_socks(1);
+    res_b = &G.socks[0];
+    res_b->user = user_idx;
+    res_target = until;
+    snprintf(res_b->query, sizeof res_b->query, "?last_event_id=%lld", (long long)after);
+    double t0 = now();
+    connect_range(0, 1);
+    if (!serve_until(replay_open, 30) || res_b->state != S_OPEN) die("replay: connect failed");
+    double t_est = now();
+    if (!serve_until(b_has_event, 600)) die("replay: event %lld never came", (long long)until);
+    double t1 = now();
+    printf("%s.events %lld\n", prefix, (long long)res_b->events);
+    printf("%s.total_ms %.2f\n", prefix, (t1 - t0) * 1000.0);
+    printf("%s.replay_ms %.2f\n", prefix, (t1 - t_est) * 1000.0);
+    printf("%s.errors %d\n", prefix, G.errors);
+}
+
 /* --- wake ------------------------------------------------------------------
  */
 
@@ -1054,7 +1092,7 @@ static void usage(void)
                     "  --pair0 K --npairs K --duration S --warmup S --rate R --window W "
                     "--count N\n"
                     "  --chat ID --messages N --gap S --rt-pid PID --settle S --events N\n"
-                    "  --user IDX --prefix NAME --inflight N --hold S\n"
+                    "  --user IDX --prefix NAME --inflight N --hold S --after N --until N\n"
                     "  --relay (send, fanout: against bench/trivial-relay, path /relay/)\n");
     exit(2);
 }
@@ -1065,7 +1103,7 @@ int main(int argc, char **argv)
     const char *mode = argv[1], *users = NULL, *pairs = NULL, *prefix = NULL;
     int sockets = 1000, npairs = 16, pair0 = 0, window = 1, messages = 10, user_idx = 0;
     double duration = 10, warmup = 1, rate = 0, gap = 0.3, settle = 2, hold = 0;
-    long long count = 0, events = 10000, chat = 0;
+    long long count = 0, events = 10000, chat = 0, after = 0, until = 0;
     long pid = 0;
     G.host = "127.0.0.1";
     G.path = NULL;
@@ -1118,6 +1156,10 @@ int main(int argc, char **argv)
             events = atoll(v);
         else if (!strcmp(k, "--chat"))
             chat = atoll(v);
+        else if (!strcmp(k, "--after"))
+            after = atoll(v);
+        else if (!strcmp(k, "--until"))
+            until = atoll(v);
         else if (!strcmp(k, "--rt-pid"))
             pid = G.rt_pid = atol(v);
         else if (!strcmp(k, "--prefix"))
@@ -1173,6 +1215,8 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "resume")) {
         if (!pairs) die("resume needs --pairs");
         run_resume(pair0, events, prefix);
+    } else if (!strcmp(mode, "replay")) {
+        run_replay(user_idx, after, until, prefix);
     } else if (!strcmp(mode, "wake")) {
         run_wake(user_idx, (int)(count > 0 ? count : 100), prefix);
     } else {
