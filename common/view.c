@@ -288,8 +288,8 @@ static const char SQL_MESSAGES_REPLYING_PG[] =
                     "(SELECT value::bigint FROM json_array_elements_text(?2::json)) ORDER BY m.id";
 static const char SQL_CHAT_WATERMARKS[] =
     "SELECT r.user_id, r.last_read_id, u.user_name, u.avatar_url FROM chat_relations r "
-    "JOIN users u ON u.id = r.user_id WHERE r.chat_id = ? AND r.last_read_id > 0 "
-    "ORDER BY r.user_id";
+    "JOIN users u ON u.id = r.user_id WHERE r.chat_id = ?1 AND r.last_read_id >= ?2 "
+    "AND r.last_read_id > 0 ORDER BY r.user_id";
 
 typedef struct message_row {
     int64_t id, chat_id, sender, reply_to; /* reply_to 0: none */
@@ -406,14 +406,18 @@ typedef struct watermarks {
     idlist users, marks;
 } watermarks;
 
-/* Load a chat's watermarks, and the readers' User.Basic into the cache in
- * the same query, so read_users costs no query per reader. */
-static int load_watermarks(nova_db *db, user_cache *cache, int64_t chat_id, watermarks *w,
-                           nova_err *err)
+/* Load the watermarks of a chat's readers who have read message oldest or
+ * later (the others are in no read_users of the messages at hand: a new
+ * message costs no reader at all), and their User.Basic into the cache in
+ * the same query (through chat_relations_read), so read_users costs no
+ * query per reader. */
+static int load_watermarks(nova_db *db, user_cache *cache, int64_t chat_id, int64_t oldest,
+                           watermarks *w, nova_err *err)
 {
     db_stmt *st = db_prepare(db, SQL_CHAT_WATERMARKS);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, oldest);
     int rc;
     while ((rc = db_step(st)) == DB_ROW) {
         int64_t user_id = db_col_i64(st, 0);
@@ -539,7 +543,7 @@ json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t view
     message_rows row = {0};
     json_object *list = json_object_new_array(), *o = NULL;
     if (!message_row_of(db, message_id, viewer, &row, err) &&
-        !load_watermarks(db, &cache, row.v[0].chat_id, &w, err) &&
+        !load_watermarks(db, &cache, row.v[0].chat_id, row.v[0].id, &w, err) &&
         !messages_detailed(db, &cache, &w, &row, viewer, list, err))
         o = json_object_get(json_object_array_get_idx(list, 0));
     json_object_put(list);
@@ -586,7 +590,8 @@ json_object *view_messages(nova_db *db, int64_t chat_id, int64_t viewer, const m
     user_cache cache = {0};
     watermarks w = {0};
     json_object *list = json_object_new_array();
-    int rc = load_watermarks(db, &cache, chat_id, &w, err);
+    /* The page is newest first: its last row is its oldest message. */
+    int rc = page.n ? load_watermarks(db, &cache, chat_id, page.v[page.n - 1].id, &w, err) : 0;
     if (!rc) rc = messages_detailed(db, &cache, &w, &page, viewer, list, err);
     watermarks_free(&w);
     user_cache_free(&cache);
