@@ -497,7 +497,10 @@ def own_client_echo(d, chat, members, messages, gap):
         def watch():
             try:
                 while True:
-                    m = json.loads(direct.recv())
+                    text = direct.recv()
+                    if not text:  # closed: the measurement is over
+                        return
+                    m = json.loads(text)
                     if m.get("action") == "new_message":
                         seen[m["data"]["message"]["message"]] = time.perf_counter()
             except (websocket.WebSocketException, OSError):
