@@ -106,18 +106,21 @@ static const char SQL_SEQUENCE_PG[] =
 
 /* outbox_recipients holds exactly each event's recipients (its triggers
  * keep it: resuming sockets read through it). */
-static const char RULE_RECIPIENTS[] = "every event's recipients, and only they, are indexed";
+static const char RULE_RECIPIENTS[] =
+    "every narrow event's recipients, and only they, are indexed";
+#define NARROW_SQLITE                                                                              \
+    "SELECT o.id, j.value FROM outbox o, json_each(o.recipients) j "                               \
+    "WHERE json_array_length(o.recipients) <= 64"
+#define NARROW_PG                                                                                  \
+    "SELECT o.id, j.value::bigint FROM outbox o, json_array_elements_text(o.recipients::json) j " \
+    "WHERE json_array_length(o.recipients::json) <= 64"
 static const char SQL_RECIPIENTS_SQLITE[] =
-    "SELECT * FROM (SELECT o.id, j.value FROM outbox o, json_each(o.recipients) j "
-    "EXCEPT SELECT event_id, user_id FROM outbox_recipients) "
-    "UNION ALL SELECT * FROM (SELECT event_id, user_id FROM outbox_recipients "
-    "EXCEPT SELECT o.id, j.value FROM outbox o, json_each(o.recipients) j) LIMIT 1";
+    "SELECT * FROM (" NARROW_SQLITE " EXCEPT SELECT event_id, user_id FROM outbox_recipients) "
+    "UNION ALL SELECT * FROM (SELECT event_id, user_id FROM outbox_recipients EXCEPT " NARROW_SQLITE
+    ") LIMIT 1";
 static const char SQL_RECIPIENTS_PG[] =
-    "(SELECT o.id, j.value::bigint FROM outbox o, json_array_elements_text(o.recipients::json) j "
-    "EXCEPT SELECT event_id, user_id FROM outbox_recipients) "
-    "UNION ALL (SELECT event_id, user_id FROM outbox_recipients "
-    "EXCEPT SELECT o.id, j.value::bigint FROM outbox o, "
-    "json_array_elements_text(o.recipients::json) j) LIMIT 1";
+    "(" NARROW_PG " EXCEPT SELECT event_id, user_id FROM outbox_recipients) "
+    "UNION ALL (SELECT event_id, user_id FROM outbox_recipients EXCEPT " NARROW_PG ") LIMIT 1";
 
 static const char SQL_PROFILES[] =
     "SELECT id, user_name, email, phone, avatar_url FROM users WHERE is_system = 0";

@@ -95,9 +95,11 @@ typedef struct outbox_reader {
 int outbox_read(nova_db *db, outbox_reader *r, int64_t after, int64_t upto, long limit,
                 const char *action, nova_err *err);
 
-/* Start reading the events addressed to user_id (to any of their sessions
- * or one: outbox_event_for tells) with after < id <= upto, oldest first, at
- * most limit: through the recipients' index, whatever else is retained. */
+/* Start reading the events that may be addressed to user_id, with after <
+ * id <= upto, oldest first, at most limit: those addressed to them (to any
+ * of their sessions or one: outbox_event_for tells) through the
+ * recipients' index, and the wide events (over 64 recipients) of anyone,
+ * through theirs; whatever else is retained is not read. */
 int outbox_read_for(nova_db *db, outbox_reader *r, int64_t user_id, int64_t after, int64_t upto,
                     long limit, nova_err *err);
 

@@ -85,6 +85,50 @@ def test_resume_replays_exactly_the_missed_events_in_order(stack):
     sb.close()
 
 
+def test_resume_reads_narrow_events_by_their_index_and_wide_ones_too(make_stack):
+    """Events with at most 64 recipients are found through outbox_recipients,
+    wider ones (a big group's) through their own index; a resuming user gets
+    exactly theirs of both kinds, in order, and none of a wide event of a
+    group they are not in."""
+    st = make_stack()
+    owner, me = st.client(), st.client()
+    owner.register()
+    me.register()
+    crowd = []
+    for _ in range(66):
+        c = st.client()
+        c.register()
+        crowd.append(c)
+    big = group(owner, me, *crowd)             # 68 members: wide
+    other = owner.ok("POST", "/chat/new", {"chat_name": "o", "chat_members": [
+        c.user["id"] for c in crowd[:65]]})["chat_id"]  # 66 members, without me: wide, not mine
+    so, sm = owner.socket(), me.socket()
+    barrier(me, sm)
+    last = st.sql("SELECT max(id) FROM outbox")[0][0]
+    sm.close()
+    send(so, big, "to the big group")
+    send(so, other, "to the other group")
+    me.ok("PATCH", "/user", {"avatar_url": "https://example.com/me.png"})  # narrow: mine
+    send(so, big, "again to the big group")
+    drain(so)
+    wide = st.sql("SELECT id FROM outbox WHERE id > ? AND action = 'new_message'", last)
+    assert len(wide) == 3
+    for (event_id,) in wide:
+        assert st.sql("SELECT count(*) FROM outbox_recipients WHERE event_id = ?", event_id) == [(0,)]
+    expected = events_for(st, me.user["id"], last)
+    assert [a for _, a in expected] == ["new_message", "messages_read", "profile_change",
+                                        "new_message", "messages_read"], expected
+    sm = me.socket(query=f"?last_event_id={last}")
+    got = [sm.recv() for _ in expected]
+    assert [(m["event_id"], m["action"]) for m in got] == expected
+    assert [m["data"]["message"]["message"] for m in got if m["action"] == "new_message"] == [
+        "to the big group", "again to the big group"]
+    assert drain(sm) == []
+    assert st.admin("check").returncode == 0
+    so.close()
+    sm.close()
+
+
 def test_resume_with_nothing_missed_and_bad_arguments(stack):
     a = stack.client()
     a.register()
