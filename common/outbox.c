@@ -209,9 +209,8 @@ static const char SQL_OUTBOX_READ_ONE[] = "SELECT " OUTBOX_COLUMNS " FROM outbox
  * key, and every wide one (over 64 recipients, not indexed per recipient:
  * sql/003_outbox_recipients.sql) through outbox_wide, for the caller to
  * keep those addressed to the user. The two are disjoint and each comes in
- * id order, so the engine merges them as it reads (SQLite: MERGE (UNION
- * ALL); PostgreSQL: Merge Append) and a read that stops after a few rows
- * costs a few rows. SQLite is told which index the wide side takes (its
+ * id order, so SQLite merges them as it reads (MERGE (UNION ALL)) and a
+ * read that stops after a few rows costs a few rows. SQLite is told which index the wide side takes (its
  * planner would rather range over the primary key). */
 #define OUTBOX_COLUMNS_O                                                                           \
     "o.created_at, o.action, o.data, o.recipients, coalesce(o.session_id, 0), o.origin, "         \
@@ -226,8 +225,14 @@ static const char SQL_OUTBOX_READ_ONE[] = "SELECT " OUTBOX_COLUMNS " FROM outbox
     "AND o.id <= ?3 AND " wide " ORDER BY 1 LIMIT ?4"
 static const char SQL_OUTBOX_READ_FOR[] =
     OUTBOX_READ_FOR("INDEXED BY outbox_wide", "json_array_length(o.recipients) > 64");
+/* PostgreSQL would append both sides whole and sort them: each side is
+ * limited to the batch first (index order), the sort sees at most two. */
 static const char SQL_OUTBOX_READ_FOR_PG[] =
-    OUTBOX_READ_FOR("", "json_array_length(o.recipients::json) > 64");
+    "(SELECT r.event_id, " OUTBOX_COLUMNS_O " FROM outbox_recipients r "
+    "JOIN outbox o ON o.id = r.event_id "
+    "WHERE r.user_id = ?1 AND r.event_id > ?2 AND r.event_id <= ?3 ORDER BY r.event_id LIMIT ?4) "
+    "UNION ALL (SELECT o.id, " OUTBOX_COLUMNS_O " FROM outbox o WHERE o.id > ?2 AND o.id <= ?3 "
+    "AND json_array_length(o.recipients::json) > 64 ORDER BY o.id LIMIT ?4) ORDER BY 1 LIMIT ?4";
 
 static int reader_start(nova_db *db, outbox_reader *r, const char *sql, nova_err *err)
 {
