@@ -8,7 +8,7 @@ set grid
 set key top left
 set format x '%.0s%c'
 set logscale y
-x1 = 10000.0; y1 = 258.7
+x1 = 10000.0; y1 = 200.3
 plot "fanout.dat" using 1:7 with linespoints lw 2 pt 7 title "send -> sender's own new_message, sender alone online", \
      "fanout.dat" using 1:8 with linespoints lw 2 pt 7 title "the same once every member has read the chat", \
      "fanout.dat" using 1:2 with linespoints lw 2 pt 7 title "send -> sender's own new_message, every member online", \

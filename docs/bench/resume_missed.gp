@@ -8,6 +8,6 @@ set grid
 set key top left
 set format x '%.0s%c'
 set logscale y
-x1 = 100000.0; y1 = 1233.0
+x1 = 100000.0; y1 = 1105.0
 plot "resume_missed.dat" using 1:2 with linespoints lw 2 pt 7 title "resume", \
      y1 * x / x1 with lines dt 2 lc rgb 'gray' title 'linear (slope 1)'

@@ -8,6 +8,6 @@ set grid
 set key top left
 set format x '%.0s%c'
 set logscale y
-x1 = 1000000.0; y1 = 0.75
+x1 = 1000000.0; y1 = 0.42
 plot "resume_retained.dat" using 1:2 with linespoints lw 2 pt 7 title "resume, 10 of them the user's", \
      y1 * x / x1 with lines dt 2 lc rgb 'gray' title 'linear (slope 1)'
