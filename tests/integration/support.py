@@ -35,6 +35,18 @@ MULTI_100 = "é中😀" * 33 + "é"
 assert len(MULTI_100) == 100
 
 
+def until(fn, timeout=30, step=0.05):
+    """Call fn until it returns something true; that value (fails after
+    timeout seconds)."""
+    deadline = time.time() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        assert time.time() < deadline, "timed out"
+        time.sleep(step)
+
+
 def is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 

@@ -7,25 +7,14 @@ operator's own nginx listener (loopback), never on the public one."""
 import os
 import signal
 import subprocess
-import time
 
 import requests
 
 from conftest import Socket
-from support import befriend, metric, scrape
+from support import befriend, metric, scrape, until
 
 REQ = "nova_api_requests_total"
 DUR = "nova_api_request_duration_seconds"
-
-
-def until(fn, timeout=20, step=0.05):
-    deadline = time.time() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.time() < deadline, "timed out"
-        time.sleep(step)
 
 
 def test_requests_are_counted_by_route_and_status_over_every_worker(make_stack):

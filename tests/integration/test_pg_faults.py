@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import BUILD, PgCluster, Stack
-from support import befriend, metric, scrape, send_message, unique_name
+from support import befriend, metric, scrape, send_message, unique_name, until
 
 REQ = "nova_api_requests_total"
 
@@ -32,17 +32,6 @@ def own_stack():
     cluster.resume()  # the stack's database must be reachable to drop it
     st.stop_and_check()
     cluster.stop()
-
-
-def until(fn, timeout=30, step=0.1):
-    """Call fn until it returns something true; that value."""
-    deadline = time.time() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.time() < deadline, "timed out"
-        time.sleep(step)
 
 
 def next_of(sock, action):
