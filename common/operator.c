@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "session.h"
+
 static const char SQL_OPERATOR_INSERT[] =
     "INSERT INTO operators (name, password_hash, created_at) VALUES (?1, ?2, ?3) "
     "ON CONFLICT (name) DO NOTHING";
@@ -140,16 +142,13 @@ int operator_session_check(nova_db *db, const char *token, operator_session *out
     out->operator_id = db_col_i64(st, 1);
     size_t stored_len;
     const void *stored = db_col_blob(st, 2, &stored_len);
-    bool match = stored_len == TOKEN_HASH_LEN && sodium_memcmp(stored, hash, TOKEN_HASH_LEN) == 0;
-    double last_seen = db_col_double(st, 3), expires_at = db_col_double(st, 4);
+    enum session_verdict v = session_judge(stored, stored_len, hash, db_col_double(st, 3),
+                                           db_col_double(st, 4), OPERATOR_SESSION_IDLE,
+                                           OPERATOR_SESSION_TOUCH, &out->stale);
     const char *name = db_col_text(st, 5);
     snprintf(out->name, sizeof out->name, "%s", name ? name : "");
     db_done(st);
-    double now = nova_now();
-    if (!match || now > last_seen + OPERATOR_SESSION_IDLE || now > expires_at)
-        return nova_fail(err, ERR_FORBIDDEN, "not logged in");
-    out->stale = now - last_seen >= OPERATOR_SESSION_TOUCH;
-    return 0;
+    return v == SESSION_LIVE ? 0 : nova_fail(err, ERR_FORBIDDEN, "not logged in");
 }
 
 int operator_session_touch(nova_db *db, int64_t session_id, nova_err *err)

@@ -66,19 +66,25 @@ int session_check(nova_db *db, const char *token, session *out, nova_err *err)
     out->user_id = db_col_i64(st, 1);
     size_t stored_len;
     const void *stored = db_col_blob(st, 2, &stored_len);
-    bool match = stored_len == TOKEN_HASH_LEN && sodium_memcmp(stored, hash, TOKEN_HASH_LEN) == 0;
-    double last_seen = db_col_double(st, 3), expires_at = db_col_double(st, 4);
+    enum session_verdict v =
+        session_judge(stored, stored_len, hash, db_col_double(st, 3), db_col_double(st, 4),
+                      (double)db->cfg->session_idle, (double)db->cfg->session_touch, &out->stale);
     db_done(st);
-    if (!match) return nova_fail(err, ERR_FORBIDDEN, "Invalid Session");
+    out->expired = v == SESSION_EXPIRED;
+    return v == SESSION_LIVE ? 0 : nova_fail(err, ERR_FORBIDDEN, "Invalid Session");
+}
 
-    const nova_config *cfg = db->cfg;
+enum session_verdict session_judge(const void *stored_hash, size_t stored_len,
+                                   const unsigned char hash[TOKEN_HASH_LEN], double last_seen,
+                                   double expires_at, double idle, double touch, bool *stale)
+{
+    *stale = false;
+    if (stored_len != TOKEN_HASH_LEN || sodium_memcmp(stored_hash, hash, TOKEN_HASH_LEN))
+        return SESSION_NOT_IT;
     double now = nova_now();
-    if (now > last_seen + (double)cfg->session_idle || now > expires_at) {
-        out->expired = true;
-        return nova_fail(err, ERR_FORBIDDEN, "Invalid Session");
-    }
-    out->stale = now - last_seen >= (double)cfg->session_touch;
-    return 0;
+    if (now > last_seen + idle || now > expires_at) return SESSION_EXPIRED;
+    *stale = now - last_seen >= touch;
+    return SESSION_LIVE;
 }
 
 int session_settle(nova_db *db, const session *s, nova_err *err)

@@ -34,6 +34,16 @@ int session_token_from_cookie(const char *cookie_header, char out[TOKEN_LEN + 1]
  * one. out->expired / out->stale say what session_settle must write. */
 int session_check(nova_db *db, const char *token, session *out, nova_err *err);
 
+/* The rule every kind of session (a chat user's, an operator's) is judged
+ * by: the row found by the token's hash is the token's (its stored hash,
+ * compared in constant time), and it is neither idle for longer than idle
+ * seconds nor past expires_at. SESSION_LIVE (with *stale when last_seen is
+ * older than touch seconds: refresh it), SESSION_NOT_IT or SESSION_EXPIRED. */
+enum session_verdict { SESSION_LIVE, SESSION_NOT_IT, SESSION_EXPIRED };
+enum session_verdict session_judge(const void *stored_hash, size_t stored_len,
+                                   const unsigned char hash[TOKEN_HASH_LEN], double last_seen,
+                                   double expires_at, double idle, double touch, bool *stale);
+
 /* What session_check found, written inside the caller's write
  * transaction: an expired session ends (logout to its sockets), a stale
  * one's last_seen is refreshed (at most every cfg->session_touch seconds);
