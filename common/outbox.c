@@ -234,17 +234,18 @@ static const char SQL_OUTBOX_READ_FOR_PG[] =
     "UNION ALL (SELECT o.id, " OUTBOX_COLUMNS_O " FROM outbox o WHERE o.id > ?2 AND o.id <= ?3 "
     "AND json_array_length(o.recipients::json) > 64 ORDER BY o.id LIMIT ?4) ORDER BY 1 LIMIT ?4";
 
-static int reader_start(nova_db *db, outbox_reader *r, const char *sql, nova_err *err)
+/* Start a read with a statement of db (from db_prepare or db_prepare_for). */
+static int reader_start(nova_db *db, outbox_reader *r, db_stmt *st, nova_err *err)
 {
     r->db = db;
-    r->st = db_prepare(db, sql);
-    return r->st ? 0 : nova_fail(err, ERR_INTERNAL, "internal error");
+    r->st = st;
+    return st ? 0 : nova_fail(err, ERR_INTERNAL, "internal error");
 }
 
 int outbox_read(nova_db *db, outbox_reader *r, int64_t after, int64_t upto, long limit,
                 const char *action, nova_err *err)
 {
-    int rc = reader_start(db, r, SQL_OUTBOX_READ, err);
+    int rc = reader_start(db, r, db_prepare(db, SQL_OUTBOX_READ), err);
     if (rc) return rc;
     db_bind_i64(r->st, 1, after);
     db_bind_i64(r->st, 2, upto);
@@ -256,9 +257,9 @@ int outbox_read(nova_db *db, outbox_reader *r, int64_t after, int64_t upto, long
 int outbox_read_for(nova_db *db, outbox_reader *r, int64_t user_id, int64_t after, int64_t upto,
                     long limit, nova_err *err)
 {
-    r->db = db;
-    r->st = db_prepare_for(db, SQL_OUTBOX_READ_FOR, SQL_OUTBOX_READ_FOR_PG);
-    if (!r->st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    int rc = reader_start(db, r, db_prepare_for(db, SQL_OUTBOX_READ_FOR, SQL_OUTBOX_READ_FOR_PG),
+                          err);
+    if (rc) return rc;
     db_bind_i64(r->st, 1, user_id);
     db_bind_i64(r->st, 2, after);
     db_bind_i64(r->st, 3, upto);
@@ -268,7 +269,7 @@ int outbox_read_for(nova_db *db, outbox_reader *r, int64_t user_id, int64_t afte
 
 int outbox_read_newest(nova_db *db, outbox_reader *r, long count, const char *action, nova_err *err)
 {
-    int rc = reader_start(db, r, SQL_OUTBOX_READ_NEWEST, err);
+    int rc = reader_start(db, r, db_prepare(db, SQL_OUTBOX_READ_NEWEST), err);
     if (rc) return rc;
     if (action) db_bind_text(r->st, 1, action);
     db_bind_i64(r->st, 2, count);
@@ -277,7 +278,7 @@ int outbox_read_newest(nova_db *db, outbox_reader *r, long count, const char *ac
 
 int outbox_read_one(nova_db *db, outbox_reader *r, int64_t id, outbox_event *ev, nova_err *err)
 {
-    int rc = reader_start(db, r, SQL_OUTBOX_READ_ONE, err);
+    int rc = reader_start(db, r, db_prepare(db, SQL_OUTBOX_READ_ONE), err);
     if (rc) return rc;
     db_bind_i64(r->st, 1, id);
     rc = outbox_next(r, ev);
@@ -425,9 +426,8 @@ static const char SQL_OUTBOX_SEARCH_PG[] =
 
 int outbox_search(nova_db *db, outbox_reader *r, const outbox_filter *f, nova_err *err)
 {
-    r->db = db;
-    r->st = db_prepare_for(db, SQL_OUTBOX_SEARCH, SQL_OUTBOX_SEARCH_PG);
-    if (!r->st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    int rc = reader_start(db, r, db_prepare_for(db, SQL_OUTBOX_SEARCH, SQL_OUTBOX_SEARCH_PG), err);
+    if (rc) return rc;
     db_bind_i64(r->st, 1, f->before);
     if (f->action) db_bind_text(r->st, 2, f->action);
     db_bind_i64(r->st, 3, f->user_id);
