@@ -305,16 +305,18 @@ static int run_batch(rt *r)
         s->upto = outbox_last_emitted();
     }
     bool committed = false;
+    size_t kept = 0;
+    for (size_t i = 0; i < ran; i++)
+        kept += steps[i].ran;
     if (in_tx) {
-        /* A lone write that failed ran without a savepoint: undo it whole. */
-        bool lone_failed = writes == 1 && !failed;
-        for (size_t i = 0; i < ran && lone_failed; i++)
-            if (steps[i].write && !steps[i].code) lone_failed = false;
-        if (!failed && !lone_failed && !db_commit(r->db, &tx_err)) {
+        /* Commit what was kept; with nothing kept there is nothing to
+         * commit (a lone write that failed ran without a savepoint: the
+         * rollback undoes it). */
+        if (!failed && kept && !db_commit(r->db, &tx_err)) {
             committed = true;
             outbox_committed(NULL); /* no wake-up: delivered right here */
         } else {
-            if (!failed && !lone_failed) failed = true; /* the commit failed */
+            if (!failed && kept) failed = true; /* the commit failed */
             db_rollback(r->db);
             outbox_discarded();
         }
