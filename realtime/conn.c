@@ -52,7 +52,7 @@ void rt_register(rt *r, conn *c)
     }
     if (oldest && open >= r->cfg->ws_max_per_user) {
         log_info("user %lld has %ld sockets: closing the oldest", (long long)c->user_id, open);
-        conn_close_after_drain(oldest, 1008, "too many sockets for this user: closed the oldest");
+        conn_close_after_drain(oldest, CLOSE_SOCKET_CAP, NULL);
         conn_kill_soon(oldest);
     }
     size_t b = bucket_of(r, c->user_id);
@@ -91,12 +91,29 @@ conn *rt_next_conn_of(conn *c, int64_t user_id)
     return c;
 }
 
-void conn_close_after_drain(conn *c, int code, const char *reason)
+/* Each kind of close of ours: its close code, and its reason unless the
+ * closer gives one. */
+static const struct {
+    int code;
+    const char *reason;
+} closes[CLOSE_KINDS] = {
+    [CLOSE_LOGGED_OUT] = {1000, "logged out"},
+    [CLOSE_INVALID_SESSION] = {1008, "invalid session"},
+    [CLOSE_SOCKET_CAP] = {1008, "too many sockets for this user: closed the oldest"},
+    [CLOSE_TOO_SLOW] = {1008, "too slow: send queue limit exceeded, reconnect"},
+    [CLOSE_TOO_BIG] = {1009, "message too big"},
+    [CLOSE_PROTOCOL_ERROR] = {1002, "protocol error"},
+    [CLOSE_TRY_AGAIN_LATER] = {1013, "try again later"},
+    [CLOSE_SERVER_ERROR] = {1011, "server error, reconnect"},
+};
+
+void conn_close_after_drain(conn *c, enum rt_close_kind kind, const char *why)
 {
     if (c->close_when_drained) return;
     c->close_when_drained = true;
-    c->close_code = code;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    c->close_kind = kind;
+    c->close_code = closes[kind].code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", why ? why : closes[kind].reason);
     conn_want_write(c);
 }
 
@@ -138,7 +155,7 @@ static void conn_too_slow(conn *c, const char *why)
     log_info("socket %llu of user %lld is too slow (%zu bytes queued, %s): closing",
              (unsigned long long)c->id, (long long)c->user_id, c->queued_bytes, why);
     conn_free_queue(c);
-    conn_close_after_drain(c, 1008, "too slow: send queue limit exceeded, reconnect");
+    conn_close_after_drain(c, CLOSE_TOO_SLOW, NULL);
     /* A stuck peer may never make the socket writable for the close
      * frame: drop the connection in any case shortly. */
     conn_kill_soon(c);

@@ -105,7 +105,7 @@ const char *guard_last_event_id(int fd, bool *too_long)
     return g && g->seen ? g->value : NULL;
 }
 
-bool guard_take_violation(int *fd, void **owner, int *code, const char **why)
+bool guard_take_violation(int *fd, void **owner, const char **why)
 {
     if (!violations) return false;
     for (size_t i = 0; i < table_len; i++) {
@@ -113,7 +113,6 @@ bool guard_take_violation(int *fd, void **owner, int *code, const char **why)
         if (!counted(g)) continue;
         *fd = (int)i;
         *owner = g->owner;
-        *code = g->code;
         *why = g->why;
         g->code = 0; /* taken */
         violations--;

@@ -16,7 +16,7 @@ void guard_bind(int fd, void *owner);
  * absent); *too_long when it was longer than GUARD_VALUE_MAX. */
 const char *guard_last_event_id(int fd, bool *too_long);
 /* Hand out one bound connection that broke the protocol since the last
- * call: its owner, the close code and the reason. */
-bool guard_take_violation(int *fd, void **owner, int *code, const char **why);
+ * call (closed with 1002): its owner and the reason. */
+bool guard_take_violation(int *fd, void **owner, const char **why);
 
 #endif

@@ -102,10 +102,10 @@ static void authenticate(rt *r, conn *c, struct lws *wsi)
                  (long long)c->user_id);
     } else if (rc == ERR_FORBIDDEN) {
         conn_send_error(r, c, 0, 403, "Invalid Session");
-        conn_close_after_drain(c, 1008, "invalid session");
+        conn_close_after_drain(c, CLOSE_INVALID_SESSION, NULL);
     } else { /* the storage could not be asked: come back later */
         conn_send_error(r, c, 0, err_socket_code(rc), err.msg);
-        conn_close_after_drain(c, 1013, "try again later");
+        conn_close_after_drain(c, CLOSE_TRY_AGAIN_LATER, NULL);
     }
     sodium_memzero(token, sizeof token);
     if (cookie) {
@@ -396,14 +396,14 @@ static const struct lws_extension extensions[] = {
 static void on_check(struct ev_loop *loop, ev_check *w, int revents)
 {
     (void)loop, (void)w, (void)revents;
-    int fd, code;
+    int fd;
     void *owner;
     const char *why;
-    while (guard_take_violation(&fd, &owner, &code, &why)) {
+    while (guard_take_violation(&fd, &owner, &why)) {
         conn *c = owner;
         log_info("socket %llu: protocol error (%s): closing", (unsigned long long)c->id, why);
         conn_free_queue(c);
-        conn_close_after_drain(c, code, why);
+        conn_close_after_drain(c, CLOSE_PROTOCOL_ERROR, why);
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
     }
 }

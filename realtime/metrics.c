@@ -23,22 +23,11 @@ static const char *const close_names[CLOSE_KINDS] = {
     [CLOSE_SERVER_ERROR] = "server_error",
 };
 
-/* Why a socket closed, from the close we asked for (if any). */
+/* Why a socket closed: the close we asked for, if any. */
 static enum rt_close_kind close_kind(const conn *c)
 {
     if (c->rx_refused) return CLOSE_TOO_BIG;
-    if (!c->close_when_drained) return CLOSE_BY_PEER;
-    switch (c->close_code) {
-    case 1000: return CLOSE_LOGGED_OUT;
-    case 1002: return CLOSE_PROTOCOL_ERROR;
-    case 1009: return CLOSE_TOO_BIG;
-    case 1013: return CLOSE_TRY_AGAIN_LATER;
-    case 1008:
-        if (!strncmp(c->close_reason, "too slow", 8)) return CLOSE_TOO_SLOW;
-        if (!strncmp(c->close_reason, "too many sockets", 16)) return CLOSE_SOCKET_CAP;
-        return CLOSE_INVALID_SESSION;
-    default: return CLOSE_SERVER_ERROR;
-    }
+    return c->close_when_drained ? (enum rt_close_kind)c->close_kind : CLOSE_BY_PEER;
 }
 
 void rt_metrics_closed(rt *r, const conn *c)

@@ -102,12 +102,12 @@ void resume_step(rt *r, conn *c)
         conn_send_packet(r, c,
                          &(packet_fields){.action = ev.action, .event_id = ev.id, .data = ev.data});
         r->metrics.replayed++;
-        if (outbox_event_ends_session(&ev)) conn_close_after_drain(c, 1000, "logged out");
+        if (outbox_event_ends_session(&ev)) conn_close_after_drain(c, CLOSE_LOGGED_OUT, NULL);
         if (c->close_when_drained) break;
     }
     outbox_read_end(&rd);
     if (rc < 0) {
-        conn_close_after_drain(c, 1011, "replay failed, reconnect");
+        conn_close_after_drain(c, CLOSE_SERVER_ERROR, "replay failed, reconnect");
         return;
     }
     if (!full && rows < r->cfg->outbox_batch && !c->close_when_drained) {

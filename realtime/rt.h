@@ -39,6 +39,7 @@ typedef struct conn {
     bool replaying;
     int64_t cursor; /* newest event id considered for this socket */
     bool close_when_drained;
+    int close_kind; /* enum rt_close_kind: why we close it */
     int close_code;
     char close_reason[96];
     struct conn *next_in_bucket;
@@ -172,8 +173,9 @@ void conn_send_packet(rt *r, conn *c, const packet_fields *f);
 void conn_send_error(rt *r, conn *c, int64_t request_id, int code, const char *msg);
 /* Ask for a writable callback (no-op without a wsi). */
 void conn_want_write(conn *c);
-/* Close after the queue has been written. */
-void conn_close_after_drain(conn *c, int code, const char *reason);
+/* Close after the queue has been written, with the close code of its
+ * kind and its reason (why, or the kind's own). */
+void conn_close_after_drain(conn *c, enum rt_close_kind kind, const char *why);
 /* Write the next queued packet (SERVER_WRITEABLE); -1 to close. */
 int conn_write_next(rt *r, conn *c);
 void conn_free_queue(conn *c);

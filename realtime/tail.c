@@ -36,7 +36,7 @@ static void deliver(rt *r, const outbox_event *ev)
                                                     .data = ev->data});
             conn_send(r, c, *pkt);
             r->metrics.deliveries++;
-            if (closes) conn_close_after_drain(c, 1000, "logged out");
+            if (closes) conn_close_after_drain(c, CLOSE_LOGGED_OUT, NULL);
         }
     }
     packet_unref(plain);
