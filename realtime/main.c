@@ -158,9 +158,8 @@ static int receive(rt *r, conn *c, struct lws *wsi, const void *in, size_t len)
     return 0;
 }
 
-/* GET /metrics: the headers now, the text on HTTP_WRITEABLE. The
- * connection's conn (lws's per-session data, zeroed, never a WebSocket's)
- * holds the text in rx and how much of it went out in rx_cap. */
+/* GET /metrics: the headers now, the text on HTTP_WRITEABLE, held by the
+ * connection's conn (lws's per-session data, zeroed; never a WebSocket's). */
 static int metrics_begin(rt *r, conn *c, struct lws *wsi)
 {
     size_t len;
@@ -169,9 +168,9 @@ static int metrics_begin(rt *r, conn *c, struct lws *wsi)
         lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "metrics unavailable");
         return -1;
     }
-    c->rx = text;
-    c->rx_len = len;
-    c->rx_cap = 0;
+    c->http_body = text;
+    c->http_len = len;
+    c->http_sent = 0;
     unsigned char head[LWS_PRE + 512], *start = head + LWS_PRE, *p = start,
                                        *end = head + sizeof head - 1;
     if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
@@ -186,21 +185,21 @@ static int metrics_begin(rt *r, conn *c, struct lws *wsi)
 
 static int metrics_write(conn *c, struct lws *wsi)
 {
-    if (!c->rx) return -1;
+    if (!c->http_body) return -1;
     unsigned char chunk[LWS_PRE + 16384];
-    size_t n = c->rx_len - c->rx_cap;
+    size_t n = c->http_len - c->http_sent;
     if (n > sizeof chunk - LWS_PRE) n = sizeof chunk - LWS_PRE;
-    memcpy(chunk + LWS_PRE, c->rx + c->rx_cap, n);
-    c->rx_cap += n;
-    bool last = c->rx_cap == c->rx_len;
+    memcpy(chunk + LWS_PRE, c->http_body + c->http_sent, n);
+    c->http_sent += n;
+    bool last = c->http_sent == c->http_len;
     if (lws_write(wsi, chunk + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
         return -1;
     if (!last) {
         lws_callback_on_writable(wsi);
         return 0;
     }
-    free(c->rx);
-    c->rx = NULL;
+    free(c->http_body);
+    c->http_body = NULL;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -287,8 +286,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
          * (libpq's, after a reconnect) would be read as WebSocket frames. */
         guard_close(lws_get_socket_fd(wsi));
         if (c) {
-            free(c->rx);
-            c->rx = NULL;
+            free(c->http_body);
+            c->http_body = NULL;
         }
         return 0;
     default:

@@ -65,6 +65,10 @@ typedef struct conn {
     char *rx;
     size_t rx_len, rx_cap;
     bool rx_refused; /* over ws_max_frame: closing with 1009, nothing more is read */
+    /* A plain HTTP connection's answer (GET /metrics), and how much of it
+     * went out. */
+    char *http_body;
+    size_t http_len, http_sent;
 } conn;
 
 /* What nova-realtime counts for its metrics (metrics.c). Actions are
