@@ -59,6 +59,7 @@ static void json_escape_into(char *line, size_t cap, size_t *len, const char *te
 void log_msg(int level, const char *fmt, ...)
 {
     if (level > log_level) return;
+    if (!log_pid) log_pid = (int)getpid(); /* a program that never called log_init */
     char text[1024], line[2048];
     va_list ap;
     va_start(ap, fmt);
@@ -80,13 +81,13 @@ void log_msg(int level, const char *fmt, ...)
         int n =
             snprintf(line, sizeof line,
                      "{\"time\":\"%s\",\"program\":\"%s\",\"pid\":%d,\"level\":\"%s\",\"msg\":\"",
-                     when, log_program, (int)getpid(), level_name(level));
+                     when, log_program, log_pid, level_name(level));
         len = n > 0 && (size_t)n < sizeof line ? (size_t)n : 0;
         json_escape_into(line, sizeof line, &len, safe);
         line[len++] = '"';
         line[len++] = '}';
     } else {
-        int n = snprintf(line, sizeof line, "%s %s[%d] %s %s", when, log_program, (int)getpid(),
+        int n = snprintf(line, sizeof line, "%s %s[%d] %s %s", when, log_program, log_pid,
                          level_name(level), text);
         len = n < 0 ? 0 : (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
         /* Client-supplied text (paths) must not forge log lines. */
