@@ -45,11 +45,11 @@ struct copy_table {
 #define USERS "id, user_name, password_hash, email, phone, avatar_url, is_system, created_at"
 #define SESSIONS "id, token_hash, user_id, created_at, last_seen, expires_at"
 #define FRIEND_GROUPS "id, user_id, name, is_default"
-#define CHATS "id, name, owner_id, created_at"
+#define CHATS "id, name, owner_id, created_at, message_count"
 #define FRIENDS "user_id, friend_id, nickname, group_id, chat_id, created_at"
 #define FRIEND_INVITATIONS "id, sender_id, receiver_id, comment, source_chat_id, created_at"
 #define CHAT_MEMBERS "id, chat_id, user_id, is_admin, joined_at"
-#define CHAT_RELATIONS "chat_id, user_id, nickname, last_read_id"
+#define CHAT_RELATIONS "chat_id, user_id, nickname, last_read_id, read_count"
 #define MESSAGES "id, chat_id, sender_id, content, send_time, reply_to_id, recalled"
 #define MESSAGE_DELETIONS "user_id, message_id"
 #define CHAT_INVITATIONS "id, chat_id, user_id, invited_by, created_at"
@@ -74,14 +74,14 @@ static const struct copy_table copy_tables[] = {
      "INSERT INTO users (" USERS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"},
     {"sessions", "ibirrr", 1, SEQ_AUTOINC, BY_ID("sessions", SESSIONS, "?, ?, ?, ?, ?, ?")},
     {"friend_groups", "iiti", 1, SEQ_ROWID, BY_ID("friend_groups", FRIEND_GROUPS, "?, ?, ?, ?")},
-    {"chats", "itir", 1, SEQ_AUTOINC, BY_ID("chats", CHATS, "?, ?, ?, ?")},
+    {"chats", "itiri", 1, SEQ_AUTOINC, BY_ID("chats", CHATS, "?, ?, ?, ?, ?")},
     {"friends", "iitiir", 2, SEQ_NONE,
      BY_PAIR("friends", FRIENDS, "user_id", "friend_id", "?, ?, ?, ?, ?, ?")},
     {"friend_invitations", "iiitir", 1, SEQ_AUTOINC,
      BY_ID("friend_invitations", FRIEND_INVITATIONS, "?, ?, ?, ?, ?, ?")},
     {"chat_members", "iiiir", 1, SEQ_ROWID, BY_ID("chat_members", CHAT_MEMBERS, "?, ?, ?, ?, ?")},
-    {"chat_relations", "iiti", 2, SEQ_NONE,
-     BY_PAIR("chat_relations", CHAT_RELATIONS, "chat_id", "user_id", "?, ?, ?, ?")},
+    {"chat_relations", "iitii", 2, SEQ_NONE,
+     BY_PAIR("chat_relations", CHAT_RELATIONS, "chat_id", "user_id", "?, ?, ?, ?, ?")},
     {"messages", "iiitrii", 1, SEQ_AUTOINC, BY_ID("messages", MESSAGES, "?, ?, ?, ?, ?, ?, ?")},
     {"message_deletions", "ii", 2, SEQ_NONE,
      BY_PAIR("message_deletions", MESSAGE_DELETIONS, "user_id", "message_id", "?, ?")},

@@ -280,7 +280,18 @@ class Data:
             last[uid] = mid
             con.execute("UPDATE chat_relations SET last_read_id = max(last_read_id, ?) "
                         "WHERE chat_id = ? AND user_id = ?", (mid, chat_id, uid))
+        self.recount(con, chat_id)
         return last
+
+    @staticmethod
+    def recount(con, chat_id):
+        """The chat's message count and its members' read counts (schema
+        004) after rows were written behind the domain's back."""
+        con.execute("UPDATE chats SET message_count = (SELECT count(*) FROM messages "
+                    "WHERE chat_id = ?1) WHERE id = ?1", (chat_id,))
+        con.execute("UPDATE chat_relations SET read_count = (SELECT count(*) FROM messages m "
+                    "WHERE m.chat_id = ?1 AND m.id <= chat_relations.last_read_id) "
+                    "WHERE chat_id = ?1", (chat_id,))
 
     def add_group(self, con, name, member_idxs):
         """A group made as chat_create_group makes it: owner first."""
@@ -296,6 +307,7 @@ class Data:
         text = f"Group {name} created by {names[0]} with " + ", ".join(names)
         con.execute("INSERT INTO messages (chat_id, sender_id, content, send_time) VALUES (?, 1, ?, ?)",
                     (chat_id, text, now))
+        self.recount(con, chat_id)
         return chat_id
 
     def check(self):
@@ -446,6 +458,7 @@ def curve_chats(d, out, sizes, repeat, per_chat=20, read=10):
                                  (chat, read)).fetchone()  # read the system message and `read` more
             con.execute("UPDATE chat_relations SET last_read_id = ? WHERE chat_id = ? AND user_id = ?",
                         (mid, chat, d.users[c][0]))
+            d.recount(con, chat)
         con.execute("COMMIT")
         con.close()
         d.checkpoint()
@@ -568,6 +581,7 @@ def curve_fanout(d, out, sizes, pool, messages):
         con.execute("BEGIN IMMEDIATE")
         con.execute("UPDATE chat_relations SET last_read_id = (SELECT max(id) FROM messages "
                     "WHERE chat_id = ?1) WHERE chat_id = ?1", (chat,))
+        d.recount(con, chat)
         con.execute("COMMIT")
         con.close()
         read = loadgen(d.stack, ["fanout", "--users", uf, "--sockets", 1, "--chat", chat,

@@ -16,11 +16,14 @@ static const char SQL_CHAT_INSERT[] = "INSERT INTO chats (name, owner_id, create
 static const char SQL_MEMBER_INSERT[] =
     "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (?, ?, ?)";
 static const char SQL_RELATION_UPSERT[] =
-    "INSERT INTO chat_relations (chat_id, user_id, last_read_id) "
-    "VALUES (?1, ?2, (SELECT coalesce(max(id), 0) FROM messages WHERE chat_id = ?1)) "
+    "INSERT INTO chat_relations (chat_id, user_id, last_read_id, read_count) "
+    "VALUES (?1, ?2, (SELECT coalesce(max(id), 0) FROM messages WHERE chat_id = ?1), "
+    "(SELECT message_count FROM chats WHERE id = ?1)) "
     "ON CONFLICT (chat_id, user_id) DO UPDATE SET last_read_id = CASE WHEN "
     "excluded.last_read_id > chat_relations.last_read_id THEN excluded.last_read_id ELSE "
-    "chat_relations.last_read_id END";
+    "chat_relations.last_read_id END, read_count = CASE WHEN "
+    "excluded.last_read_id > chat_relations.last_read_id THEN excluded.read_count ELSE "
+    "chat_relations.read_count END";
 static const char SQL_CHAT_DELETE[] = "DELETE FROM chats WHERE id = ?";
 
 int chat_add_member(nova_db *db, int64_t chat_id, int64_t user_id, nova_err *err)

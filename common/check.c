@@ -89,6 +89,12 @@ static const struct {
      "SELECT id, sender_id FROM messages WHERE recalled = 1 AND (sender_id <> 2 "
      "OR content <> 'Message recalled' OR reply_to_id IS NOT NULL)"},
     {"messages are never empty", "SELECT id, chat_id FROM messages WHERE content = ''"},
+    {"a chat's message count is the number of its messages",
+     "SELECT c.id, c.message_count FROM chats c WHERE c.message_count <> "
+     "(SELECT count(*) FROM messages m WHERE m.chat_id = c.id)"},
+    {"a read count is the number of the chat's messages up to the read watermark",
+     "SELECT r.chat_id, r.user_id FROM chat_relations r WHERE r.read_count <> "
+     "(SELECT count(*) FROM messages m WHERE m.chat_id = r.chat_id AND m.id <= r.last_read_id)"},
     {"a read watermark never passes the chat's newest message",
      "SELECT r.chat_id, r.user_id FROM chat_relations r WHERE r.last_read_id > "
      "(SELECT coalesce(max(m.id), 0) FROM messages m WHERE m.chat_id = r.chat_id)"},

@@ -12,6 +12,10 @@
 #include "user.h"
 #include "view.h"
 
+/* Raised before the insert, so that on PostgreSQL the chat's row lock
+ * orders concurrent sends (the count and the ids grow together). */
+static const char SQL_CHAT_COUNT_MESSAGE[] =
+    "UPDATE chats SET message_count = message_count + 1 WHERE id = ?";
 static const char SQL_MESSAGE_INSERT[] =
     "INSERT INTO messages (chat_id, sender_id, content, send_time, reply_to_id) "
     "VALUES (?, ?, ?, ?, ?) RETURNING id";
@@ -19,15 +23,20 @@ static const char SQL_MESSAGE_INSERT[] =
 int message_post(nova_db *db, int64_t chat_id, int64_t sender_id, const char *content,
                  int64_t reply_to, int64_t *message_id, nova_err *err)
 {
-    db_stmt *st = db_prepare(db, SQL_MESSAGE_INSERT);
+    db_stmt *st = db_prepare(db, SQL_CHAT_COUNT_MESSAGE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    db_bind_i64(st, 1, chat_id);
+    int rc = db_exec_done(db, st, err);
+    if (rc) return rc;
+    if (!(st = db_prepare(db, SQL_MESSAGE_INSERT)))
+        return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_i64(st, 1, chat_id);
     db_bind_i64(st, 2, sender_id);
     db_bind_text(st, 3, content);
     db_bind_double(st, 4, nova_now());
     if (reply_to) db_bind_i64(st, 5, reply_to);
     int64_t id = 0;
-    int rc = db_insert_id(db, st, &id, err);
+    rc = db_insert_id(db, st, &id, err);
     if (rc) return rc;
     if (message_id) *message_id = id;
     json_object *m = view_message_detailed(db, id, 0, err);
@@ -58,11 +67,16 @@ static const char SQL_MESSAGE_RECALL[] =
 static const char SQL_MESSAGE_HIDE[] =
     "INSERT INTO message_deletions (user_id, message_id) VALUES (?, ?) ON CONFLICT DO NOTHING";
 /* One row written, whatever the length of the chat: the watermark moves to
- * the newest message (found through the (chat_id, id) index). */
+ * the newest message (found through the (chat_id, id) index), and the read
+ * count with it to the chat's message count (schema 004). Both right-hand
+ * sides see the row as it was. */
+#define NEWEST_OF_CHAT "(SELECT coalesce(max(id), 0) FROM messages WHERE chat_id = ?1)"
 static const char SQL_MARK_READ[] =
-    "UPDATE chat_relations SET last_read_id = (SELECT CASE WHEN coalesce(max(id), 0) > "
-    "chat_relations.last_read_id THEN coalesce(max(id), 0) ELSE chat_relations.last_read_id END "
-    "FROM messages WHERE chat_id = ?1) "
+    "UPDATE chat_relations SET "
+    "read_count = CASE WHEN " NEWEST_OF_CHAT " > last_read_id "
+    "THEN (SELECT message_count FROM chats WHERE id = ?1) ELSE read_count END, "
+    "last_read_id = CASE WHEN " NEWEST_OF_CHAT " > last_read_id "
+    "THEN " NEWEST_OF_CHAT " ELSE last_read_id END "
     "WHERE chat_id = ?1 AND user_id = ?2";
 
 static int mark_read(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err);

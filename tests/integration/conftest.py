@@ -248,6 +248,8 @@ class Stack:
         )
 
     def start(self):
+        """Start (or, after stop(), start again) every process."""
+        self.procs = {n: p for n, p in self.procs.items() if p.poll() is None}
         self.admin("migrate")
         self.start_api()
         self.start_realtime()
