@@ -8,7 +8,7 @@ set grid
 set key top left
 set format x '%.0s%c'
 set logscale y
-x1 = 1000000.0; y1 = 63.96
+x1 = 1000000.0; y1 = 0.2489
 plot "history.dat" using 1:2 with linespoints lw 2 pt 7 title "GET messages?limit=50, newest page", \
      "history.dat" using 1:4 with linespoints lw 2 pt 7 title "GET messages?limit=50, middle page", \
      "history.dat" using 1:6 with linespoints lw 2 pt 7 title "GET /api/chat/<id>, all unread", \
