@@ -365,6 +365,8 @@ static const char *const events[] = {
     "messages_read",   "admin_state_change", "owner_state_change",
     "member_added",    "member_deleted",     "chat_deleted",
     "chat_invitation", "friend_created",     "friend_deleted",
+    /* [ext] Presence and typing */
+    "presence",        "typing",
 };
 
 bool shape_known_event(const char *action)
@@ -417,6 +419,16 @@ void shape_event_data(const char *action, json_object *d, const char *where)
         keys_exactly(d, where, "friend", KEYS_END);
         sub(w, sizeof w, where, "friend");
         shape_user_detailed(field(d, "friend"), w);
+    } else if (!strcmp(action, "presence")) {
+        keys_exactly(d, where, "user", "online", KEYS_END);
+        sub(w, sizeof w, where, "user");
+        shape_user_basic(field(d, "user"), w);
+        want_bool(d, "online", where);
+    } else if (!strcmp(action, "typing")) {
+        keys_exactly(d, where, "chat_id", "user", KEYS_END);
+        want_int(d, "chat_id", 1, where);
+        sub(w, sizeof w, where, "user");
+        shape_user_basic(field(d, "user"), w);
     } else {
         fuzz_fail("%s: unknown notification '%s'", where, action);
     }
