@@ -153,8 +153,8 @@ static const option_def options[] = {
     {"presence-heartbeat-ms", "NOVA_PRESENCE_HEARTBEAT_MS", OPT_LONG, OFF(presence_heartbeat_ms),
      "1000", 100, 600000, CFG_REALTIME,
      "how often a daemon records that it is alive and expires dead daemons' presence (ms)", NULL},
-    {"presence-timeout-ms", "NOVA_PRESENCE_TIMEOUT_MS", OPT_LONG, OFF(presence_timeout_ms),
-     "15000", 200, 3600000, CFG_REALTIME,
+    {"presence-timeout-ms", "NOVA_PRESENCE_TIMEOUT_MS", OPT_LONG, OFF(presence_timeout_ms), "15000",
+     200, 3600000, CFG_REALTIME,
      "a daemon without a heartbeat this long is dead: its users' sockets are gone (ms)", NULL},
     {"presence-grace-ms", "NOVA_PRESENCE_GRACE_MS", OPT_LONG, OFF(presence_grace_ms), "3000", 0,
      3600000, CFG_REALTIME,
@@ -162,8 +162,8 @@ static const option_def options[] = {
      NULL},
     {"presence-retention", "NOVA_PRESENCE_RETENTION", OPT_LONG, OFF(presence_retention), "60", 10,
      86400, CFG_REALTIME, "seconds presence and typing events stay in the outbox", NULL},
-    {"typing-interval-ms", "NOVA_TYPING_INTERVAL_MS", OPT_LONG, OFF(typing_interval_ms), "2000",
-     0, 600000, CFG_REALTIME,
+    {"typing-interval-ms", "NOVA_TYPING_INTERVAL_MS", OPT_LONG, OFF(typing_interval_ms), "2000", 0,
+     600000, CFG_REALTIME,
      "a user's typing in one chat goes out at most once per this long per daemon (ms)", NULL},
 };
 

@@ -75,9 +75,9 @@ int presence_set(nova_db *db, const char *instance, int64_t user_id, long socket
     int64_t before, after;
     int rc;
     if ((rc = lock_user(db, user_id, err)) || (rc = rows_of(db, user_id, &before, err))) return rc;
-    db_stmt *st = db_prepare(db, sockets > 0   ? SQL_UPSERT
-                                 : grace ? SQL_START_GRACE
-                                         : SQL_DELETE_ROW);
+    db_stmt *st = db_prepare(db, sockets > 0 ? SQL_UPSERT
+                                 : grace     ? SQL_START_GRACE
+                                             : SQL_DELETE_ROW);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_text(st, 1, instance);
     db_bind_i64(st, 2, user_id);

@@ -142,8 +142,7 @@ static int beat_fn(rt *r, void *ctx, nova_err *err)
     if (rc) return rc;
     if (!known) dirty_all(p);
     return presence_expire(r->db, r->name, now, (double)r->cfg->presence_timeout_ms / 1000,
-                           (double)r->cfg->presence_grace_ms / 1000, EXPIRE_BATCH, &changed,
-                           err);
+                           (double)r->cfg->presence_grace_ms / 1000, EXPIRE_BATCH, &changed, err);
 }
 
 /* Forget the rate-limit entries older than the interval. */
@@ -248,8 +247,8 @@ void presence_opened(rt *r, conn *c, struct lws *wsi)
         conn_send_error(r, c, 0, err_socket_code(err.kind), "presence unavailable; reconnect");
         return;
     }
-    conn_send_packet(r, c,
-                     &(packet_fields){.action = "presence_snapshot", .data = json_text(snap, NULL)});
+    conn_send_packet(
+        r, c, &(packet_fields){.action = "presence_snapshot", .data = json_text(snap, NULL)});
     json_object_put(snap);
 }
 

@@ -233,8 +233,7 @@ static size_t count_keys(json_object *o)
 
 /* Check every packet queued to c for this message, then free them. */
 static void drain(conn *c, bool is_origin, const sent *s, const event_row *events, size_t n_events,
-                  int *errors, int *pongs, int *replies, size_t *delivered,
-                  const char *frame_where)
+                  int *errors, int *pongs, int *replies, size_t *delivered, const char *frame_where)
 {
     int64_t last_event = 0;
     int k = 0;
@@ -414,13 +413,15 @@ static void run_frame(const uint8_t *p, size_t n, int index)
     bool typing =
         !binary && s.is_object && !s.bad_request_id && s.action && !strcmp(s.action, "typing");
     if (typing && !errors && replies != 1) fuzz_fail("%s: typing without its reply", where);
-    if (!typing && replies) fuzz_fail("%s: a typing reply for '%s'", where, s.action ? s.action : "?");
+    if (!typing && replies)
+        fuzz_fail("%s: a typing reply for '%s'", where, s.action ? s.action : "?");
     bool ping =
         !binary && s.is_object && !s.bad_request_id && s.action && !strcmp(s.action, "ping");
     if (ping && pongs != 1) fuzz_fail("%s: ping without pong", where);
     if (!ping && pongs) fuzz_fail("%s: pong for '%s'", where, s.action ? s.action : "?");
     if (errors && n_events) fuzz_fail("%s: an error, yet %zu events were emitted", where, n_events);
-    if (!errors && !ping && !typing && !n_events) fuzz_fail("%s: neither an error nor any event", where);
+    if (!errors && !ping && !typing && !n_events)
+        fuzz_fail("%s: neither an error nor any event", where);
     if ((!s.is_object || s.bad_request_id) && !errors)
         fuzz_fail("%s: a non-object message or a bad request_id was not an error", where);
 

@@ -365,14 +365,16 @@ static const char *const events[] = {
     "messages_read",   "admin_state_change", "owner_state_change",
     "member_added",    "member_deleted",     "chat_deleted",
     "chat_invitation", "friend_created",     "friend_deleted",
-    /* [ext] Presence and typing */
-    "presence",        "typing",
 };
+/* [ext] Presence and typing (docs/API.md) */
+static const char *const ext_events[] = {"presence", "typing"};
 
 bool shape_known_event(const char *action)
 {
     for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
         if (!strcmp(events[i], action)) return true;
+    for (size_t i = 0; i < sizeof ext_events / sizeof ext_events[0]; i++)
+        if (!strcmp(ext_events[i], action)) return true;
     return false;
 }
 
