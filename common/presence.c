@@ -10,13 +10,18 @@ static const char SQL_LOCK_USER[] = "SELECT id FROM users WHERE id = ?1";
 static const char SQL_LOCK_USER_PG[] = "SELECT id FROM users WHERE id = ?1 FOR UPDATE";
 static const char SQL_ROWS_OF[] = "SELECT count(*) FROM presence WHERE user_id = ?1";
 static const char SQL_UPSERT[] =
-    "INSERT INTO presence (instance, user_id, sockets, gone_at) VALUES (?1, ?2, ?3, NULL) "
-    "ON CONFLICT (instance, user_id) DO UPDATE SET sockets = ?3, gone_at = NULL";
-static const char SQL_START_GRACE[] = "UPDATE presence SET sockets = 0, gone_at = ?3 "
+    "INSERT INTO presence (instance, user_id, sockets, watchers, gone_at) "
+    "VALUES (?1, ?2, ?3, ?4, NULL) "
+    "ON CONFLICT (instance, user_id) DO UPDATE SET sockets = ?3, watchers = ?4, gone_at = NULL";
+static const char SQL_START_GRACE[] = "UPDATE presence SET sockets = 0, watchers = 0, gone_at = ?3 "
                                       "WHERE instance = ?1 AND user_id = ?2 AND sockets > 0";
 static const char SQL_DELETE_ROW[] = "DELETE FROM presence WHERE instance = ?1 AND user_id = ?2";
-static const char SQL_FRIEND_IDS[] =
-    "SELECT friend_id FROM friends WHERE user_id = ?1 ORDER BY friend_id";
+/* The friends who watch: a socket that asked for presence open somewhere. */
+static const char SQL_WATCHING_FRIENDS[] =
+    "SELECT DISTINCT f.friend_id FROM friends f JOIN presence p ON p.user_id = f.friend_id "
+    "WHERE f.user_id = ?1 AND p.watchers > 0 ORDER BY f.friend_id";
+static const char SQL_WATCHES[] =
+    "SELECT count(*) FROM presence WHERE user_id = ?1 AND watchers > 0";
 
 /* Run a statement with ?1 = id and read one integer. */
 static int one_i64(nova_db *db, db_stmt *st, int64_t *out, nova_err *err)
@@ -61,7 +66,7 @@ static int emit_presence(nova_db *db, int64_t about, bool online, const int64_t 
 static int emit_to_friends(nova_db *db, int64_t user_id, bool online, nova_err *err)
 {
     idlist friends = {0};
-    db_stmt *st = db_prepare(db, SQL_FRIEND_IDS);
+    db_stmt *st = db_prepare(db, SQL_WATCHING_FRIENDS);
     if (st) db_bind_i64(st, 1, user_id);
     int rc = db_collect_ids(db, st, &friends, err);
     if (!rc) rc = emit_presence(db, user_id, online, friends.v, friends.n, err);
@@ -69,8 +74,8 @@ static int emit_to_friends(nova_db *db, int64_t user_id, bool online, nova_err *
     return rc;
 }
 
-int presence_set(nova_db *db, const char *instance, int64_t user_id, long sockets, bool grace,
-                 double now, nova_err *err)
+int presence_set(nova_db *db, const char *instance, int64_t user_id, long sockets, long watchers,
+                 bool grace, double now, nova_err *err)
 {
     int64_t before, after;
     int rc;
@@ -81,9 +86,10 @@ int presence_set(nova_db *db, const char *instance, int64_t user_id, long socket
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_text(st, 1, instance);
     db_bind_i64(st, 2, user_id);
-    if (sockets > 0)
+    if (sockets > 0) {
         db_bind_i64(st, 3, sockets);
-    else if (grace)
+        db_bind_i64(st, 4, watchers);
+    } else if (grace)
         db_bind_double(st, 3, now);
     if ((rc = db_exec_done(db, st, err))) return rc;
     if (sockets > 0) return before ? 0 : emit_to_friends(db, user_id, true, err);
@@ -116,7 +122,8 @@ int presence_heartbeat(nova_db *db, const char *instance, double now, bool *was_
 }
 
 static const char SQL_EXPIRE_ROWS[] =
-    "UPDATE presence SET sockets = 0, gone_at = ?1 WHERE sockets > 0 AND instance <> ?2 AND "
+    "UPDATE presence SET sockets = 0, watchers = 0, gone_at = ?1 WHERE sockets > 0 AND "
+    "instance <> ?2 AND "
     "instance NOT IN (SELECT instance FROM presence_instances WHERE heartbeat_at >= ?3)";
 static const char SQL_EXPIRE_INSTANCES[] =
     "DELETE FROM presence_instances WHERE heartbeat_at < ?1 AND instance <> ?2";
@@ -173,7 +180,8 @@ int presence_expire(nova_db *db, const char *self, double now, double timeout, d
 }
 
 static const char SQL_LEAVE_ROWS[] =
-    "UPDATE presence SET sockets = 0, gone_at = ?2 WHERE instance = ?1 AND sockets > 0";
+    "UPDATE presence SET sockets = 0, watchers = 0, gone_at = ?2 WHERE instance = ?1 AND "
+    "sockets > 0";
 static const char SQL_LEAVE_INSTANCE[] = "DELETE FROM presence_instances WHERE instance = ?1";
 
 int presence_leave(nova_db *db, const char *instance, double now, nova_err *err)
@@ -209,9 +217,12 @@ int presence_friendship(nova_db *db, int64_t a, int64_t b, bool made, nova_err *
 {
     int64_t sides[2][2] = {{a, b}, {b, a}};
     for (int i = 0; i < 2; i++) {
-        int64_t rows;
-        int rc = rows_of(db, sides[i][1], &rows, err);
-        if (!rc && rows) rc = emit_presence(db, sides[i][1], made, &sides[i][0], 1, err);
+        int64_t rows, watches = 0;
+        db_stmt *st = db_prepare(db, SQL_WATCHES);
+        if (st) db_bind_i64(st, 1, sides[i][0]);
+        int rc = one_i64(db, st, &watches, err);
+        if (!rc && watches) rc = rows_of(db, sides[i][1], &rows, err);
+        if (!rc && watches && rows) rc = emit_presence(db, sides[i][1], made, &sides[i][0], 1, err);
         if (rc) return rc;
     }
     return 0;

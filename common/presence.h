@@ -20,11 +20,13 @@
 #include "db.h"
 #include "outbox.h"
 
-/* instance now has `sockets` open sockets of user_id (0: none left; the
- * row then starts its grace, or goes at once when grace is false). Emits
- * online/offline to the friends when that is a transition. */
-int presence_set(nova_db *db, const char *instance, int64_t user_id, long sockets, bool grace,
-                 double now, nova_err *err);
+/* instance now has `sockets` open sockets of user_id, `watchers` of them
+ * asking for presence (0 sockets: none left; the row then starts its
+ * grace, or goes at once when grace is false). Emits online/offline to
+ * the friends who watch (have a watching socket anywhere) when that is a
+ * transition: nobody watching, no event. */
+int presence_set(nova_db *db, const char *instance, int64_t user_id, long sockets, long watchers,
+                 bool grace, double now, nova_err *err);
 
 /* instance's heartbeat at now; *was_known false when it had no row (new,
  * or expired by the others: its users must be written again). */
@@ -45,8 +47,8 @@ int presence_leave(nova_db *db, const char *instance, double now, nova_err *err)
 json_object *presence_snapshot(nova_db *db, int64_t user_id, nova_err *err);
 
 /* a and b just became friends (made) or are about to stop being friends
- * (!made): each gets the other's presence (online: true if the other is
- * online; when !made, online: false if the other was online). */
+ * (!made): each that watches gets the other's presence (online: true if
+ * the other is online; when !made, online: false if the other was). */
 int presence_friendship(nova_db *db, int64_t a, int64_t b, bool made, nova_err *err);
 
 /* May user_id say it is typing in chat_id? The errors of access_chat

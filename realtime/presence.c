@@ -63,11 +63,14 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static long local_sockets(rt *r, int64_t user_id)
+static long local_sockets(rt *r, int64_t user_id, long *watchers)
 {
     long n = 0;
-    for (conn *c = rt_first_conn_of(r, user_id); c; c = rt_next_conn_of(c, user_id))
+    *watchers = 0;
+    for (conn *c = rt_first_conn_of(r, user_id); c; c = rt_next_conn_of(c, user_id)) {
         n++;
+        *watchers += c->presence_wanted;
+    }
     return n;
 }
 
@@ -92,7 +95,8 @@ static int flush_fn(rt *r, void *ctx, nova_err *err)
     for (; i < p->n_dirty && written < FLUSH_BATCH; i++) {
         if (i && p->dirty[i] == p->dirty[i - 1]) continue;
         int64_t user = p->dirty[i];
-        if ((rc = presence_set(r->db, r->name, user, local_sockets(r, user),
+        long watchers, sockets = local_sockets(r, user, &watchers);
+        if ((rc = presence_set(r->db, r->name, user, sockets, watchers,
                                r->cfg->presence_grace_ms > 0, now, err)))
             return rc;
         written++;
@@ -102,6 +106,30 @@ static int flush_fn(rt *r, void *ctx, nova_err *err)
 }
 
 static void flush_tick(lws_sorted_usec_list_t *sul);
+
+/* presence_snapshot to each socket of user_id that asked and has none yet. */
+static void send_snapshots(rt *r, int64_t user_id)
+{
+    char *text = NULL;
+    for (conn *c = rt_first_conn_of(r, user_id); c; c = rt_next_conn_of(c, user_id)) {
+        if (!c->presence_wanted || c->presence) continue;
+        if (!text) {
+            nova_err err;
+            json_object *snap = presence_snapshot(r->db, user_id, &err);
+            if (!snap) {
+                conn_send_error(r, c, 0, err_socket_code(err.kind),
+                                "presence unavailable; reconnect");
+                continue;
+            }
+            text = strdup(json_text(snap, NULL));
+            json_object_put(snap);
+            if (!text) continue;
+        }
+        conn_send_packet(r, c, &(packet_fields){.action = "presence_snapshot", .data = text});
+        c->presence = true;
+    }
+    free(text);
+}
 
 static void schedule_flush(presence_rt *p, long ms)
 {
@@ -123,6 +151,11 @@ static void flush(presence_rt *p)
         schedule_flush(p, rc == ACTION_BUSY ? r->cfg->rt_retry_ms : 1000);
         return;
     }
+    /* The sockets that asked for presence get their snapshot now that they
+     * count as watchers: a transition committed before is in it, one
+     * committed after is addressed to them. */
+    for (size_t i = 0; i < f.done; i++)
+        if (!i || p->dirty[i] != p->dirty[i - 1]) send_snapshots(r, p->dirty[i]);
     memmove(p->dirty, p->dirty + f.done, (p->n_dirty - f.done) * sizeof *p->dirty);
     p->n_dirty -= f.done;
     if (p->n_dirty) schedule_flush(p, 0);
@@ -237,19 +270,10 @@ void presence_opened(rt *r, conn *c, struct lws *wsi)
     if (!p || !r->cfg->presence) return;
     char buf[16];
     const char *v = wsi ? lws_get_urlarg_by_name(wsi, "presence=", buf, sizeof buf) : NULL;
-    c->presence = v && !strcmp(v, "1");
+    c->presence_wanted = v && !strcmp(v, "1");
+    c->presence = false; /* until its snapshot, sent by the flush */
     dirty_add(p, c->user_id);
     if (!p->flush_scheduled) schedule_flush(p, 0);
-    if (!c->presence) return;
-    nova_err err;
-    json_object *snap = presence_snapshot(r->db, c->user_id, &err);
-    if (!snap) {
-        conn_send_error(r, c, 0, err_socket_code(err.kind), "presence unavailable; reconnect");
-        return;
-    }
-    conn_send_packet(
-        r, c, &(packet_fields){.action = "presence_snapshot", .data = json_text(snap, NULL)});
-    json_object_put(snap);
 }
 
 void presence_closed(rt *r, conn *c)

@@ -69,7 +69,9 @@ typedef struct conn {
      * went out. */
     char *http_body;
     size_t http_len, http_sent;
-    bool presence; /* opened with ?presence=1: snapshot and presence events (presence.c) */
+    /* Opened with ?presence=1 (presence.c): wants presence; and has had its
+     * snapshot, so presence events reach it. */
+    bool presence_wanted, presence;
 } conn;
 
 /* What nova-realtime counts for its metrics (metrics.c). Actions are

@@ -1,7 +1,8 @@
 -- Nova schema, version 7: presence (docs/API.md "[ext] Presence and typing").
 --
 -- A user is online while they have a row here: one per (nova-realtime
--- instance, user), with that instance's open sockets of the user. A row
+-- instance, user), with that instance's open sockets of the user (and how
+-- many of them asked for presence: watchers, whom transitions go to). A row
 -- whose sockets fell to 0 is in its grace period since gone_at; it is
 -- deleted (and the offline transition emitted) once the grace is over.
 -- Every instance beats its heart in presence_instances; the rows of an
@@ -15,6 +16,7 @@ CREATE TABLE presence (
     instance TEXT    NOT NULL,
     user_id  INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     sockets  INTEGER NOT NULL,
+    watchers INTEGER NOT NULL DEFAULT 0,
     gone_at  REAL,
     PRIMARY KEY (instance, user_id)
 );

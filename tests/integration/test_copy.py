@@ -136,10 +136,8 @@ def on(st, clients):
 
 
 def events_for(rows, user_id, after):
-    """The outbox rows a socket of user_id that saw `after` has missed
-    (ephemeral ones, presence and typing, are never replayed: docs/API.md)."""
-    return [r for r in rows if r[0] > after and r[5] is None and user_id in json.loads(r[4])
-            and r[2] not in ("presence", "typing")]
+    """The outbox rows a socket of user_id that saw `after` has missed."""
+    return [r for r in rows if r[0] > after and r[5] is None and user_id in json.loads(r[4])]
 
 
 def check_the_move(old_rows, new, users, seconds, facts, before):
