@@ -7,9 +7,10 @@
  * transitions (first row in, last row out) are emitted as `presence`
  * events to the user's friends; `typing` events go to a chat's other
  * members. Both are ephemeral: delivered live, never replayed, pruned
- * soon. Every write runs inside the caller's write transaction; on
- * PostgreSQL the user's row is locked first, so that two hosts deciding a
- * transition of the same user take turns. */
+ * soon. Every write runs inside the caller's write transaction (writers
+ * take turns: SQLite's write lock, PostgreSQL's advisory lock); on
+ * PostgreSQL the user's row is locked too, so that the rule holds even
+ * without that lock. */
 #ifndef NOVA_PRESENCE_H
 #define NOVA_PRESENCE_H
 
