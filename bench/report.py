@@ -166,6 +166,11 @@ def main():
     target("nova-api CPU per GET messages?limit=50 / trivial responder's", "rest.messages_cpu_ratio",
            "<=", 6, 1)
 
+    sep(f"[ext] Presence and typing: {meta.get('sockets')} friends of one user online, each on a socket of its own")
+    row("connect -> presence_snapshot listing them", "ms", "presence.snapshot_ms", 1)
+    row("connect -> the last friend's presence online", "ms", "presence.online_fanout_ms", 1)
+    row("typing in the group -> the last member's typing", "ms", "typing.fanout_ms", 1)
+
     w1 = max(len(r[0]) for r in rows if r[1] is not None)
     w2 = max(len(r[1]) for r in rows if r[1] is not None)
     w3 = max(len(r[2]) for r in rows if r[1] is not None)

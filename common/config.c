@@ -147,6 +147,24 @@ static const option_def options[] = {
     {"log-format", "NOVA_LOG_FORMAT", OPT_STRING, OFF(log_format), "text", 0, 0, CFG_ALL,
      "text: one readable line per event; json: one JSON object per line (for log shippers)",
      "text|json"},
+    /* realtime: presence and typing (docs/API.md "[ext] Presence and typing") */
+    {"presence", "NOVA_PRESENCE", OPT_BOOL, OFF(presence), "1", 0, 1, CFG_REALTIME,
+     "track who is online and tell their friends (sockets opened with ?presence=1)", NULL},
+    {"presence-heartbeat-ms", "NOVA_PRESENCE_HEARTBEAT_MS", OPT_LONG, OFF(presence_heartbeat_ms),
+     "1000", 100, 600000, CFG_REALTIME,
+     "how often a daemon records that it is alive and expires dead daemons' presence (ms)", NULL},
+    {"presence-timeout-ms", "NOVA_PRESENCE_TIMEOUT_MS", OPT_LONG, OFF(presence_timeout_ms), "15000",
+     200, 3600000, CFG_REALTIME,
+     "a daemon without a heartbeat this long is dead: its users' sockets are gone (ms)", NULL},
+    {"presence-grace-ms", "NOVA_PRESENCE_GRACE_MS", OPT_LONG, OFF(presence_grace_ms), "3000", 0,
+     3600000, CFG_REALTIME,
+     "a user whose last socket closed is offline only after this long (no flap on reload; ms)",
+     NULL},
+    {"presence-retention", "NOVA_PRESENCE_RETENTION", OPT_LONG, OFF(presence_retention), "60", 10,
+     86400, CFG_REALTIME, "seconds presence and typing events stay in the outbox", NULL},
+    {"typing-interval-ms", "NOVA_TYPING_INTERVAL_MS", OPT_LONG, OFF(typing_interval_ms), "2000", 0,
+     600000, CFG_REALTIME,
+     "a user's typing in one chat goes out at most once per this long per daemon (ms)", NULL},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

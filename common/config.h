@@ -75,6 +75,14 @@ typedef struct nova_config {
     /* logging */
     long log_level;   /* 0 errors, 1 info, 2 debug */
     char *log_format; /* "text" or "json" */
+
+    /* realtime: presence and typing (docs/API.md "[ext] Presence and typing") */
+    bool presence;              /* track who is online and tell their friends */
+    long presence_heartbeat_ms; /* heartbeat and expiry check of the instances */
+    long presence_timeout_ms;   /* an instance silent this long is dead */
+    long presence_grace_ms;     /* offline only after this long without a socket */
+    long presence_retention;    /* seconds presence and typing events are kept */
+    long typing_interval_ms;    /* one typing per user and chat per this long */
 } nova_config;
 
 /* Fill cfg with defaults, then apply NOVA_* environment variables.

@@ -8,6 +8,7 @@
 #include "json_util.h"
 #include "message.h"
 #include "outbox.h"
+#include "presence.h"
 #include "user.h"
 #include "view.h"
 
@@ -262,6 +263,7 @@ static int befriend(nova_db *db, int64_t accepter, int64_t inviter, nova_err *er
     db_bind_i64(st, 2, inviter);
     if ((rc = db_exec_done(db, st, err))) return rc;
     if ((rc = emit_pair(db, "friend_created", accepter, inviter, err))) return rc;
+    if ((rc = presence_friendship(db, accepter, inviter, true, err))) return rc;
 
     char *a = user_name_of(db, accepter), *b = user_name_of(db, inviter);
     rc = a && b ? message_post_system(db, chat_id, err, "%s added %s as a friend", a, b)
@@ -426,6 +428,7 @@ int friend_delete(nova_db *db, int64_t owner, int64_t friend_id, nova_err *err)
         return nova_fail(err, ERR_NOT_FOUND, "user %lld is not your friend", (long long)friend_id);
     /* Tell both first, while both users are still there to describe. */
     if ((rc = emit_pair(db, "friend_deleted", owner, friend_id, err))) return rc;
+    if ((rc = presence_friendship(db, owner, friend_id, false, err))) return rc;
     db_stmt *st = db_prepare(db, SQL_FRIEND_DELETE_PAIR);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_i64(st, 1, owner);

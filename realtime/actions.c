@@ -20,6 +20,7 @@ typedef struct action_call {
     conn *c;
     int64_t request_id;
     json_object *data;
+    char reply[96]; /* the data of its reply packet ("" : none but a pong's) */
 } action_call;
 
 /* An action's work: 0 on success (having emitted events) or a failure
@@ -84,6 +85,22 @@ static int act_messages_read(action_call *a, nova_err *err)
     return message_mark_read(a->r->db, a->c->user_id, chat_id, err);
 }
 
+/* typing {"chat_id"} (docs/API.md "[ext] Presence and typing"): replies
+ * {"chat_id","sent"}, sent false when rate limited. */
+static int act_typing(action_call *a, nova_err *err)
+{
+    int64_t chat_id;
+    bool sent;
+    int rc;
+    if ((rc = data_object(a, err)) ||
+        (rc = json_field_int(a->data, "chat_id", true, &chat_id, NULL, err)) ||
+        (rc = presence_typing_action(a->r, a->c, chat_id, &sent, err)))
+        return rc;
+    snprintf(a->reply, sizeof a->reply, "{\"chat_id\":%lld,\"sent\":%s}", (long long)chat_id,
+             sent ? "true" : "false");
+    return 0;
+}
+
 /* The socket actions of API.md §5, each with the transaction it runs in. */
 static const struct {
     const char *name;
@@ -94,6 +111,7 @@ static const struct {
     {"send_message", act_send_message, TX_WRITE},
     {"recall_message", act_recall_message, TX_WRITE},
     {"messages_read", act_messages_read, TX_WRITE},
+    {"typing", act_typing, TX_WRITE},
 };
 enum { N_ACTIONS = sizeof actions / sizeof actions[0] };
 _Static_assert((int)N_ACTIONS < (int)RT_ACTION_SLOTS, "rt_metrics has a slot per action and one more");
@@ -227,6 +245,11 @@ static void step_reply(rt *r, step *s, bool committed)
         r->metrics.actions_ok[s->slot]++;
         if (s->pong)
             conn_send_packet(r, c, &(packet_fields){.action = "pong", .request_id = s->a.request_id});
+        else if (s->a.reply[0])
+            conn_send_packet(r, c,
+                             &(packet_fields){.action = actions[s->slot].name,
+                                              .request_id = s->a.request_id,
+                                              .data = s->a.reply});
     }
     json_object_put(s->msg);
 }

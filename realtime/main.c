@@ -253,6 +253,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             /* The raw argument, not lws's URL-decoded one ("%35"). */
             bool too_long;
             const char *last = guard_last_event_id(c->fd, &too_long);
+            presence_opened(r, c, wsi);
             resume_start(r, c, last, too_long);
         }
         return 0;
@@ -264,6 +265,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_CLOSED:
         rt_metrics_closed(r, c);
+        presence_closed(r, c);
         rt_unregister(r, c);
         actions_forget(r, c);
         guard_close(c->fd);
@@ -421,7 +423,7 @@ static void usage(FILE *out)
                  "\n"
                  "Nova's WebSocket daemon, behind nginx at /ws/. Authenticates sockets by\n"
                  "the sessionid cookie, runs the socket actions (ping, send_message,\n"
-                 "recall_message, messages_read) and delivers the outbox's events to the\n"
+                 "recall_message, messages_read, typing) and delivers the outbox's events to the\n"
                  "sockets they are addressed to. The database must be migrated first.\n"
                  "\n"
                  "options (each also read from its environment variable):\n");
@@ -592,6 +594,7 @@ static int run(nova_config *cfg)
     }
     tail_start(&r);
     jobs_start(&r);
+    presence_start(&r);
     if (cfg->wake_socket[0] && r.db->kind == DB_SQLITE) wake_listen(&r);
     log_info("listening on %s as %s", cfg->rt_listen, r.name);
     notify_ready("serving");
@@ -629,7 +632,9 @@ static int run(nova_config *cfg)
     notify_stopping();
     ev_signal_stop(loop, &sigterm);
     ev_signal_stop(loop, &sigint);
+    presence_stop(&r);
     lws_context_destroy(r.ctx);
+    presence_leave_and_free(&r);
     ev_loop_destroy(loop);
     static const char SQL_STATUS_DELETE[] = "DELETE FROM realtime_daemons WHERE name = ?";
     db_stmt *st = db_prepare(r.db, SQL_STATUS_DELETE);

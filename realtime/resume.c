@@ -21,6 +21,7 @@
 
 #include "../common/log.h"
 #include "../common/outbox.h"
+#include "../common/presence.h"
 #include "rt.h"
 
 static void send_resync(rt *r, conn *c, int64_t oldest)
@@ -99,6 +100,7 @@ void resume_step(rt *r, conn *c)
         c->cursor = ev.id;
         rows++;
         if (!outbox_event_for(&ev, c->user_id, c->session_id)) continue;
+        if (presence_event_ephemeral(&ev)) continue; /* never replayed (delivered live) */
         conn_send_packet(r, c,
                          &(packet_fields){.action = ev.action, .event_id = ev.id, .data = ev.data});
         r->metrics.replayed++;

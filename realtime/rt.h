@@ -69,12 +69,15 @@ typedef struct conn {
      * went out. */
     char *http_body;
     size_t http_len, http_sent;
+    /* Opened with ?presence=1 (presence.c): wants presence; and has had its
+     * snapshot, so presence events reach it. */
+    bool presence_wanted, presence;
 } conn;
 
 /* What nova-realtime counts for its metrics (metrics.c). Actions are
  * indexed as actions.c lists them (actions_name), the last slot for
  * messages that name no known action. */
-enum { RT_ACTION_SLOTS = 5 };
+enum { RT_ACTION_SLOTS = 6 };
 /* Actions of one socket in the FIFO above which its input is not read. */
 enum { RT_PENDING_PER_SOCKET = 64 };
 enum rt_close_kind {
@@ -132,6 +135,7 @@ typedef struct rt {
     bool lock_busy; /* the FIFO waits for the write lock (retry_timer) */
     uint64_t walks; /* run_lockfree's passes over the FIFO (conn.blocked_walk) */
     rt_metrics metrics;
+    struct presence_rt *presence; /* presence.c's state, NULL without it */
 } rt;
 
 /* conn.c: registry, queues, packets */
@@ -238,5 +242,20 @@ enum { ACTION_BUSY = -2 };
 typedef int (*rt_write_fn)(rt *r, void *ctx, nova_err *err);
 int rt_write(rt *r, const char *origin, int64_t request_id, rt_write_fn fn, void *ctx,
              nova_err *err);
+
+/* presence.c: presence and typing (docs/API.md "[ext] Presence and typing") */
+/* Start the heartbeat (after jobs_start); presence_stop before the lws
+ * context is destroyed, presence_leave after (the instance's rows start
+ * their grace, and the state is freed). */
+void presence_start(rt *r);
+void presence_stop(rt *r);
+void presence_leave_and_free(rt *r);
+/* A socket was registered (authenticated): reads ?presence=1, sends the
+ * snapshot, counts the socket. And one is about to be unregistered. */
+void presence_opened(rt *r, conn *c, struct lws *wsi);
+void presence_closed(rt *r, conn *c);
+/* The typing action inside its write transaction: *sent false when rate
+ * limited (nothing emitted). */
+int presence_typing_action(rt *r, conn *c, int64_t chat_id, bool *sent, nova_err *err);
 
 #endif

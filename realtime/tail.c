@@ -14,18 +14,24 @@
 
 #include "../common/log.h"
 #include "../common/outbox.h"
+#include "../common/presence.h"
 #include "rt.h"
 
 /* Deliver one event to the live sockets it is addressed to. */
 static void deliver(rt *r, const outbox_event *ev)
 {
     bool closes = outbox_event_ends_session(ev);
+    /* Ephemeral events are never replayed: a replaying socket gets them
+     * live; presence events only reach the sockets that asked for them. */
+    bool ephemeral = presence_event_ephemeral(ev), presence = presence_event_is_presence(ev);
     packet *plain = NULL, *own = NULL;
     const char *p = ev->recipients;
     int64_t user_id;
     while (outbox_next_recipient(&p, &user_id)) {
         for (conn *c = rt_first_conn_of(r, user_id); c; c = rt_next_conn_of(c, user_id)) {
-            if (c->replaying || (ev->session_id && c->session_id != ev->session_id)) continue;
+            if ((c->replaying && !ephemeral) || (ev->session_id && c->session_id != ev->session_id))
+                continue;
+            if (presence && !c->presence) continue;
             /* The socket that caused it sees its request_id; every other 0. */
             bool origin = ev->request_id && rt_origin_is(r, c, ev->origin);
             packet **pkt = origin ? &own : &plain;

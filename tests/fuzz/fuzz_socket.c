@@ -16,7 +16,9 @@
  * action changes nothing and emits nothing; every new outbox event reaches
  * exactly the sockets of its recipients (and of its session), once, in
  * order, and chat events are addressed to exactly the chat's members; a
- * sent message is stored as sent. After every input: the database
+ * sent message is stored as sent. typing ([ext] Presence and typing) gets
+ * its reply {"chat_id","sent"} (no event_id) and its event goes to the
+ * chat's members but the typer. After every input: the database
  * invariants (invariants.h). */
 #include <sqlite3.h>
 #include <stdint.h>
@@ -165,13 +167,14 @@ static bool addressed(const event_row *e, const conn *c)
 }
 
 /* The members of a chat as the JSON text the outbox writes ("[3,4]"). */
-static void members_text(int64_t chat_id, char *out, size_t size)
+static void members_text(int64_t chat_id, int64_t but, char *out, size_t size)
 {
     static const char sql[] =
         "SELECT '[' || coalesce(group_concat(user_id, ','), '') || ']' FROM "
-        "(SELECT user_id FROM chat_members WHERE chat_id = ? ORDER BY user_id)";
+        "(SELECT user_id FROM chat_members WHERE chat_id = ? AND user_id <> ? ORDER BY user_id)";
     sqlite3_stmt *st = world_prepare_lite(world.db, sql);
     sqlite3_bind_int64(st, 1, chat_id);
+    sqlite3_bind_int64(st, 2, but);
     snprintf(out, size, "%s",
              sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : "?");
     sqlite3_reset(st);
@@ -182,8 +185,11 @@ static void members_text(int64_t chat_id, char *out, size_t size)
 static void check_addressing(const event_row *e, const conn *origin, const char *where)
 {
     json_object *data = shape_parse(e->data, strlen(e->data), where);
-    int64_t chat_id = 0;
-    if (!strcmp(e->action, "new_message")) {
+    int64_t chat_id = 0, but = 0;
+    if (!strcmp(e->action, "typing")) {
+        chat_id = shape_int(data, "chat_id");
+        but = origin->user_id; /* the typer's own sockets are not told */
+    } else if (!strcmp(e->action, "new_message")) {
         chat_id = shape_int(json_object_object_get(data, "message"), "chat_id");
     } else if (!strcmp(e->action, "messages_read")) {
         chat_id = shape_int(data, "chat_id");
@@ -203,7 +209,7 @@ static void check_addressing(const event_row *e, const conn *origin, const char 
     }
     if (chat_id) {
         char want[512];
-        members_text(chat_id, want, sizeof want);
+        members_text(chat_id, but, want, sizeof want);
         if (strcmp(e->recipients, want))
             fuzz_fail("%s: %s of chat %lld to %s, but its members are %s", where, e->action,
                       (long long)chat_id, e->recipients, want);
@@ -227,7 +233,7 @@ static size_t count_keys(json_object *o)
 
 /* Check every packet queued to c for this message, then free them. */
 static void drain(conn *c, bool is_origin, const sent *s, const event_row *events, size_t n_events,
-                  int *errors, int *pongs, size_t *delivered, const char *frame_where)
+                  int *errors, int *pongs, int *replies, size_t *delivered, const char *frame_where)
 {
     int64_t last_event = 0;
     int k = 0;
@@ -270,6 +276,17 @@ static void drain(conn *c, bool is_origin, const sent *s, const event_row *event
                 fuzz_fail("%s: pong on the wrong socket or with request_id %lld", where,
                           (long long)rid);
             ++*pongs;
+        } else if (!strcmp(action, "typing") && !field(p, "event_id")) {
+            json_object *d = field(p, "data"), *sent_field = field(d, "sent");
+            int64_t chat_id;
+            if (count_keys(p) != 4 || !json_object_get_boolean(ok) || count_keys(d) != 2 ||
+                !json_is_int64(field(d, "chat_id"), &chat_id) || chat_id <= 0 || !sent_field ||
+                !json_object_is_type(sent_field, json_type_boolean))
+                fuzz_fail("%s: malformed typing reply: %.*s", where, (int)q->pkt->len, text);
+            if (!is_origin || rid != s->request_id)
+                fuzz_fail("%s: typing reply on the wrong socket or with request_id %lld", where,
+                          (long long)rid);
+            ++*replies;
         } else {
             int64_t event_id;
             if (count_keys(p) != 5 || !json_object_get_boolean(ok) ||
@@ -381,22 +398,30 @@ static void run_frame(const uint8_t *p, size_t n, int index)
     if (server.last_id != (n_events ? events[n_events - 1].id : before))
         fuzz_fail("%s: the tail did not deliver up to the newest event", where);
     size_t delivered[64] = {0};
-    int errors = 0, pongs = 0;
+    int errors = 0, pongs = 0, replies = 0;
     for (int i = 0; i < N_CONNS; i++) {
-        int e = 0, po = 0;
-        drain(&conns[i], &conns[i] == c, &s, events, n_events, &e, &po, delivered, where);
+        int e = 0, po = 0, re = 0;
+        drain(&conns[i], &conns[i] == c, &s, events, n_events, &e, &po, &re, delivered, where);
         errors += e;
         pongs += po;
+        replies += re;
     }
 
     /* Exactly one answer: an error, a pong, or the events of the action. */
-    if (errors + pongs > 1) fuzz_fail("%s: %d errors and %d pongs", where, errors, pongs);
+    if (errors + pongs + replies > 1)
+        fuzz_fail("%s: %d errors, %d pongs and %d replies", where, errors, pongs, replies);
+    bool typing =
+        !binary && s.is_object && !s.bad_request_id && s.action && !strcmp(s.action, "typing");
+    if (typing && !errors && replies != 1) fuzz_fail("%s: typing without its reply", where);
+    if (!typing && replies)
+        fuzz_fail("%s: a typing reply for '%s'", where, s.action ? s.action : "?");
     bool ping =
         !binary && s.is_object && !s.bad_request_id && s.action && !strcmp(s.action, "ping");
     if (ping && pongs != 1) fuzz_fail("%s: ping without pong", where);
     if (!ping && pongs) fuzz_fail("%s: pong for '%s'", where, s.action ? s.action : "?");
     if (errors && n_events) fuzz_fail("%s: an error, yet %zu events were emitted", where, n_events);
-    if (!errors && !ping && !n_events) fuzz_fail("%s: neither an error nor any event", where);
+    if (!errors && !ping && !typing && !n_events)
+        fuzz_fail("%s: neither an error nor any event", where);
     if ((!s.is_object || s.bad_request_id) && !errors)
         fuzz_fail("%s: a non-object message or a bad request_id was not an error", where);
 

@@ -366,11 +366,15 @@ static const char *const events[] = {
     "member_added",    "member_deleted",     "chat_deleted",
     "chat_invitation", "friend_created",     "friend_deleted",
 };
+/* [ext] Presence and typing (docs/API.md) */
+static const char *const ext_events[] = {"presence", "typing"};
 
 bool shape_known_event(const char *action)
 {
     for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
         if (!strcmp(events[i], action)) return true;
+    for (size_t i = 0; i < sizeof ext_events / sizeof ext_events[0]; i++)
+        if (!strcmp(ext_events[i], action)) return true;
     return false;
 }
 
@@ -417,6 +421,16 @@ void shape_event_data(const char *action, json_object *d, const char *where)
         keys_exactly(d, where, "friend", KEYS_END);
         sub(w, sizeof w, where, "friend");
         shape_user_detailed(field(d, "friend"), w);
+    } else if (!strcmp(action, "presence")) {
+        keys_exactly(d, where, "user", "online", KEYS_END);
+        sub(w, sizeof w, where, "user");
+        shape_user_basic(field(d, "user"), w);
+        want_bool(d, "online", where);
+    } else if (!strcmp(action, "typing")) {
+        keys_exactly(d, where, "chat_id", "user", KEYS_END);
+        want_int(d, "chat_id", 1, where);
+        sub(w, sizeof w, where, "user");
+        shape_user_basic(field(d, "user"), w);
     } else {
         fuzz_fail("%s: unknown notification '%s'", where, action);
     }
