@@ -414,9 +414,12 @@ int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, n
     if (target_role != ROLE_NONE)
         return nova_fail(err, ERR_INVALID, "user %lld is already a member", (long long)user_id);
 
+    /* The pair's marks are kept in both flows, so that a server switching
+     * flows finds them right (an owner's or admin's invitation is their
+     * approval); only the consent flow acts on them. */
     bool consent = consent_flow(db);
     pair_state ps = {0};
-    if (consent && (rc = pair_state_of(db, chat_id, user_id, &ps, err))) return rc;
+    if ((rc = pair_state_of(db, chat_id, user_id, &ps, err))) return rc;
     db_stmt *st = db_prepare(db, SQL_INVITATION_DELETE_SAME);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_i64(st, 1, chat_id);
@@ -432,14 +435,11 @@ int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, n
     int64_t invitation_id = 0;
     if ((rc = db_insert_id(db, st, &invitation_id, err))) return rc;
 
-    if (consent) {
-        /* An owner's or admin's invitation is their approval too. */
-        bool staff = caller_role == ROLE_OWNER || caller_role == ROLE_ADMIN;
-        if (staff && !ps.approver) ps.approver = caller;
-        if (ps.accepted && ps.approver)
-            return admit(db, chat_id, user_id, ps.approver, caller, ps.approver == caller, err);
-        if ((rc = pair_set(db, chat_id, user_id, &ps, err))) return rc;
-    }
+    bool by_staff = caller_role == ROLE_OWNER || caller_role == ROLE_ADMIN;
+    if (by_staff && !ps.approver) ps.approver = caller;
+    if (consent && ps.accepted && ps.approver)
+        return admit(db, chat_id, user_id, ps.approver, caller, ps.approver == caller, err);
+    if ((rc = pair_set(db, chat_id, user_id, &ps, err))) return rc;
 
     /* chat_invitation to the owner and admins only. */
     idlist staff = {0};

@@ -358,8 +358,14 @@ def test_switching_flows_strands_no_one(make_stack):
     assert w.O.ok("POST", f"/chat/{w.G}/invitation/{uid(J)}") is None  # approval suffices here
     assert uid(J) in members(st, w.G)
     invite(w.M, w.G, K)  # made without the invitee's consent
+    L = register(st)
+    befriend(w.O, L)
+    invite(w.O, w.G, L)  # the owner's: approved from the start, in either flow
+    assert uid(L) not in members(st, w.G)
 
     restart_with(st, "consent")
+    assert received(L)[0]["approved"] is True
+    assert accept(L, w.G) is True
     assert [i["chat_id"] for i in received(K)] == [w.G]
     assert received(K)[0]["approved"] is False
     assert accept(K, w.G) is False  # still needs an approval
