@@ -52,7 +52,7 @@ struct copy_table {
 #define CHAT_RELATIONS "chat_id, user_id, nickname, last_read_id, read_count"
 #define MESSAGES "id, chat_id, sender_id, content, send_time, reply_to_id, recalled"
 #define MESSAGE_DELETIONS "user_id, message_id"
-#define CHAT_INVITATIONS "id, chat_id, user_id, invited_by, created_at"
+#define CHAT_INVITATIONS "id, chat_id, user_id, invited_by, created_at, accepted, approved_by"
 #define OPERATORS "id, name, password_hash, created_at"
 #define OPERATOR_SESSIONS "id, token_hash, operator_id, created_at, last_seen, expires_at"
 #define OUTBOX "id, created_at, action, data, recipients, session_id, origin, request_id"
@@ -85,8 +85,8 @@ static const struct copy_table copy_tables[] = {
     {"messages", "iiitrii", 1, SEQ_AUTOINC, BY_ID("messages", MESSAGES, "?, ?, ?, ?, ?, ?, ?")},
     {"message_deletions", "ii", 2, SEQ_NONE,
      BY_PAIR("message_deletions", MESSAGE_DELETIONS, "user_id", "message_id", "?, ?")},
-    {"chat_invitations", "iiiir", 1, SEQ_AUTOINC,
-     BY_ID("chat_invitations", CHAT_INVITATIONS, "?, ?, ?, ?, ?")},
+    {"chat_invitations", "iiiirii", 1, SEQ_AUTOINC,
+     BY_ID("chat_invitations", CHAT_INVITATIONS, "?, ?, ?, ?, ?, ?, ?")},
     {"operators", "ittr", 1, SEQ_AUTOINC, BY_ID("operators", OPERATORS, "?, ?, ?, ?")},
     {"operator_sessions", "ibirrr", 1, SEQ_AUTOINC,
      BY_ID("operator_sessions", OPERATOR_SESSIONS, "?, ?, ?, ?, ?, ?")},

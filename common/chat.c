@@ -221,59 +221,123 @@ int chat_delete_or_leave(nova_db *db, int64_t user_id, int64_t chat_id, nova_err
     return rc;
 }
 
-int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, nova_err *err)
+/* --- invitations ----------------------------------------------------------
+ *
+ * The default flow is API.md's simplified one: a member invites a friend,
+ * the owner or an admin approves, the invitee is never asked. With
+ * group-invite-flow = consent (docs/API.md "Group invitations with
+ * consent") the invitee accepts or declines too, and an approval is needed
+ * only when no inviter is the owner or an admin. The consent marks
+ * (accepted, approved_by; schema 009) concern the pair (chat, invitee) and
+ * are kept equal on every pending invitation of the pair. */
+
+static bool consent_flow(const nova_db *db)
 {
-    chat_info chat;
-    enum chat_role target_role;
-    bool friend;
-    int rc;
-    if ((rc = access_chat(db, caller, chat_id, NEED_MEMBER, true, &chat, NULL, err))) return rc;
-    if (user_id == caller) return nova_fail(err, ERR_INVALID, "you cannot invite yourself");
-    if ((rc = access_are_friends(db, caller, user_id, &friend, err))) return rc;
-    if (!friend)
-        return nova_fail(err, ERR_INVALID, "user %lld is not your friend", (long long)user_id);
-    if ((rc = access_chat_role(db, &chat, user_id, &target_role, err))) return rc;
-    if (target_role != ROLE_NONE)
-        return nova_fail(err, ERR_INVALID, "user %lld is already a member", (long long)user_id);
+    return db->cfg && db->cfg->group_invite_flow && !strcmp(db->cfg->group_invite_flow, "consent");
+}
 
-    db_stmt *st = db_prepare(db, SQL_INVITATION_DELETE_SAME);
+static const char SQL_PAIR_STATE[] =
+    "SELECT coalesce(max(accepted), 0), coalesce(max(approved_by), 0), count(*) "
+    "FROM chat_invitations WHERE chat_id = ? AND user_id = ?";
+static const char SQL_PAIR_SET[] =
+    "UPDATE chat_invitations SET accepted = ?3, approved_by = nullif(?4, 0) "
+    "WHERE chat_id = ?1 AND user_id = ?2";
+static const char SQL_PAIR_INVITERS[] =
+    "SELECT invited_by FROM chat_invitations WHERE chat_id = ? AND user_id = ? ORDER BY id";
+
+/* Where the pair (chat, invitee) stands: pending = its invitations. */
+typedef struct pair_state {
+    bool accepted;
+    int64_t approver; /* 0: not approved */
+    int64_t pending;
+} pair_state;
+
+static int pair_state_of(nova_db *db, int64_t chat_id, int64_t user_id, pair_state *ps,
+                         nova_err *err)
+{
+    db_stmt *st = db_prepare(db, SQL_PAIR_STATE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_i64(st, 1, chat_id);
     db_bind_i64(st, 2, user_id);
-    db_bind_i64(st, 3, caller);
-    if ((rc = db_exec_done(db, st, err))) return rc;
-    st = db_prepare(db, SQL_INVITATION_INSERT);
-    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-    db_bind_i64(st, 1, chat_id);
-    db_bind_i64(st, 2, user_id);
-    db_bind_i64(st, 3, caller);
-    db_bind_double(st, 4, nova_now());
-    int64_t invitation_id = 0;
-    if ((rc = db_insert_id(db, st, &invitation_id, err))) return rc;
-
-    /* chat_invitation to the owner and admins only. */
-    idlist staff = {0};
-    st = db_prepare(db, SQL_CHAT_STAFF);
-    if (st) db_bind_i64(st, 1, chat_id);
-    rc = db_collect_ids(db, st, &staff, err);
-    json_object *inv = rc ? NULL : view_chat_invitation(db, invitation_id, err);
-    if (!rc && !inv) rc = err->kind;
-    if (!rc) {
-        json_object *data = json_object_new_object();
-        json_object_object_add(data, "invitation", inv);
-        rc = outbox_emit(db, "chat_invitation", data, staff.v, staff.n, err);
+    if (db_step(st) != DB_ROW) {
+        db_done(st);
+        return db_fail(db, err);
     }
-    idlist_free(&staff);
+    ps->accepted = db_col_i64(st, 0) != 0;
+    ps->approver = db_col_i64(st, 1);
+    ps->pending = db_col_i64(st, 2);
+    db_done(st);
+    return 0;
+}
+
+static int pair_set(nova_db *db, int64_t chat_id, int64_t user_id, const pair_state *ps,
+                    nova_err *err)
+{
+    db_stmt *st = db_prepare(db, SQL_PAIR_SET);
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, user_id);
+    db_bind_i64(st, 3, ps->accepted);
+    db_bind_i64(st, 4, ps->approver);
+    return db_exec_done(db, st, err);
+}
+
+/* The owner and the admins of a chat. */
+static int chat_staff(nova_db *db, int64_t chat_id, idlist *staff, nova_err *err)
+{
+    db_stmt *st = db_prepare(db, SQL_CHAT_STAFF);
+    if (st) db_bind_i64(st, 1, chat_id);
+    return db_collect_ids(db, st, staff, err);
+}
+
+/* The staff and every inviter of the pair, each once. */
+static int staff_and_inviters(nova_db *db, int64_t chat_id, int64_t user_id, idlist *to,
+                              nova_err *err)
+{
+    idlist inviters = {0};
+    db_stmt *st = db_prepare(db, SQL_PAIR_INVITERS);
+    if (st) {
+        db_bind_i64(st, 1, chat_id);
+        db_bind_i64(st, 2, user_id);
+    }
+    int rc = chat_staff(db, chat_id, to, err);
+    if (!rc) rc = db_collect_ids(db, st, &inviters, err);
+    for (size_t i = 0; !rc && i < inviters.n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < to->n && !seen; j++)
+            seen = to->v[j] == inviters.v[i];
+        if (!seen && idlist_push(to, inviters.v[i]))
+            rc = nova_fail(err, ERR_INTERNAL, "out of memory");
+    }
+    idlist_free(&inviters);
     return rc;
 }
 
-json_object *chat_invitation_list(nova_db *db, int64_t caller, int64_t chat_id, nova_err *err)
+/* {chat_id, user: User.Basic} to the staff and the inviters of the pair. */
+static int emit_to_inviters(nova_db *db, const char *action, int64_t chat_id, int64_t user_id,
+                            nova_err *err)
 {
-    chat_info chat;
-    if (access_chat(db, caller, chat_id, NEED_STAFF, false, &chat, NULL, err)) return NULL;
-    db_stmt *st = db_prepare(db, SQL_INVITATIONS_OF_CHAT);
-    if (st) db_bind_i64(st, 1, chat_id);
-    return view_list_plain(db, st, view_chat_invitation, err);
+    idlist to = {0};
+    int rc = staff_and_inviters(db, chat_id, user_id, &to, err);
+    json_object *user = rc ? NULL : view_user_basic(db, user_id, err);
+    if (!rc && !user) rc = err->kind;
+    if (!rc) {
+        json_object *data = chat_event(chat_id);
+        json_object_object_add(data, "user", user);
+        rc = outbox_emit(db, action, data, to.v, to.n, err);
+    }
+    idlist_free(&to);
+    return rc;
+}
+
+/* chat_invitation_received to the invitee: the pair's current view. */
+static int emit_received(nova_db *db, int64_t chat_id, int64_t user_id, nova_err *err)
+{
+    json_object *inv = view_received_invitation(db, chat_id, user_id, err);
+    if (!inv) return err->kind;
+    json_object *data = json_object_new_object();
+    json_object_object_add(data, "invitation", inv);
+    return outbox_emit(db, "chat_invitation_received", data, &user_id, 1, err);
 }
 
 /* The first inviter of a pending invitation (ERR_NOT_FOUND without one). */
@@ -304,6 +368,103 @@ static int clear_invitations(nova_db *db, int64_t chat_id, int64_t user_id, nova
     return db_exec_done(db, st, err);
 }
 
+/* The invitee joins: member, new_group_chat, member_added, every pending
+ * invitation of the pair removed, and the system message: API.md's
+ * "member approved", or, in the consent flow when the approval was the
+ * inviter's own (an owner or admin who invited; own_approval), "<member>
+ * joined the group, invited by <inviter>". */
+static int admit(nova_db *db, int64_t chat_id, int64_t user_id, int64_t approver, int64_t inviter,
+                 bool own_approval, nova_err *err)
+{
+    int rc;
+    if ((rc = chat_add_member(db, chat_id, user_id, err)) ||
+        (rc = outbox_emit(db, "new_group_chat", chat_event(chat_id), &user_id, 1, err)) ||
+        (rc = emit_member_event(db, "member_added", chat_id, user_id, err)) ||
+        (rc = clear_invitations(db, chat_id, user_id, err)))
+        return rc;
+    char *who = user_name_of(db, approver), *member = user_name_of(db, user_id),
+         *by = user_name_of(db, inviter);
+    if (!who || !member || !by)
+        rc = nova_fail(err, ERR_INTERNAL, "internal error");
+    else if (own_approval)
+        rc =
+            message_post_system(db, chat_id, err, "%s joined the group, invited by %s", member, by);
+    else
+        rc = message_post_system(
+            db, chat_id, err, "%s approved %s to join the group, invited by %s", who, member, by);
+    free(who);
+    free(member);
+    free(by);
+    return rc;
+}
+
+int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, nova_err *err)
+{
+    chat_info chat;
+    enum chat_role caller_role, target_role;
+    bool friend;
+    int rc;
+    if ((rc = access_chat(db, caller, chat_id, NEED_MEMBER, true, &chat, &caller_role, err)))
+        return rc;
+    if (user_id == caller) return nova_fail(err, ERR_INVALID, "you cannot invite yourself");
+    if ((rc = access_are_friends(db, caller, user_id, &friend, err))) return rc;
+    if (!friend)
+        return nova_fail(err, ERR_INVALID, "user %lld is not your friend", (long long)user_id);
+    if ((rc = access_chat_role(db, &chat, user_id, &target_role, err))) return rc;
+    if (target_role != ROLE_NONE)
+        return nova_fail(err, ERR_INVALID, "user %lld is already a member", (long long)user_id);
+
+    /* The pair's marks are kept in both flows, so that a server switching
+     * flows finds them right (an owner's or admin's invitation is their
+     * approval); only the consent flow acts on them. */
+    bool consent = consent_flow(db);
+    pair_state ps = {0};
+    if ((rc = pair_state_of(db, chat_id, user_id, &ps, err))) return rc;
+    db_stmt *st = db_prepare(db, SQL_INVITATION_DELETE_SAME);
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, user_id);
+    db_bind_i64(st, 3, caller);
+    if ((rc = db_exec_done(db, st, err))) return rc;
+    st = db_prepare(db, SQL_INVITATION_INSERT);
+    if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
+    db_bind_i64(st, 1, chat_id);
+    db_bind_i64(st, 2, user_id);
+    db_bind_i64(st, 3, caller);
+    db_bind_double(st, 4, nova_now());
+    int64_t invitation_id = 0;
+    if ((rc = db_insert_id(db, st, &invitation_id, err))) return rc;
+
+    bool by_staff = caller_role == ROLE_OWNER || caller_role == ROLE_ADMIN;
+    if (by_staff && !ps.approver) ps.approver = caller;
+    if (consent && ps.accepted && ps.approver)
+        return admit(db, chat_id, user_id, ps.approver, caller, ps.approver == caller, err);
+    if ((rc = pair_set(db, chat_id, user_id, &ps, err))) return rc;
+
+    /* chat_invitation to the owner and admins only. */
+    idlist staff = {0};
+    rc = chat_staff(db, chat_id, &staff, err);
+    json_object *inv = rc ? NULL : view_chat_invitation(db, invitation_id, err);
+    if (!rc && !inv) rc = err->kind;
+    if (!rc) {
+        json_object *data = json_object_new_object();
+        json_object_object_add(data, "invitation", inv);
+        rc = outbox_emit(db, "chat_invitation", data, staff.v, staff.n, err);
+    }
+    idlist_free(&staff);
+    if (!rc && consent) rc = emit_received(db, chat_id, user_id, err);
+    return rc;
+}
+
+json_object *chat_invitation_list(nova_db *db, int64_t caller, int64_t chat_id, nova_err *err)
+{
+    chat_info chat;
+    if (access_chat(db, caller, chat_id, NEED_STAFF, false, &chat, NULL, err)) return NULL;
+    db_stmt *st = db_prepare(db, SQL_INVITATIONS_OF_CHAT);
+    if (st) db_bind_i64(st, 1, chat_id);
+    return view_list_plain(db, st, view_chat_invitation, err);
+}
+
 int chat_invitation_approve(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id,
                             nova_err *err)
 {
@@ -317,22 +478,17 @@ int chat_invitation_approve(nova_db *db, int64_t caller, int64_t chat_id, int64_
         return rc;
     if (target != ROLE_NONE)
         return nova_fail(err, ERR_INVALID, "user %lld is already a member", (long long)user_id);
-    if ((rc = chat_add_member(db, chat_id, user_id, err)) ||
-        (rc = outbox_emit(db, "new_group_chat", chat_event(chat_id), &user_id, 1, err)) ||
-        (rc = emit_member_event(db, "member_added", chat_id, user_id, err)) ||
-        (rc = clear_invitations(db, chat_id, user_id, err)))
-        return rc;
-    char *approver = user_name_of(db, caller), *member = user_name_of(db, user_id),
-         *by = user_name_of(db, inviter);
-    rc = approver && member && by
-             ? message_post_system(db, chat_id, err,
-                                   "%s approved %s to join the group, invited by %s", approver,
-                                   member, by)
-             : nova_fail(err, ERR_INTERNAL, "internal error");
-    free(approver);
-    free(member);
-    free(by);
-    return rc;
+    if (consent_flow(db)) {
+        pair_state ps;
+        if ((rc = pair_state_of(db, chat_id, user_id, &ps, err))) return rc;
+        if (!ps.accepted) {
+            /* Approved; the invitee is still to be asked. */
+            ps.approver = caller;
+            if ((rc = pair_set(db, chat_id, user_id, &ps, err))) return rc;
+            return emit_received(db, chat_id, user_id, err);
+        }
+    }
+    return admit(db, chat_id, user_id, caller, inviter, false, err);
 }
 
 int chat_invitation_decline(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id,
@@ -342,9 +498,100 @@ int chat_invitation_decline(nova_db *db, int64_t caller, int64_t chat_id, int64_
     int64_t inviter;
     int rc;
     if ((rc = access_chat(db, caller, chat_id, NEED_STAFF, true, &chat, NULL, err)) ||
-        (rc = pending_inviter(db, chat_id, user_id, &inviter, err)))
+        (rc = pending_inviter(db, chat_id, user_id, &inviter, err)) ||
+        (rc = clear_invitations(db, chat_id, user_id, err)))
         return rc;
-    return clear_invitations(db, chat_id, user_id, err);
+    if (!consent_flow(db)) return 0;
+    return outbox_emit(db, "chat_invitation_withdrawn", chat_event(chat_id), &user_id, 1, err);
+}
+
+/* --- the invitee's side (consent flow only) ------------------------------ */
+
+static const char SQL_RECEIVED_PAIRS[] =
+    "SELECT chat_id FROM chat_invitations WHERE user_id = ? GROUP BY chat_id "
+    "ORDER BY min(id)";
+
+static int need_consent_flow(const nova_db *db, nova_err *err)
+{
+    if (consent_flow(db)) return 0;
+    return nova_fail(err, ERR_NOT_FOUND,
+                     "invitations need no consent on this server (group-invite-flow approval)");
+}
+
+json_object *chat_invitations_received(nova_db *db, int64_t caller, nova_err *err)
+{
+    if (need_consent_flow(db, err)) return NULL;
+    idlist chats = {0};
+    db_stmt *st = db_prepare(db, SQL_RECEIVED_PAIRS);
+    if (st) db_bind_i64(st, 1, caller);
+    if (db_collect_ids(db, st, &chats, err)) return NULL;
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < chats.n; i++) {
+        json_object *inv = view_received_invitation(db, chats.v[i], caller, err);
+        if (!inv) {
+            json_object_put(arr);
+            arr = NULL;
+            break;
+        }
+        json_object_array_add(arr, inv);
+    }
+    idlist_free(&chats);
+    return arr;
+}
+
+/* The caller's pending invitations to chat_id (400 without one). */
+static int received_pair(nova_db *db, int64_t caller, int64_t chat_id, pair_state *ps,
+                         nova_err *err)
+{
+    int rc = need_consent_flow(db, err);
+    if (!rc) rc = pair_state_of(db, chat_id, caller, ps, err);
+    if (!rc && !ps->pending)
+        rc = nova_fail(err, ERR_INVALID, "you have no pending invitation to chat %lld",
+                       (long long)chat_id);
+    return rc;
+}
+
+int chat_invitation_accept(nova_db *db, int64_t caller, int64_t chat_id, bool *joined,
+                           nova_err *err)
+{
+    pair_state ps;
+    int64_t inviter;
+    int rc;
+    *joined = false;
+    if ((rc = received_pair(db, caller, chat_id, &ps, err)) ||
+        (rc = pending_inviter(db, chat_id, caller, &inviter, err)))
+        return rc;
+    if (ps.approver) {
+        *joined = true;
+        /* The approval's own invitation names the inviter when there is
+         * one (an owner or admin who invited). */
+        idlist inviters = {0};
+        db_stmt *st = db_prepare(db, SQL_PAIR_INVITERS);
+        if (st) {
+            db_bind_i64(st, 1, chat_id);
+            db_bind_i64(st, 2, caller);
+        }
+        if ((rc = db_collect_ids(db, st, &inviters, err))) return rc;
+        for (size_t i = 0; i < inviters.n; i++)
+            if (inviters.v[i] == ps.approver) inviter = ps.approver;
+        idlist_free(&inviters);
+        return admit(db, chat_id, caller, ps.approver, inviter, inviter == ps.approver, err);
+    }
+    if (ps.accepted) return 0; /* accepted before: still waiting for an approval */
+    ps.accepted = true;
+    if ((rc = pair_set(db, chat_id, caller, &ps, err))) return rc;
+    return emit_to_inviters(db, "chat_invitation_accepted", chat_id, caller, err);
+}
+
+int chat_invitation_refuse(nova_db *db, int64_t caller, int64_t chat_id, nova_err *err)
+{
+    pair_state ps;
+    int rc;
+    /* Told before the rows go: they name the inviters. */
+    if ((rc = received_pair(db, caller, chat_id, &ps, err)) ||
+        (rc = emit_to_inviters(db, "chat_invitation_declined", chat_id, caller, err)))
+        return rc;
+    return clear_invitations(db, chat_id, caller, err);
 }
 
 int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_id, bool is_admin,

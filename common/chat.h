@@ -37,13 +37,24 @@ int chat_create_group(nova_db *db, int64_t owner, const char *name, const idlist
  * members), anyone else leaves it ("member left"). */
 int chat_delete_or_leave(nova_db *db, int64_t user_id, int64_t chat_id, nova_err *err);
 
-/* Invitations (the simplified flow of API.md §4). */
+/* Invitations (API.md §4; with group-invite-flow = consent, docs/API.md). */
 int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, nova_err *err);
 json_object *chat_invitation_list(nova_db *db, int64_t caller, int64_t chat_id, nova_err *err);
 int chat_invitation_approve(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id,
                             nova_err *err);
 int chat_invitation_decline(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id,
                             nova_err *err);
+
+/* The invitee's side, with group-invite-flow = consent (404 otherwise;
+ * docs/API.md "Group invitations with consent"): the invitations addressed
+ * to the caller, one ReceivedChatInvitation per chat; accepting (the
+ * caller joins at once when the invitation is approved, *joined says so;
+ * else it waits for an approval); declining (every pending invitation of
+ * the caller to that chat). */
+json_object *chat_invitations_received(nova_db *db, int64_t caller, nova_err *err);
+int chat_invitation_accept(nova_db *db, int64_t caller, int64_t chat_id, bool *joined,
+                           nova_err *err);
+int chat_invitation_refuse(nova_db *db, int64_t caller, int64_t chat_id, nova_err *err);
 
 /* Roles and removal. */
 int chat_set_admin(nova_db *db, int64_t caller, int64_t chat_id, int64_t member_id, bool is_admin,

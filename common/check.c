@@ -82,6 +82,10 @@ static const struct {
      "SELECT i.id, i.user_id FROM chat_invitations i JOIN chats c ON c.id = i.chat_id "
      "WHERE c.name = '' OR i.user_id = i.invited_by OR EXISTS (SELECT 1 FROM chat_members m "
      "WHERE m.chat_id = i.chat_id AND m.user_id = i.user_id)"},
+    {"the consent marks of a chat invitation are those of every invitation of its pair",
+     "SELECT a.id, b.id FROM chat_invitations a JOIN chat_invitations b ON b.chat_id = a.chat_id "
+     "AND b.user_id = a.user_id AND b.id > a.id WHERE a.accepted <> b.accepted "
+     "OR coalesce(a.approved_by, 0) <> coalesce(b.approved_by, 0)"},
     {"a reply is in the chat of the message it replies to, which is older",
      "SELECT m.id, m.reply_to_id FROM messages m JOIN messages p ON p.id = m.reply_to_id "
      "WHERE p.chat_id <> m.chat_id OR p.id >= m.id"},

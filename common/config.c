@@ -83,6 +83,11 @@ static const option_def options[] = {
      NULL},
     {"hash-workers", "NOVA_HASH_WORKERS", OPT_LONG, OFF(hash_workers), "0", 0, 1024, CFG_API,
      "workers of the --hash-socket pool; 0: half the cores, at least 1", NULL},
+    {"group-invite-flow", "NOVA_GROUP_INVITE_FLOW", OPT_STRING, OFF(group_invite_flow),
+     "approval", 0, 0, CFG_API,
+     "how a friend joins a group: approval (API.md: a member invites, the owner or an admin "
+     "approves) or consent (the invitee accepts or declines too; docs/API.md)",
+     "approval|consent"},
     {"console", "NOVA_CONSOLE", OPT_BOOL, OFF(console), "0", 0, 1, CFG_API,
      "serve the operators' outbox console at /admin/api/ (only to requests that nginx's "
      "/admin/api/ location marks with the FastCGI parameter NOVA_CONSOLE; operators: "

@@ -38,6 +38,9 @@ typedef struct nova_config {
     bool cookie_secure;
     char *cookie_samesite; /* "Lax", "Strict" or "None" */
 
+    /* chats */
+    char *group_invite_flow; /* "approval" (API.md's simplified flow) or "consent" */
+
     /* HTTP */
     char *cors_origins; /* comma-separated allow-list; "" = same origin only */
     long body_limit;    /* bytes */

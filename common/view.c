@@ -699,7 +699,14 @@ json_object *view_chat_relation(nova_db *db, int64_t chat_id, int64_t viewer, no
 }
 
 static const char SQL_CHAT_INVITATION_VIEW[] =
-    "SELECT id, chat_id, user_id, invited_by, created_at FROM chat_invitations WHERE id = ?";
+    "SELECT id, chat_id, user_id, invited_by, created_at, accepted, approved_by IS NOT NULL "
+    "FROM chat_invitations WHERE id = ?";
+
+static bool consent_flow(const nova_db *db)
+{
+    return db->cfg && db->cfg->group_invite_flow &&
+           !strcmp(db->cfg->group_invite_flow, "consent");
+}
 
 json_object *view_chat_invitation(nova_db *db, int64_t invitation_id, nova_err *err)
 {
@@ -711,16 +718,60 @@ json_object *view_chat_invitation(nova_db *db, int64_t invitation_id, nova_err *
     json_object_object_add(o, "chat_id", json_i64(db_col_i64(st, 1)));
     int64_t user = db_col_i64(st, 2), by = db_col_i64(st, 3);
     double created = db_col_double(st, 4);
+    bool accepted = db_col_i64(st, 5) != 0, approved = db_col_i64(st, 6) != 0;
     db_done(st);
     json_object *u = view_user_basic(db, user, err);
     json_object *b = u ? view_user_basic(db, by, err) : NULL;
     json_object_object_add(o, "user", u);
     json_object_object_add(o, "invited_by", b);
     json_object_object_add(o, "created_at", json_time(created));
+    if (consent_flow(db)) { /* [ext] only in the consent flow: API.md's shape otherwise */
+        json_object_object_add(o, "accepted", json_object_new_boolean(accepted));
+        json_object_object_add(o, "approved", json_object_new_boolean(approved));
+    }
     if (!b) {
         json_object_put(o);
         return NULL;
     }
+    return o;
+}
+
+static const char SQL_RECEIVED_VIEW[] =
+    "SELECT c.name, min(i.created_at), coalesce(max(i.approved_by), 0), coalesce(max(i.accepted), "
+    "0) FROM chat_invitations i JOIN chats c ON c.id = i.chat_id "
+    "WHERE i.chat_id = ?1 AND i.user_id = ?2 GROUP BY c.name";
+static const char SQL_RECEIVED_INVITERS[] =
+    "SELECT invited_by FROM chat_invitations WHERE chat_id = ? AND user_id = ? ORDER BY id";
+
+/* What an invitee sees of a group it is invited to: its name and who
+ * invited them, nothing of its members or messages. */
+json_object *view_received_invitation(nova_db *db, int64_t chat_id, int64_t user_id,
+                                      nova_err *err)
+{
+    db_stmt *st = db_prepare(db, SQL_RECEIVED_VIEW);
+    if (st) {
+        db_bind_i64(st, 1, chat_id);
+        db_bind_i64(st, 2, user_id);
+    }
+    if (step_one(db, st, "invitation to chat", chat_id, err) != 1) return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "chat_id", json_i64(chat_id));
+    json_object_object_add(o, "chat_name", json_str(col_text(st, 0)));
+    json_object_object_add(o, "created_at", json_time(db_col_double(st, 1)));
+    json_object_object_add(o, "approved", json_object_new_boolean(db_col_i64(st, 2) != 0));
+    json_object_object_add(o, "accepted", json_object_new_boolean(db_col_i64(st, 3) != 0));
+    db_done(st);
+    st = db_prepare(db, SQL_RECEIVED_INVITERS);
+    if (st) {
+        db_bind_i64(st, 1, chat_id);
+        db_bind_i64(st, 2, user_id);
+    }
+    json_object *by = view_list_plain(db, st, view_user_basic, err);
+    if (!by) {
+        json_object_put(o);
+        return NULL;
+    }
+    json_object_object_add(o, "invited_by", by);
     return o;
 }
 

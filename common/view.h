@@ -25,6 +25,9 @@ json_object *view_friend_invitation(nova_db *db, int64_t invitation_id, nova_err
 json_object *view_chat(nova_db *db, int64_t chat_id, int64_t viewer, nova_err *err);
 json_object *view_chat_relation(nova_db *db, int64_t chat_id, int64_t viewer, nova_err *err);
 json_object *view_chat_invitation(nova_db *db, int64_t invitation_id, nova_err *err);
+/* ReceivedChatInvitation of user_id to chat_id (the consent flow). */
+json_object *view_received_invitation(nova_db *db, int64_t chat_id, int64_t user_id,
+                                      nova_err *err);
 
 json_object *view_message_basic(nova_db *db, int64_t message_id, int64_t viewer, nova_err *err);
 json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t viewer, nova_err *err);

@@ -51,6 +51,10 @@ const api_route api_routes[] = {
     {METHOD_GET, "/chat/{id}/invitation", NULL, h_chat_invitation_list, AUTH, READ, NF},
     {METHOD_POST, "/chat/{id}/invitation/{id}", NULL, h_chat_invitation_approve, AUTH, WRITE, NF},
     {METHOD_DELETE, "/chat/{id}/invitation/{id}", NULL, h_chat_invitation_decline, AUTH, WRITE, NF},
+    /* [ext] the invitee's side of group-invite-flow = consent (docs/API.md) */
+    {METHOD_GET, "/chat/invitation", NULL, h_chat_invitations_received, AUTH, READ, 0},
+    {METHOD_POST, "/chat/invitation/{id}", NULL, h_chat_invitation_accept, AUTH, WRITE, 0},
+    {METHOD_DELETE, "/chat/invitation/{id}", NULL, h_chat_invitation_refuse, AUTH, WRITE, 0},
     {METHOD_GET, "/chat", NULL, h_chat_list, AUTH, READ, 0},
     {METHOD_GET, "/chat/{id}", NULL, h_chat_get, AUTH, READ, NF | NM},
     {METHOD_DELETE, "/chat/{id}", NULL, h_chat_delete, AUTH, WRITE, NF | NM},

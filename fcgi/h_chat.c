@@ -68,6 +68,28 @@ int h_chat_invitation_decline(api_call *c, nova_err *err)
     return chat_invitation_decline(c->db, c->session.user_id, c->ids[0], c->ids[1], err);
 }
 
+int h_chat_invitations_received(api_call *c, nova_err *err)
+{
+    return api_result(c, chat_invitations_received(c->db, c->session.user_id, err), err);
+}
+
+/* {"joined": bool}: whether the caller is a member now, or waits for the
+ * owner's or an admin's approval. */
+int h_chat_invitation_accept(api_call *c, nova_err *err)
+{
+    bool joined;
+    int rc = chat_invitation_accept(c->db, c->session.user_id, c->ids[0], &joined, err);
+    if (rc) return rc;
+    c->data = json_object_new_object();
+    json_object_object_add(c->data, "joined", json_object_new_boolean(joined));
+    return 0;
+}
+
+int h_chat_invitation_refuse(api_call *c, nova_err *err)
+{
+    return chat_invitation_refuse(c->db, c->session.user_id, c->ids[0], err);
+}
+
 int h_chat_list(api_call *c, nova_err *err)
 {
     return api_result(c, chat_list(c->db, c->session.user_id, err), err);

@@ -382,8 +382,7 @@ static void check_relation(const fuzz_request *r, json_object *rel, const char *
         "d.message_id = m.id)";
     /* API.md fixes no order for members and admins. */
     static const char members[] = "SELECT m.user_id FROM chat_members AS m WHERE m.chat_id = ?";
-    static const char admins[] =
-        "SELECT user_id FROM chat_members WHERE is_admin AND chat_id = ?";
+    static const char admins[] = "SELECT user_id FROM chat_members WHERE is_admin AND chat_id = ?";
     json_object *chat = json_object_object_get(rel, "chat");
     int64_t id = shape_int(chat, "chat_id");
     int64_t want = query_int(unread, id, r->caller, -1);
@@ -429,9 +428,8 @@ static void check_list(api_handler h, const fuzz_request *r, json_object *d, con
     sqlite3_bind_int64(st, 1, r->caller);
     same_id_set(d, key, st, "entries", where);
     if (h == h_friend_group_list) {
-        int64_t first = json_object_array_length(d)
-                            ? int_at(json_object_array_get_idx(d, 0), "group_id")
-                            : 0;
+        int64_t first =
+            json_object_array_length(d) ? int_at(json_object_array_get_idx(d, 0), "group_id") : 0;
         if (first != query_int(default_group, r->caller, 0, -1))
             fuzz_fail("%s: the default group is not first", where);
     }
@@ -517,6 +515,13 @@ static void check_data(const api_route *route, const int64_t *ids, const fuzz_re
             prev = id;
         }
         check_messages(r, ids[0], d, h == h_chat_messages, w);
+    } else if (h == h_chat_invitations_received) {
+        /* [ext] the consent flow only (404 in the default one) */
+        shape_array_of(d, shape_received_invitation, w);
+    } else if (h == h_chat_invitation_accept) {
+        if (!json_object_is_type(d, json_type_object) || json_object_object_length(d) != 1 ||
+            !json_object_is_type(json_object_object_get(d, "joined"), json_type_boolean))
+            fuzz_fail("%s: not {\"joined\": bool}", w);
     } else {
         /* Every other route answers null. */
         shape_null(d, w);
@@ -690,6 +695,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fingerprint = world.fingerprint;
     inputs++;
 
+    /* The group invitation flow of this input: the default (API.md's) or,
+     * for an odd first byte, the [ext] consent flow (docs/API.md); both
+     * are held to the same checks. */
+    char *flow = world.cfg.group_invite_flow;
+    static char consent[] = "consent";
+    if (size && (data[0] & 1)) world.cfg.group_invite_flow = consent;
+
     char latest[TOKEN_LEN + 1] = "";
     const uint8_t *p = data, *end = data + size;
     for (int i = 0; i < MAX_REQUESTS && p <= end; i++) {
@@ -742,5 +754,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (profiling) t0 = now_ms();
     if (fuzz_world_dirty(&world)) inv_check_db(world.db, ++changed % DEEP_CHECK_EVERY == 0);
     if (profiling) prof[3] += now_ms() - t0;
+    world.cfg.group_invite_flow = flow;
     return 0;
 }

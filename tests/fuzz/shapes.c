@@ -346,8 +346,15 @@ void shape_chat_relation(json_object *v, const char *where)
 void shape_chat_invitation(json_object *v, const char *where)
 {
     char w[256];
-    keys_exactly(v, where, "invitation_id", "chat_id", "user", "invited_by", "created_at",
-                 KEYS_END);
+    if (json_object_object_get_ex(v, "accepted", NULL)) { /* [ext] the consent flow */
+        keys_exactly(v, where, "invitation_id", "chat_id", "user", "invited_by", "created_at",
+                     "accepted", "approved", KEYS_END);
+        want_bool(v, "accepted", where);
+        want_bool(v, "approved", where);
+    } else {
+        keys_exactly(v, where, "invitation_id", "chat_id", "user", "invited_by", "created_at",
+                     KEYS_END);
+    }
     want_int(v, "invitation_id", 1, where);
     want_int(v, "chat_id", 1, where);
     sub(w, sizeof w, where, "user");
@@ -357,14 +364,45 @@ void shape_chat_invitation(json_object *v, const char *where)
     want_number(v, "created_at", where);
 }
 
+/* [ext] ReceivedChatInvitation (docs/API.md, the consent flow). */
+void shape_received_invitation(json_object *v, const char *where)
+{
+    char w[256];
+    keys_exactly(v, where, "chat_id", "chat_name", "created_at", "approved", "accepted",
+                 "invited_by", KEYS_END);
+    want_int(v, "chat_id", 1, where);
+    if (!shape_str(v, "chat_name")[0]) fuzz_fail("%s: an invitation to a private chat", where);
+    want_number(v, "created_at", where);
+    want_bool(v, "approved", where);
+    want_bool(v, "accepted", where);
+    sub(w, sizeof w, where, "invited_by");
+    shape_array_of(field(v, "invited_by"), shape_user_basic, w);
+    if (!json_object_array_length(field(v, "invited_by"))) fuzz_fail("%s: nobody invited", where);
+}
+
 /* --- notifications (API.md §5) ------------------------------------------ */
 
 static const char *const events[] = {
-    "logout",          "profile_change",     "new_group_chat",
-    "new_message",     "message_recalled",   "message_deleted",
-    "messages_read",   "admin_state_change", "owner_state_change",
-    "member_added",    "member_deleted",     "chat_deleted",
-    "chat_invitation", "friend_created",     "friend_deleted",
+    "logout",
+    "profile_change",
+    "new_group_chat",
+    "new_message",
+    "message_recalled",
+    "message_deleted",
+    "messages_read",
+    "admin_state_change",
+    "owner_state_change",
+    "member_added",
+    "member_deleted",
+    "chat_deleted",
+    "chat_invitation",
+    "friend_created",
+    "friend_deleted",
+    /* [ext] the consent flow of group invitations */
+    "chat_invitation_received",
+    "chat_invitation_accepted",
+    "chat_invitation_declined",
+    "chat_invitation_withdrawn",
 };
 /* [ext] Presence and typing (docs/API.md) */
 static const char *const ext_events[] = {"presence", "typing"};
@@ -417,6 +455,19 @@ void shape_event_data(const char *action, json_object *d, const char *where)
         keys_exactly(d, where, "invitation", KEYS_END);
         sub(w, sizeof w, where, "invitation");
         shape_chat_invitation(field(d, "invitation"), w);
+    } else if (!strcmp(action, "chat_invitation_received")) {
+        keys_exactly(d, where, "invitation", KEYS_END);
+        sub(w, sizeof w, where, "invitation");
+        shape_received_invitation(field(d, "invitation"), w);
+    } else if (!strcmp(action, "chat_invitation_accepted") ||
+               !strcmp(action, "chat_invitation_declined")) {
+        keys_exactly(d, where, "chat_id", "user", KEYS_END);
+        want_int(d, "chat_id", 1, where);
+        sub(w, sizeof w, where, "user");
+        shape_user_basic(field(d, "user"), w);
+    } else if (!strcmp(action, "chat_invitation_withdrawn")) {
+        keys_exactly(d, where, "chat_id", KEYS_END);
+        want_int(d, "chat_id", 1, where);
     } else if (!strcmp(action, "friend_created") || !strcmp(action, "friend_deleted")) {
         keys_exactly(d, where, "friend", KEYS_END);
         sub(w, sizeof w, where, "friend");

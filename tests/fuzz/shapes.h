@@ -23,6 +23,7 @@ void shape_friend_invitation(json_object *v, const char *where);
 void shape_chat(json_object *v, const char *where);
 void shape_chat_relation(json_object *v, const char *where);
 void shape_chat_invitation(json_object *v, const char *where);
+void shape_received_invitation(json_object *v, const char *where);
 void shape_message_basic(json_object *v, const char *where);
 void shape_message_detailed(json_object *v, const char *where);
 void shape_null(json_object *v, const char *where);
