@@ -231,11 +231,6 @@ int chat_delete_or_leave(nova_db *db, int64_t user_id, int64_t chat_id, nova_err
  * (accepted, approved_by; schema 009) concern the pair (chat, invitee) and
  * are kept equal on every pending invitation of the pair. */
 
-static bool consent_flow(const nova_db *db)
-{
-    return db->cfg && db->cfg->group_invite_flow && !strcmp(db->cfg->group_invite_flow, "consent");
-}
-
 static const char SQL_PAIR_STATE[] =
     "SELECT coalesce(max(accepted), 0), coalesce(max(approved_by), 0), count(*) "
     "FROM chat_invitations WHERE chat_id = ? AND user_id = ?";
@@ -417,7 +412,7 @@ int chat_invite(nova_db *db, int64_t caller, int64_t chat_id, int64_t user_id, n
     /* The pair's marks are kept in both flows, so that a server switching
      * flows finds them right (an owner's or admin's invitation is their
      * approval); only the consent flow acts on them. */
-    bool consent = consent_flow(db);
+    bool consent = config_invite_consent(db->cfg);
     pair_state ps = {0};
     if ((rc = pair_state_of(db, chat_id, user_id, &ps, err))) return rc;
     db_stmt *st = db_prepare(db, SQL_INVITATION_DELETE_SAME);
@@ -478,7 +473,7 @@ int chat_invitation_approve(nova_db *db, int64_t caller, int64_t chat_id, int64_
         return rc;
     if (target != ROLE_NONE)
         return nova_fail(err, ERR_INVALID, "user %lld is already a member", (long long)user_id);
-    if (consent_flow(db)) {
+    if (config_invite_consent(db->cfg)) {
         pair_state ps;
         if ((rc = pair_state_of(db, chat_id, user_id, &ps, err))) return rc;
         if (!ps.accepted) {
@@ -501,7 +496,7 @@ int chat_invitation_decline(nova_db *db, int64_t caller, int64_t chat_id, int64_
         (rc = pending_inviter(db, chat_id, user_id, &inviter, err)) ||
         (rc = clear_invitations(db, chat_id, user_id, err)))
         return rc;
-    if (!consent_flow(db)) return 0;
+    if (!config_invite_consent(db->cfg)) return 0;
     return outbox_emit(db, "chat_invitation_withdrawn", chat_event(chat_id), &user_id, 1, err);
 }
 
@@ -513,7 +508,7 @@ static const char SQL_RECEIVED_PAIRS[] =
 
 static int need_consent_flow(const nova_db *db, nova_err *err)
 {
-    if (consent_flow(db)) return 0;
+    if (config_invite_consent(db->cfg)) return 0;
     return nova_fail(err, ERR_NOT_FOUND,
                      "invitations need no consent on this server (group-invite-flow approval)");
 }

@@ -39,7 +39,9 @@ static const option_def options[] = {
      "flags and environment win over it; empty: none",
      NULL},
     {"db", "NOVA_DB", OPT_STRING, OFF(db_path), "data/nova.db", 1, 0, CFG_ALL,
-     "the database: a SQLite file, or a postgresql:// URI (libpq; e.g. postgresql://nova:secret@db.example/nova)", NULL},
+     "the database: a SQLite file, or a postgresql:// URI (libpq; e.g. "
+     "postgresql://nova:secret@db.example/nova)",
+     NULL},
     {"synchronous", "NOVA_SYNCHRONOUS", OPT_STRING, OFF(synchronous), "NORMAL", 0, 0, CFG_ALL,
      "SQLite synchronous mode: NORMAL or FULL", "NORMAL|FULL"},
     {"busy-timeout-ms", "NOVA_BUSY_TIMEOUT_MS", OPT_LONG, OFF(busy_timeout_ms), "5000", 1, 600000,
@@ -83,8 +85,8 @@ static const option_def options[] = {
      NULL},
     {"hash-workers", "NOVA_HASH_WORKERS", OPT_LONG, OFF(hash_workers), "0", 0, 1024, CFG_API,
      "workers of the --hash-socket pool; 0: half the cores, at least 1", NULL},
-    {"group-invite-flow", "NOVA_GROUP_INVITE_FLOW", OPT_STRING, OFF(group_invite_flow),
-     "approval", 0, 0, CFG_API,
+    {"group-invite-flow", "NOVA_GROUP_INVITE_FLOW", OPT_STRING, OFF(group_invite_flow), "approval",
+     0, 0, CFG_API,
      "how a friend joins a group: approval (API.md: a member invites, the owner or an admin "
      "approves) or consent (the invitee accepts or declines too; docs/API.md)",
      "approval|consent"},
@@ -474,4 +476,9 @@ int config_init(nova_config *cfg, const char *program, int argc, char **argv,
     }
     if (next) *next = i;
     return 0;
+}
+
+bool config_invite_consent(const nova_config *cfg)
+{
+    return cfg && cfg->group_invite_flow && !strcmp(cfg->group_invite_flow, "consent");
 }

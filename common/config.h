@@ -131,6 +131,10 @@ void config_free(nova_config *cfg);
 /* True when origin (exact string) is in the configured CORS allow-list. */
 bool config_origin_allowed(const nova_config *cfg, const char *origin);
 
+/* Does group-invite-flow ask the invitee (consent)? False for a NULL
+ * configuration (API.md's flow). */
+bool config_invite_consent(const nova_config *cfg);
+
 /* May a browser page of origin[0..len) act with the user's cookie? True for
  * the page's own origin (scheme://host of the request, host as the client
  * sent it) and for the allow-list; false for anything else, "null" too. */

@@ -702,12 +702,6 @@ static const char SQL_CHAT_INVITATION_VIEW[] =
     "SELECT id, chat_id, user_id, invited_by, created_at, accepted, approved_by IS NOT NULL "
     "FROM chat_invitations WHERE id = ?";
 
-static bool consent_flow(const nova_db *db)
-{
-    return db->cfg && db->cfg->group_invite_flow &&
-           !strcmp(db->cfg->group_invite_flow, "consent");
-}
-
 json_object *view_chat_invitation(nova_db *db, int64_t invitation_id, nova_err *err)
 {
     db_stmt *st = db_prepare(db, SQL_CHAT_INVITATION_VIEW);
@@ -725,7 +719,7 @@ json_object *view_chat_invitation(nova_db *db, int64_t invitation_id, nova_err *
     json_object_object_add(o, "user", u);
     json_object_object_add(o, "invited_by", b);
     json_object_object_add(o, "created_at", json_time(created));
-    if (consent_flow(db)) { /* [ext] only in the consent flow: API.md's shape otherwise */
+    if (config_invite_consent(db->cfg)) { /* [ext] the consent flow only: else API.md's shape */
         json_object_object_add(o, "accepted", json_object_new_boolean(accepted));
         json_object_object_add(o, "approved", json_object_new_boolean(approved));
     }
