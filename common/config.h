@@ -75,6 +75,11 @@ typedef struct nova_config {
     /* logging */
     long log_level;   /* 0 errors, 1 info, 2 debug */
     char *log_format; /* "text" or "json" */
+
+    /* attachments */
+    char *attachment_dir;   /* where uploaded files are stored, by hash */
+    long attachment_limit;  /* largest upload, bytes */
+    long attachment_expiry; /* seconds an unsent upload is kept */
 } nova_config;
 
 /* Fill cfg with defaults, then apply NOVA_* environment variables.

@@ -258,9 +258,16 @@ void shape_message_detailed(json_object *v, const char *where)
 {
     char w[256];
     keys_exactly(v, where, "message_id", "chat_id", "message", "send_time", "sender", "reply_to_id",
-                 "deleted", "read_users", "reply_to", "replied_by", KEYS_END);
+                 "deleted", "read_users", "reply_to", "replied_by", "attachment", KEYS_END);
     message_common(v, where);
     int64_t id = shape_int(v, "message_id"), chat = shape_int(v, "chat_id");
+    json_object *file = field(v, "attachment"); /* [ext] attachments */
+    if (file) {
+        keys_exactly(file, where, "attachment_id", "chat_id", "message_id", "name", "size",
+                     "mime", "url", "upload_time", KEYS_END);
+        if (shape_int(file, "message_id") != id || shape_int(file, "chat_id") != chat)
+            fuzz_fail("%s: an attachment of another message", where);
+    }
     sub(w, sizeof w, where, "read_users");
     shape_array_of(field(v, "read_users"), shape_user_basic, w);
     int64_t ids[256];
