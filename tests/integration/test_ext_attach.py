@@ -286,7 +286,8 @@ def test_internal_location_is_not_reachable(stack, trio):
     for path in (f"/.nova-attachment/{digest}", f"/.nova-attachment/../{digest}",
                  "/.nova-attachment/", f"/%2Enova-attachment/{digest}"):
         r = a.http.get(stack.base + path, timeout=10)
-        assert r.status_code == 404, (path, r.status_code)
+        # "/.nova-attachment/../x" is nginx's "/x": the static site's page
+        assert r.status_code == (200 if "/../" in path else 404), (path, r.status_code)
         assert r.content != PDF
     # A client's own X-Accel-Redirect means nothing.
     r = a.http.get(stack.base + "/api/user", headers={"X-Accel-Redirect": f"/.nova-attachment/{digest}"})
