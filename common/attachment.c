@@ -133,9 +133,10 @@ int attachment_store(const char *dir, const char *hex, const void *bytes, size_t
     if (mkdir(dir, 0750) && errno != EEXIST) return io_fail(err, errno, "mkdir", dir);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) return io_fail(err, errno, "create", tmp);
+    /* nginx's workers read it as the group (whatever the umask) */
+    int e = fchmod(fd, 0640) ? errno : 0;
     const char *p = bytes;
     size_t left = len;
-    int e = 0;
     while (left && !e) {
         ssize_t n = write(fd, p, left);
         if (n < 0 && errno == EINTR) continue;
