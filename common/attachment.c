@@ -115,8 +115,7 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
-int attachment_store(const char *dir, const char *hex, const void *bytes, size_t len,
-                     nova_err *err)
+int attachment_store(const char *dir, const char *hex, const void *bytes, size_t len, nova_err *err)
 {
     char path[4096], tmp[4096];
     if (snprintf(path, sizeof path, "%s/%s", dir, hex) >= (int)sizeof path ||
@@ -167,7 +166,7 @@ int attachment_store(const char *dir, const char *hex, const void *bytes, size_t
 /* --- rows ----------------------------------------------------------------- */
 
 #define ATTACHMENT_COLUMNS                                                                         \
-    "SELECT a.id, a.chat_id, coalesce(a.message_id, 0), a.name, a.size, a.mime, a.created_at "  \
+    "SELECT a.id, a.chat_id, coalesce(a.message_id, 0), a.name, a.size, a.mime, a.created_at "     \
     "FROM attachments a "
 static const char SQL_ATTACHMENT_INSERT[] =
     "INSERT INTO attachments (chat_id, uploader_id, hash, name, size, mime, created_at) "
@@ -247,8 +246,9 @@ int attachment_upload(nova_db *db, int64_t user_id, int64_t chat_id, const char 
     rc = db_step(st);
     if (rc == DB_ROW) *view = row_view(st);
     db_done(st);
-    return rc == DB_ROW ? 0 : rc == DB_DONE ? nova_fail(err, ERR_INTERNAL, "internal error")
-                                            : db_fail(db, err);
+    return rc == DB_ROW    ? 0
+           : rc == DB_DONE ? nova_fail(err, ERR_INTERNAL, "internal error")
+                           : db_fail(db, err);
 }
 
 int attachment_check_unsent(nova_db *db, int64_t user_id, int64_t chat_id, int64_t attachment_id,
@@ -289,8 +289,7 @@ int attachment_forget_message(nova_db *db, int64_t message_id, nova_err *err)
     return db_exec_done(db, st, err);
 }
 
-int attachment_views_of(nova_db *db, const int64_t *ids, size_t n, json_object **map,
-                        nova_err *err)
+int attachment_views_of(nova_db *db, const int64_t *ids, size_t n, json_object **map, nova_err *err)
 {
     *map = json_object_new_object();
     if (!n) return 0;
@@ -331,8 +330,7 @@ int attachment_for_download(nova_db *db, int64_t user_id, int64_t attachment_id,
         const char *hash = db_col_text(st, 0), *mime = db_col_text(st, 1),
                    *name = db_col_text(st, 2);
         int64_t uploader = db_col_i64(st, 4), message = db_col_i64(st, 5);
-        bool recalled = db_col_i64(st, 6), member = db_col_i64(st, 7),
-             hidden = db_col_i64(st, 8);
+        bool recalled = db_col_i64(st, 6), member = db_col_i64(st, 7), hidden = db_col_i64(st, 8);
         ok = member && !recalled && !hidden && (message || uploader == user_id) && hash &&
              strlen(hash) == 64 && strspn(hash, "0123456789abcdef") == 64;
         if (ok) {
@@ -345,8 +343,7 @@ int attachment_for_download(nova_db *db, int64_t user_id, int64_t attachment_id,
     db_done(st);
     if (rc != DB_ROW && rc != DB_DONE) return db_fail(db, err);
     if (!ok)
-        return nova_fail(err, ERR_NOT_FOUND, "attachment %lld not found",
-                         (long long)attachment_id);
+        return nova_fail(err, ERR_NOT_FOUND, "attachment %lld not found", (long long)attachment_id);
     return 0;
 }
 

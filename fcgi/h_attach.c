@@ -29,8 +29,8 @@ int h_attach_upload(api_call *c, nova_err *err)
     if (c->req->body_too_large || c->req->body_len > (size_t)c->cfg->attachment_limit) {
         /* still a member's question first: a stranger learns nothing */
         nova_err ignored;
-        int rc = attachment_upload(c->db, c->session.user_id, c->ids[0], name, "", 0, NULL,
-                                   &ignored);
+        int rc =
+            attachment_upload(c->db, c->session.user_id, c->ids[0], name, "", 0, NULL, &ignored);
         if (rc != ERR_INVALID && rc != ERR_TOO_LARGE) {
             *err = ignored;
             return rc;
@@ -52,8 +52,7 @@ static void disposition(const attachment_file *f, char *out, size_t size)
     char plain[ATTACHMENT_NAME_MAX + 1], star[3 * ATTACHMENT_NAME_MAX + 1];
     size_t p = 0, s = 0;
     for (const unsigned char *c = (const unsigned char *)f->name; *c; c++) {
-        plain[p++] = *c < 0x80 && *c >= 0x20 && *c != '"' && *c != '\\' && *c != ';' &&
-                             *c != '%'
+        plain[p++] = *c < 0x80 && *c >= 0x20 && *c != '"' && *c != '\\' && *c != ';' && *c != '%'
                          ? (char)*c
                          : '_';
         if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
