@@ -7,8 +7,9 @@
 -- uploader sends a message carrying it (then set once); recalling the
 -- message deletes the row. uploader_id goes NULL with the account (the
 -- rows of sent messages stay for the other members; unsent ones are then
--- removed by the next attachments-gc).
-CREATE TABLE attachments (
+-- removed by the next attachments-gc). IF NOT EXISTS: a database set back
+-- to an older version (tests/integration/test_unread_counts.py) migrates again.
+CREATE TABLE IF NOT EXISTS attachments (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     chat_id     INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
     uploader_id INTEGER REFERENCES users (id) ON DELETE SET NULL,
@@ -19,7 +20,7 @@ CREATE TABLE attachments (
     mime        TEXT    NOT NULL,
     created_at  REAL    NOT NULL
 );
-CREATE INDEX attachments_hash ON attachments (hash);
-CREATE INDEX attachments_chat ON attachments (chat_id);
-CREATE INDEX attachments_uploader ON attachments (uploader_id);
-CREATE INDEX attachments_unsent ON attachments (created_at) WHERE message_id IS NULL;
+CREATE INDEX IF NOT EXISTS attachments_hash ON attachments (hash);
+CREATE INDEX IF NOT EXISTS attachments_chat ON attachments (chat_id);
+CREATE INDEX IF NOT EXISTS attachments_uploader ON attachments (uploader_id);
+CREATE INDEX IF NOT EXISTS attachments_unsent ON attachments (created_at) WHERE message_id IS NULL;
