@@ -56,6 +56,7 @@ struct copy_table {
 #define OPERATORS "id, name, password_hash, created_at"
 #define OPERATOR_SESSIONS "id, token_hash, operator_id, created_at, last_seen, expires_at"
 #define OUTBOX "id, created_at, action, data, recipients, session_id, origin, request_id"
+#define ATTACHMENTS "id, chat_id, uploader_id, message_id, hash, name, size, mime, created_at"
 
 /* The select and insert of a table keyed by id, and of one keyed by the
  * pair (a, b). */
@@ -85,6 +86,8 @@ static const struct copy_table copy_tables[] = {
     {"messages", "iiitrii", 1, SEQ_AUTOINC, BY_ID("messages", MESSAGES, "?, ?, ?, ?, ?, ?, ?")},
     {"message_deletions", "ii", 2, SEQ_NONE,
      BY_PAIR("message_deletions", MESSAGE_DELETIONS, "user_id", "message_id", "?, ?")},
+    {"attachments", "iiiittitr", 1, SEQ_AUTOINC,
+     BY_ID("attachments", ATTACHMENTS, "?, ?, ?, ?, ?, ?, ?, ?, ?")},
     {"chat_invitations", "iiiirii", 1, SEQ_AUTOINC,
      BY_ID("chat_invitations", CHAT_INVITATIONS, "?, ?, ?, ?, ?, ?, ?")},
     {"operators", "ittr", 1, SEQ_AUTOINC, BY_ID("operators", OPERATORS, "?, ?, ?, ?")},

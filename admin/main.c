@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/attachment.h"
 #include "../common/check.h"
 #include "../common/crypto.h"
 #include "../common/db.h"
@@ -67,6 +68,10 @@ static void usage(FILE *out)
             "                       PostgreSQL database (postgresql://...), migrating it\n"
             "                       first; ids, sessions and the outbox position are kept,\n"
             "                       so moving up is: stop, copy, point --db at DEST, start\n"
+            "  attachments-gc [--grace SECONDS]\n"
+            "                       delete uploads not sent within attachment-expiry, then\n"
+            "                       every file of attachment-dir that no attachment names\n"
+            "                       (files younger than SECONDS, default 3600, are spared)\n"
             "\n"
             "settings (each also read from its environment variable):\n");
     config_print_help(out, CFG_ADMIN);
@@ -542,6 +547,37 @@ static int cmd_operator(const nova_config *cfg, int argc, char **argv)
     db_close(db);
     return rc ? 1 : 0;
 }
+/* [ext] attachments (docs/API.md): unsent uploads past their expiry, and
+ * the files no row names. */
+static int cmd_attachments_gc(const nova_config *cfg, int argc, char **argv)
+{
+    double grace = 3600;
+    for (int k = 0; k < argc; k++) {
+        char *end;
+        if (!strcmp(argv[k], "--grace") && k + 1 < argc) {
+            grace = strtod(argv[++k], &end);
+            if (*end || grace < 0) {
+                fprintf(stderr, "nova-admin: --grace takes seconds\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "nova-admin: attachments-gc [--grace SECONDS]\n");
+            return 2;
+        }
+    }
+    nova_db *db = open_current(cfg);
+    if (!db) return 1;
+    nova_err err;
+    long rows, files;
+    int rc = attachment_gc(db, cfg, grace, &rows, &files, &err);
+    db_close(db);
+    if (rc) {
+        fprintf(stderr, "nova-admin: attachments-gc: %s\n", err.msg);
+        return 1;
+    }
+    printf("removed %ld unsent attachments, %ld files\n", rows, files);
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -576,6 +612,8 @@ int main(int argc, char **argv)
         rc = cmd_backup(&cfg, rest_argc, rest);
     } else if (!strcmp(cmd, "copy")) {
         rc = cmd_copy(&cfg, rest_argc, rest);
+    } else if (!strcmp(cmd, "attachments-gc")) {
+        rc = cmd_attachments_gc(&cfg, rest_argc, rest);
     } else {
         fprintf(stderr, "nova-admin: unknown command %s (see --help)\n", cmd);
     }

@@ -92,7 +92,19 @@ static const struct {
     {"a recalled message is rewritten (text, #DELETED, no reply)",
      "SELECT id, sender_id FROM messages WHERE recalled = 1 AND (sender_id <> 2 "
      "OR content <> 'Message recalled' OR reply_to_id IS NOT NULL)"},
-    {"messages are never empty", "SELECT id, chat_id FROM messages WHERE content = ''"},
+    {"messages are never empty (but for a file: [ext] attachments)",
+     "SELECT id, chat_id FROM messages WHERE content = '' "
+     "AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = messages.id)"},
+    /* [ext] attachments */
+    {"an attachment is in its message's chat, sent by its uploader, never recalled",
+     "SELECT a.id, a.message_id FROM attachments a JOIN messages m ON m.id = a.message_id "
+     "WHERE m.chat_id <> a.chat_id OR m.recalled = 1 "
+     "OR (a.uploader_id IS NOT NULL AND m.sender_id <> a.uploader_id)"},
+    {"an attachment names its file by a 64-digit hash, 1-255 characters of name, a known type",
+     "SELECT id, chat_id FROM attachments WHERE length(hash) <> 64 OR lower(hash) <> hash "
+     "OR length(name) < 1 OR length(name) > 255 OR size < 0 OR mime NOT IN ('image/png', "
+     "'image/jpeg', 'image/gif', 'image/webp', 'application/pdf', 'text/plain', "
+     "'application/octet-stream')"},
     {"a chat's message count is the number of its messages",
      "SELECT c.id, c.message_count FROM chats c WHERE c.message_count <> "
      "(SELECT count(*) FROM messages m WHERE m.chat_id = c.id)"},

@@ -172,6 +172,21 @@ static const option_def options[] = {
     {"typing-interval-ms", "NOVA_TYPING_INTERVAL_MS", OPT_LONG, OFF(typing_interval_ms), "2000", 0,
      600000, CFG_REALTIME,
      "a user's typing in one chat goes out at most once per this long per daemon (ms)", NULL},
+    /* attachments (docs/API.md "[ext] Attachments") */
+    {"attachment-dir", "NOVA_ATTACHMENT_DIR", OPT_STRING, OFF(attachment_dir), "data/attachments",
+     1, 0, CFG_API | CFG_ADMIN,
+     "directory of the uploaded files, named by their SHA-256 (nginx serves it at the internal "
+     "location /.nova-attachment/: scripts/gen-nginx renders it from the same variable)",
+     NULL},
+    {"attachment-limit", "NOVA_ATTACHMENT_LIMIT", OPT_LONG, OFF(attachment_limit), "10485760", 1,
+     1073741824L, CFG_API,
+     "largest uploaded file in bytes (larger: 413; nginx's limit of the upload location is "
+     "rendered from the same variable)",
+     NULL},
+    {"attachment-expiry", "NOVA_ATTACHMENT_EXPIRY", OPT_LONG, OFF(attachment_expiry), "86400", 0,
+     315360000L, CFG_API | CFG_ADMIN,
+     "seconds an uploaded file may wait to be sent before nova-admin attachments-gc removes it",
+     NULL},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

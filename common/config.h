@@ -86,6 +86,10 @@ typedef struct nova_config {
     long presence_grace_ms;     /* offline only after this long without a socket */
     long presence_retention;    /* seconds presence and typing events are kept */
     long typing_interval_ms;    /* one typing per user and chat per this long */
+    /* attachments */
+    char *attachment_dir;   /* where uploaded files are stored, by hash */
+    long attachment_limit;  /* largest upload, bytes */
+    long attachment_expiry; /* seconds an unsent upload is kept */
 } nova_config;
 
 /* Fill cfg with defaults, then apply NOVA_* environment variables.

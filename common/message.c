@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "access.h"
+#include "attachment.h"
 #include "json_util.h"
 #include "outbox.h"
 #include "user.h"
@@ -20,8 +21,19 @@ static const char SQL_MESSAGE_INSERT[] =
     "INSERT INTO messages (chat_id, sender_id, content, send_time, reply_to_id) "
     "VALUES (?, ?, ?, ?, ?) RETURNING id";
 
+static int post(nova_db *db, int64_t chat_id, int64_t sender_id, const char *content,
+                int64_t reply_to, int64_t attachment_id, int64_t *message_id, nova_err *err);
+
 int message_post(nova_db *db, int64_t chat_id, int64_t sender_id, const char *content,
                  int64_t reply_to, int64_t *message_id, nova_err *err)
+{
+    return post(db, chat_id, sender_id, content, reply_to, 0, message_id, err);
+}
+
+/* message_post, and the attachment (0: none, else checked) linked to the
+ * message before its view goes out. */
+static int post(nova_db *db, int64_t chat_id, int64_t sender_id, const char *content,
+                int64_t reply_to, int64_t attachment_id, int64_t *message_id, nova_err *err)
 {
     db_stmt *st = db_prepare(db, SQL_CHAT_COUNT_MESSAGE);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
@@ -39,6 +51,7 @@ int message_post(nova_db *db, int64_t chat_id, int64_t sender_id, const char *co
     rc = db_insert_id(db, st, &id, err);
     if (rc) return rc;
     if (message_id) *message_id = id;
+    if (attachment_id && (rc = attachment_link(db, attachment_id, id, err))) return rc;
     json_object *m = view_message_detailed(db, id, 0, err);
     if (!m) return err->kind;
     json_object *data = json_object_new_object();
@@ -108,17 +121,28 @@ static int message_lookup(nova_db *db, int64_t message_id, message_info *m, nova
 int message_send(nova_db *db, int64_t user_id, int64_t chat_id, const char *content,
                  int64_t reply_to, int64_t *message_id, nova_err *err)
 {
+    return message_send_attachment(db, user_id, chat_id, content, reply_to, 0, message_id, err);
+}
+
+int message_send_attachment(nova_db *db, int64_t user_id, int64_t chat_id, const char *content,
+                            int64_t reply_to, int64_t attachment_id, int64_t *message_id,
+                            nova_err *err)
+{
     chat_info chat;
     int rc = access_chat(db, user_id, chat_id, NEED_MEMBER, false, &chat, NULL, err);
     if (rc) return rc;
-    if (!content[0]) return nova_fail(err, ERR_INVALID, "content must not be empty");
+    if (!content[0] && !attachment_id)
+        return nova_fail(err, ERR_INVALID, "content must not be empty");
+    if (attachment_id && (rc = attachment_check_unsent(db, user_id, chat_id, attachment_id, err)))
+        return rc;
     if (reply_to) {
         message_info parent;
         if ((rc = message_lookup(db, reply_to, &parent, err))) return rc;
         if (parent.chat_id != chat_id)
             return nova_fail(err, ERR_INVALID, "reply_to must be a message of the same chat");
     }
-    if ((rc = message_post(db, chat_id, user_id, content, reply_to, message_id, err))) return rc;
+    if ((rc = post(db, chat_id, user_id, content, reply_to, attachment_id, message_id, err)))
+        return rc;
     return mark_read(db, user_id, chat_id, err); /* membership checked above */
 }
 
@@ -166,6 +190,7 @@ int message_recall(nova_db *db, int64_t user_id, int64_t message_id, nova_err *e
     db_bind_i64(st, 1, message_id);
     db_bind_i64(st, 2, USER_DELETED_ID);
     if ((rc = db_exec_done(db, st, err))) return rc;
+    if ((rc = attachment_forget_message(db, message_id, err))) return rc;
     return outbox_emit_chat(db, "message_recalled", message_event(message_id), m.chat_id, err);
 }
 

@@ -25,6 +25,13 @@ int message_post_system(nova_db *db, int64_t chat_id, nova_err *err, const char 
 int message_send(nova_db *db, int64_t user_id, int64_t chat_id, const char *content,
                  int64_t reply_to, int64_t *message_id, nova_err *err);
 
+/* message_send carrying an attachment (0: none): one the caller uploaded
+ * to this chat and has not sent (attachment.h); content may then be
+ * empty. */
+int message_send_attachment(nova_db *db, int64_t user_id, int64_t chat_id, const char *content,
+                            int64_t reply_to, int64_t attachment_id, int64_t *message_id,
+                            nova_err *err);
+
 /* recall_message {"delete": true}: hide the message for user_id only
  * (message_deleted to their sockets). user_id must be a member of its
  * chat. */

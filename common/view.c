@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attachment.h"
 #include "json_util.h"
 
 static const char SQL_USER_VIEW[] =
@@ -462,6 +463,8 @@ static int messages_detailed(nova_db *db, user_cache *cache, const watermarks *w
     if (!rc)
         rc = rows_of(db, SQL_MESSAGES_REPLYING, SQL_MESSAGES_REPLYING_PG, viewer, ids.v, ids.n,
                      &replies, err);
+    json_object *files = NULL; /* [ext] attachments: one statement for the page */
+    if (!rc) rc = attachment_views_of(db, ids.v, ids.n, &files, err);
     for (size_t i = 0; i < page->n && !rc; i++) {
         const message_row *m = &page->v[i];
         json_object *o = message_basic(db, cache, m, err);
@@ -488,6 +491,11 @@ static int messages_detailed(nova_db *db, user_cache *cache, const watermarks *w
             if (!parent) rc = err->kind;
         }
         json_object_object_add(o, "reply_to", parent);
+        char key[24];
+        json_object *file = NULL;
+        snprintf(key, sizeof key, "%lld", (long long)m->id);
+        if (!m->deleted && json_object_object_get_ex(files, key, &file)) json_object_get(file);
+        json_object_object_add(o, "attachment", m->deleted ? NULL : file);
         json_object *by = json_object_new_array();
         json_object_object_add(o, "replied_by", by);
         /* replies is in id order: each message's replies in order too. */
@@ -500,6 +508,7 @@ static int messages_detailed(nova_db *db, user_cache *cache, const watermarks *w
                 rc = err->kind;
         }
     }
+    json_object_put(files);
     rows_free(&parents);
     rows_free(&replies);
     idlist_free(&ids);

@@ -63,6 +63,10 @@ const api_route api_routes[] = {
     {METHOD_POST, "/chat/{id}/{id}/admin", NULL, h_chat_admin, AUTH, WRITE, NF},
     {METHOD_POST, "/chat/{id}/set_owner", NULL, h_chat_set_owner, AUTH, WRITE, NF},
     {METHOD_DELETE, "/chat/{id}/{id}", NULL, h_chat_remove_member, AUTH, WRITE, NF},
+
+    /* [ext] attachments */
+    {METHOD_POST, "/chat/{id}/attachment", NULL, h_attach_upload, AUTH, WRITE, API_RAW_BODY},
+    {METHOD_GET, "/attachment/{id}", NULL, h_attach_download, AUTH, READ, 0},
 };
 const size_t api_route_count = sizeof api_routes / sizeof api_routes[0];
 
@@ -267,7 +271,8 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
         goto fail;
     }
     /* 5. body: parsed now, reported after the session check (step 4). */
-    int body_status = method == METHOD_GET ? 0 : check_body(&call, &body_err);
+    int body_status =
+        method == METHOD_GET || (route->as_400 & API_RAW_BODY) ? 0 : check_body(&call, &body_err);
     /* Slow work before the transaction. Only a live session may ask for
      * it; the handler checks the session again under the transaction. */
     if (route->prepare) {
@@ -289,7 +294,10 @@ void api_handle(nova_db *db, const http_request *req, http_response *resp)
     if (run_in_transaction(&call, route, body_status, &body_err, &seen, &status, &err)) goto fail;
     settle_session(&call, &seen);
     if (call.set_cookie[0]) http_add_header(resp, "Set-Cookie", call.set_cookie);
-    respond(resp, 200, call.data, NULL);
+    if (resp->raw)
+        resp->status = 200;
+    else
+        respond(resp, 200, call.data, NULL);
     goto done;
 fail:
     settle_session(&call, &seen);

@@ -64,6 +64,9 @@ typedef struct api_route {
 /* Where API.md has an endpoint answer 400 for a kind whose own status is
  * another (err_http_status), e.g. "chat unknown → 400". */
 #define API_AS_400(kind) (1u << (kind))
+/* [ext] attachments: the body is raw bytes, not JSON (the handler reads
+ * it; up to api_body_limit). */
+#define API_RAW_BODY (1u << 31)
 
 /* The status route answers a failure of this kind with. */
 int api_status_of(const api_route *route, int kind);
@@ -119,6 +122,13 @@ int h_chat_filter(api_call *c, nova_err *err);
 int h_chat_admin(api_call *c, nova_err *err);
 int h_chat_set_owner(api_call *c, nova_err *err);
 int h_chat_remove_member(api_call *c, nova_err *err);
+
+/* Handlers: h_attach.c ([ext] attachments) */
+int h_attach_upload(api_call *c, nova_err *err);
+int h_attach_download(api_call *c, nova_err *err);
+/* The largest body the adapter reads for this request: body-limit, or
+ * attachment-limit for an upload. */
+long api_body_limit(const nova_config *cfg, const char *method, const char *path);
 
 /* Helpers shared by handlers. */
 

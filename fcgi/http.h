@@ -37,6 +37,7 @@ typedef struct http_response {
     char *body; /* malloc'd */
     size_t body_len;
     int route; /* the index in api_routes of the route that answered, or -1 */
+    bool raw;  /* no envelope: the headers say it all (X-Accel-Redirect) */
 } http_response;
 
 void http_response_init(http_response *r);

@@ -144,7 +144,8 @@ static void serve(nova_db *db, FCGX_Request *r)
     };
     if (!req.query) req.query = "";
     if (!req.method) req.method = "";
-    char *body = read_body(r, db->cfg->body_limit, &req.body_len, &req.body_too_large);
+    char *body = read_body(r, api_body_limit(db->cfg, req.method, req.path), &req.body_len,
+                           &req.body_too_large);
     req.body = body;
 
     http_response resp;
@@ -156,7 +157,7 @@ static void serve(nova_db *db, FCGX_Request *r)
         api_handle(db, &req, &resp);
 
     FCGX_FPrintF(r->out, "Status: %d %s\r\n", resp.status, http_reason(resp.status));
-    if (resp.body_len || resp.status != 200 || strcmp(req.method, "OPTIONS"))
+    if (!resp.raw && (resp.body_len || resp.status != 200 || strcmp(req.method, "OPTIONS")))
         FCGX_PutS("Content-Type: application/json\r\nCache-Control: no-store\r\n", r->out);
     FCGX_PutStr(resp.headers, (int)resp.headers_len, r->out);
     FCGX_PutS("\r\n", r->out);

@@ -57,7 +57,15 @@ static int act_send_message(action_call *a, nova_err *err)
     if (json_object_object_get_ex(a->data, "reply_to", &reply) && reply &&
         (!json_is_int64(reply, &reply_to) || reply_to <= 0))
         return nova_fail(err, ERR_INVALID, "reply_to must be a message id");
-    return message_send(a->r->db, a->c->user_id, chat_id, content, reply_to, &message_id, err);
+    /* [ext] attachments: an upload of the caller's to this chat; null or
+     * absent is none. */
+    int64_t attachment_id = 0;
+    json_object *file;
+    if (json_object_object_get_ex(a->data, "attachment_id", &file) && file &&
+        (!json_is_int64(file, &attachment_id) || attachment_id <= 0))
+        return nova_fail(err, ERR_INVALID, "attachment_id must be an attachment id");
+    return message_send_attachment(a->r->db, a->c->user_id, chat_id, content, reply_to,
+                                   attachment_id, &message_id, err);
 }
 
 /* recall_message is two operations: {"delete": true} hides the message

@@ -522,6 +522,10 @@ static void check_data(const api_route *route, const int64_t *ids, const fuzz_re
         if (!json_object_is_type(d, json_type_object) || json_object_object_length(d) != 1 ||
             !json_object_is_type(json_object_object_get(d, "joined"), json_type_boolean))
             fuzz_fail("%s: not {\"joined\": bool}", w);
+    } else if (h == h_attach_upload) { /* [ext] attachments */
+        shape_attachment(d, w);
+        if (shape_int(d, "chat_id") != ids[0] || field_is_set(d, "message_id"))
+            fuzz_fail("%s: an upload of another chat, or already sent", w);
     } else {
         /* Every other route answers null. */
         shape_null(d, w);
@@ -553,6 +557,10 @@ static void check_response(const fuzz_request *r, const http_response *resp, boo
         if (st != 200 || resp->body_len || !has_header(resp, "Allow", NULL))
             fuzz_fail("%s: OPTIONS must be 200 with Allow and no body (%d, %zu bytes)", where, st,
                       resp->body_len);
+    } else if (resp->raw) { /* [ext] attachments: nginx serves the bytes */
+        if (st != 200 || !is_handler(route, h_attach_download) ||
+            !has_header(resp, "X-Accel-Redirect", NULL) || resp->body_len)
+            fuzz_fail("%s: a raw answer that is not a download (%d)", where, st);
     } else {
         json_object *root = NULL;
         json_object *d = shape_envelope(resp->body, resp->body_len, st, &root, where);
@@ -576,7 +584,7 @@ static void check_response(const fuzz_request *r, const http_response *resp, boo
         bool past_auth =
             route && !cross_site && (route->session != SESSION_REQUIRED || valid_session);
         bool no_type = !r->req.content_type || !r->req.content_type[0];
-        if (past_auth && route->method != METHOD_GET) {
+        if (past_auth && route->method != METHOD_GET && !(route->as_400 & API_RAW_BODY)) {
             if (!no_type && !json_media_type(r->req.content_type)) {
                 if (st != 400)
                     fuzz_fail("%s: Content-Type '%s' but %d", where, r->req.content_type, st);

@@ -254,13 +254,34 @@ void shape_message_basic(json_object *v, const char *where)
     message_common(v, where);
 }
 
+void shape_attachment(json_object *v, const char *where)
+{
+    keys_exactly(v, where, "attachment_id", "chat_id", "message_id", "name", "size", "mime", "url",
+                 "upload_time", KEYS_END);
+    if (shape_int(v, "attachment_id") <= 0 || shape_int(v, "size") <= 0 ||
+        !shape_str(v, "name")[0] || !shape_str(v, "mime")[0])
+        fuzz_fail("%s: a malformed attachment", where);
+}
+
+bool field_is_set(json_object *obj, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(obj, key, &v) && v;
+}
+
 void shape_message_detailed(json_object *v, const char *where)
 {
     char w[256];
     keys_exactly(v, where, "message_id", "chat_id", "message", "send_time", "sender", "reply_to_id",
-                 "deleted", "read_users", "reply_to", "replied_by", KEYS_END);
+                 "deleted", "read_users", "reply_to", "replied_by", "attachment", KEYS_END);
     message_common(v, where);
     int64_t id = shape_int(v, "message_id"), chat = shape_int(v, "chat_id");
+    json_object *file = field(v, "attachment"); /* [ext] attachments */
+    if (file) {
+        shape_attachment(file, where);
+        if (shape_int(file, "message_id") != id || shape_int(file, "chat_id") != chat)
+            fuzz_fail("%s: an attachment of another message", where);
+    }
     sub(w, sizeof w, where, "read_users");
     shape_array_of(field(v, "read_users"), shape_user_basic, w);
     int64_t ids[256];

@@ -26,6 +26,8 @@ void shape_chat_invitation(json_object *v, const char *where);
 void shape_received_invitation(json_object *v, const char *where);
 void shape_message_basic(json_object *v, const char *where);
 void shape_message_detailed(json_object *v, const char *where);
+void shape_attachment(json_object *v, const char *where); /* [ext] attachments */
+bool field_is_set(json_object *obj, const char *key);     /* present and not null */
 void shape_null(json_object *v, const char *where);
 
 /* An array whose every element passes f. */

@@ -16,6 +16,7 @@
 
 #include "world.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -65,6 +66,13 @@ static void world_cleanup(void)
         snprintf(p, sizeof p, "%s%s", w->path, suffixes[i]);
         unlink(p);
     }
+    snprintf(p, sizeof p, "%s/attachments", w->dir); /* [ext] attachments */
+    DIR *files = opendir(p);
+    for (struct dirent *e; files && (e = readdir(files));)
+        if (e->d_name[0] != '.' || !strncmp(e->d_name, ".tmp-", 5))
+            unlinkat(dirfd(files), e->d_name, 0);
+    if (files) closedir(files);
+    rmdir(p);
     rmdir(w->dir);
     config_free(&w->cfg);
 }
@@ -615,6 +623,10 @@ void fuzz_world_init(fuzz_world *w)
     setenv("NOVA_SESSION_TOUCH", "86400", 1);
     setenv("NOVA_BODY_LIMIT", "4096", 1);
     setenv("NOVA_WAKE_SOCKET", "", 1);
+    char files[256]; /* [ext] attachments: uploads go to the world's directory */
+    snprintf(files, sizeof files, "%s/attachments", w->dir);
+    setenv("NOVA_ATTACHMENT_DIR", files, 1);
+    setenv("NOVA_ATTACHMENT_LIMIT", "8192", 1);
     if (config_load(&w->cfg) || config_check(&w->cfg)) fuzz_fail("configuration");
     /* Errors only: an error line means a 5xx, which is a finding. */
     log_init("fuzz", 0);

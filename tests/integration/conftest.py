@@ -214,6 +214,7 @@ class Stack:
             NOVA_LOGIN_RATE="10000r/s",
             NOVA_LOGIN_BURST="100000",
             NOVA_WAKE_SOCKET=str(self.dir / "wake.sock"),
+            NOVA_ATTACHMENT_DIR=str(self.dir / "attachments"),  # [ext] attachments
             NOVA_METRICS_LISTEN=self.metrics_base[len("http://"):],
             ASAN_OPTIONS=f"log_path={self.dir}/asan:detect_leaks=1:halt_on_error=1",
             UBSAN_OPTIONS=f"log_path={self.dir}/ubsan:print_stacktrace=1:halt_on_error=1",

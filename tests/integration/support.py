@@ -21,6 +21,9 @@ MESSAGE_BASIC_KEYS = {
     "message_id", "chat_id", "message", "send_time", "sender", "reply_to_id", "deleted",
 }
 MESSAGE_DETAILED_KEYS = MESSAGE_BASIC_KEYS | {"read_users", "reply_to", "replied_by"}
+MESSAGE_DETAILED_KEYS = MESSAGE_DETAILED_KEYS | {"attachment"}  # [ext] attachments
+ATTACHMENT_KEYS = {"attachment_id", "chat_id", "message_id", "name", "size", "mime", "url",
+                   "upload_time"}
 CHAT_KEYS = {
     "chat_id", "chat_name", "chat_owner", "chat_admins", "chat_members", "last_message",
 }
@@ -385,6 +388,9 @@ def check_message_detailed(m):
     for r in m["replied_by"]:
         check_message_basic(r)
         assert r["reply_to_id"] == m["message_id"], (m, r)
+    a = m["attachment"]  # [ext] attachments
+    assert a is None or (set(a) == ATTACHMENT_KEYS and a["message_id"] == m["message_id"]
+                         and a["chat_id"] == m["chat_id"] and not m["deleted"]), m
     return m
 
 

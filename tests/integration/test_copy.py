@@ -14,7 +14,8 @@ import pytest
 
 from conftest import BUILD, PgCluster, Stack, barrier, outbox_max
 from support import (add_group, befriend, invite, invite_to, leave, make_group, mark_read, recall,
-                     register, say, second_client, set_admin, uid)
+                     register, say, second_client, set_admin, uid,
+                     wait_for)
 
 # Every copied table with its primary key: compared row by row.
 TABLES = {
@@ -22,6 +23,7 @@ TABLES = {
     "friends": "user_id, friend_id", "friend_invitations": "id", "chat_members": "id",
     "chat_relations": "chat_id, user_id", "messages": "id",
     "message_deletions": "user_id, message_id", "chat_invitations": "id", "outbox": "id",
+    "attachments": "id",  # [ext] attachments
 }
 
 
@@ -78,6 +80,14 @@ def build_world(st):
     recall(a, hidden["message_id"], delete=True)
     mark_read(b, chat)
     say(c, chat, "unread by some")
+    # [ext] attachments: one sent, one not yet.
+    sent = c.ok("POST", f"/chat/{chat}/attachment?name=sent.txt", raw=b"a file")
+    sock = c.socket()
+    rid = sock.request("send_message", {"chat_id": chat, "content": "", "attachment_id":
+                                        sent["attachment_id"]})
+    wait_for(sock, lambda m: m.get("action") == "new_message", rid)
+    sock.close()
+    c.ok("POST", f"/chat/{chat}/attachment?name=unsent.bin", raw=b"\x00\x01")
     # Pending invitations: to a friendship, and to the group (by a member).
     invite(e, a, comment="hi from e")
     invite(c, d, comment="c meets d", source=chat)

@@ -287,6 +287,11 @@ def check_installed():
     state = os.stat("/var/lib/nova")
     assert (state.st_uid, oct(state.st_mode & 0o777)) == (nova.pw_uid, "0o700")
     assert os.stat("/var/lib/nova/nova.db").st_uid == nova.pw_uid  # migrated as nova
+    # [ext] attachments: nginx (group nova) reads them, outside the database's directory
+    files = os.stat("/var/lib/nova-attachments")
+    assert (files.st_uid, files.st_gid, oct(files.st_mode & 0o777)) == (
+        nova.pw_uid, nova.pw_gid, "0o750")
+    assert "/var/lib/nova-attachments" in SITE.read_text()
     conffiles = sh("dpkg-query", "-W", "-f=${Conffiles}", "nova").stdout
     for path in ["/etc/nova/nova.conf", str(SITE), *map(str, SNIPPETS)]:
         assert f" {path} " in conffiles, conffiles
@@ -306,7 +311,8 @@ def check_purged():
     with pytest.raises(KeyError):
         pwd.getpwnam("nova")
     assert group_members("nova") is None
-    for path in ["/var/lib/nova", "/etc/nova", "/run/nova", SITE, *SNIPPETS,
+    for path in ["/var/lib/nova", "/var/lib/nova-attachments", "/etc/nova", "/run/nova", SITE,
+                 *SNIPPETS,
                  *(UNITS / n for n in UNIT_NAMES), "/usr/bin/nova-api", "/usr/share/nova"]:
         assert not os.path.lexists(path), path
     assert not list(pathlib.Path("/etc/systemd/system").glob("*.wants/nova-*"))
@@ -330,6 +336,16 @@ def drive(st):
         sa.close()
         sb.close()
     assert st.sql("SELECT count(*) FROM messages WHERE content = ?", text)[0][0] == 1
+    # [ext] attachments: stored by nova-api (0640), served by nginx as www-data.
+    png = b"\x89PNG\r\n\x1a\n" + b"installed" * 10
+    up = a.request("POST", f"/chat/{chat_id}/attachment?name=p.png", raw=png)
+    assert up.status_code == 200, up.text
+    att = up.json()["data"]
+    assert att["mime"] == "image/png"
+    got = a.get(f"/attachment/{att['attachment_id']}")
+    assert got.status_code == 200 and got.content == png, (got.status_code, got.text[:300])
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    fail(b.get(f"/attachment/{att['attachment_id']}"), 404)  # unsent: the uploader's alone
     fail(a.get("/no/such/path"), 404)  # nova-api's own answer
     long_uri = requests.get(st.base + "/api/" + "x" * 9000, timeout=10)  # nginx's, the snippet's JSON
     assert long_uri.status_code == 414 and long_uri.json()["ok"] is False
