@@ -19,8 +19,10 @@ FRIEND_KEYS = {"friend", "nickname", "group"}
 INVITATION_KEYS = {"id", "sender", "receiver", "comment", "source"}
 MESSAGE_BASIC_KEYS = {
     "message_id", "chat_id", "message", "send_time", "sender", "reply_to_id", "deleted",
+    "edited_at",  # [ext] edit and react
 }
-MESSAGE_DETAILED_KEYS = MESSAGE_BASIC_KEYS | {"read_users", "reply_to", "replied_by"}
+MESSAGE_DETAILED_KEYS = MESSAGE_BASIC_KEYS | {"read_users", "reply_to", "replied_by",
+                                              "reactions"}  # [ext] edit and react
 CHAT_KEYS = {
     "chat_id", "chat_name", "chat_owner", "chat_admins", "chat_members", "last_message",
 }
