@@ -290,19 +290,22 @@ def test_permission_matrix(stack, alice, bob, carol, dave, erin, action, actor):
             s = c.socket()
             react(s, mid, THUMBS)
             s.close()
-    if actor == "deleted":
-        sock = erin.socket()
     who = {"sender": alice, "member": bob, "ex_member": carol, "stranger": dave,
            "deleted": erin}[actor]
     if actor == "ex_member":
         leave(carol, cid)
     sock = who.socket()
     if actor == "deleted":
+        # While a member erin reacted; deleting the account ends the socket
+        # (no action can follow) and takes the reactions away.
+        react(sock, mid, HEART)
         assert erin.ok("DELETE", "/user") is None
-        sock.close()
-        # A deleted account has no session: its socket is refused.
-        r = erin.request("GET", "/user")
-        assert r.status_code == 403
+        msgs, _ = sock.read_to_close()
+        assert "logout" in [m.get("action") for m in msgs], msgs
+        assert stack.sql("SELECT count(*) FROM message_reactions WHERE user_id = ?",
+                         uid(erin)) == [(0,)]
+        assert HEART not in [r["emoji"] for r in message_in(alice, cid, mid)["reactions"]]
+        assert erin.request("GET", "/user").status_code == 403
         return
     before = state(stack, mid)
     data = {"message_id": mid, "content": "changed"} if action == "edit_message" else \
