@@ -65,11 +65,26 @@ static bool is_pictograph(long c)
     return false;
 }
 
-static bool is_regional(long c) { return c >= 0x1F1E6 && c <= 0x1F1FF; }
-static bool is_skin(long c) { return c >= 0x1F3FB && c <= 0x1F3FF; }
-static bool is_vs(long c) { return c == 0xFE0E || c == 0xFE0F; }
-static bool is_keycap_base(long c) { return (c >= '0' && c <= '9') || c == '#' || c == '*'; }
-static bool is_tag(long c) { return c >= 0xE0020 && c <= 0xE007E; }
+static bool is_regional(long c)
+{
+    return c >= 0x1F1E6 && c <= 0x1F1FF;
+}
+static bool is_skin(long c)
+{
+    return c >= 0x1F3FB && c <= 0x1F3FF;
+}
+static bool is_vs(long c)
+{
+    return c == 0xFE0E || c == 0xFE0F;
+}
+static bool is_keycap_base(long c)
+{
+    return (c >= '0' && c <= '9') || c == '#' || c == '*';
+}
+static bool is_tag(long c)
+{
+    return c >= 0xE0020 && c <= 0xE007E;
+}
 
 enum emoji_state {
     E_NEED,  /* an element must start: at the beginning, after a ZWJ */
@@ -277,8 +292,7 @@ int message_react(nova_db *db, const edit_react_limits *lim, int64_t user_id, in
     if (add) {
         int64_t mine = 0, distinct = 0, same = 0;
         if ((rc = count_of(db, SQL_REACTION_MINE, message_id, user_id, NULL, &mine, NULL, err)) ||
-            (rc = count_of(db, SQL_REACTION_DISTINCT, message_id, 0, emoji, &distinct, &same,
-                           err)))
+            (rc = count_of(db, SQL_REACTION_DISTINCT, message_id, 0, emoji, &distinct, &same, err)))
             return rc;
         if (mine >= lim->react_per_user)
             return nova_fail(err, ERR_CONFLICT, "at most %ld reactions per user on a message",
@@ -320,8 +334,8 @@ static const char SQL_REACTIONS_OF_PG[] =
     "(SELECT value::bigint FROM json_array_elements_text(?2::json)) "
     "GROUP BY message_id, emoji ORDER BY message_id, min(seq)";
 
-int view_reactions_of(nova_db *db, int64_t viewer, const int64_t *ids, size_t n,
-                      json_object **out, nova_err *err)
+int view_reactions_of(nova_db *db, int64_t viewer, const int64_t *ids, size_t n, json_object **out,
+                      nova_err *err)
 {
     *out = json_object_new_object();
     if (!n) return 0;

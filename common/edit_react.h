@@ -58,8 +58,8 @@ int reactions_clear(nova_db *db, int64_t message_id, nova_err *err);
  * object mapping each message id (decimal text) to its
  * [{emoji, count, me}] (me: viewer among the reactors; viewer 0: false),
  * emojis in the order of their oldest reaction still there. */
-int view_reactions_of(nova_db *db, int64_t viewer, const int64_t *ids, size_t n,
-                      json_object **out, nova_err *err);
+int view_reactions_of(nova_db *db, int64_t viewer, const int64_t *ids, size_t n, json_object **out,
+                      nova_err *err);
 
 /* Add "reactions" (that message's array from map, or []) to o. */
 void view_reactions_add(json_object *o, json_object *map, int64_t message_id);

@@ -296,7 +296,7 @@ typedef struct message_row {
     int64_t id, chat_id, sender, reply_to; /* reply_to 0: none */
     double send_time;
     double edited_at; /* [ext] 0: never edited */
-    bool deleted; /* recalled, or deleted by the viewer */
+    bool deleted;     /* recalled, or deleted by the viewer */
     char *content;
 } message_row;
 

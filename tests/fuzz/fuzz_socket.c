@@ -185,7 +185,8 @@ static void check_addressing(const event_row *e, const conn *origin, const char 
     int64_t chat_id = 0;
     if (!strcmp(e->action, "new_message")) {
         chat_id = shape_int(json_object_object_get(data, "message"), "chat_id");
-    } else if (!strcmp(e->action, "messages_read")) {
+    } else if (!strcmp(e->action, "messages_read") || !strcmp(e->action, "message_edited") ||
+               !strcmp(e->action, "reaction_added") || !strcmp(e->action, "reaction_removed")) {
         chat_id = shape_int(data, "chat_id");
     } else if (!strcmp(e->action, "message_recalled")) {
         static const char sql[] = "SELECT chat_id FROM messages WHERE id = ?";
