@@ -156,8 +156,8 @@ int emoji_check(const char *str, size_t len, size_t max_bytes, nova_err *err)
 /* --- editing ----------------------------------------------------------------- */
 
 static const char SQL_EDIT_LOOKUP[] =
-    "SELECT chat_id, sender_id, recalled, send_time, edit_count, content FROM messages "
-    "WHERE id = ?";
+    "SELECT chat_id, sender_id, recalled, send_time, edit_count, content, edited_at "
+    "FROM messages WHERE id = ?";
 static const char SQL_EDIT[] =
     "UPDATE messages SET content = ?2, edited_at = ?3, edit_count = edit_count + 1 "
     "WHERE id = ?1";
@@ -165,7 +165,7 @@ static const char SQL_EDIT[] =
 typedef struct target {
     int64_t chat_id, sender_id, edit_count;
     bool recalled, same;
-    double send_time;
+    double send_time, edited_at; /* edited_at 0: never */
 } target;
 
 /* The message (404 when unknown), in a chat user_id is a member of. When
@@ -185,6 +185,7 @@ static int load_target(nova_db *db, int64_t user_id, int64_t message_id, const c
         t->edit_count = db_col_i64(st, 4);
         const char *old = db_col_text(st, 5);
         t->same = content && old && !strcmp(old, content);
+        t->edited_at = db_col_is_null(st, 6) ? 0 : db_col_double(st, 6);
     }
     db_done(st);
     if (rc == DB_DONE)
@@ -192,6 +193,20 @@ static int load_target(nova_db *db, int64_t user_id, int64_t message_id, const c
     if (rc != DB_ROW) return db_fail(db, err);
     chat_info chat;
     return access_chat(db, user_id, t->chat_id, NEED_MEMBER, false, &chat, NULL, err);
+}
+
+/* message_edited to the chat's members, or only to `only` (a call that
+ * changed nothing: its caller's answer, with the current state). */
+static int edited_event(nova_db *db, int64_t message_id, const target *t, const char *content,
+                        double edited_at, int64_t only, nova_err *err)
+{
+    json_object *data = json_object_new_object();
+    json_object_object_add(data, "message_id", json_i64(message_id));
+    json_object_object_add(data, "chat_id", json_i64(t->chat_id));
+    json_object_object_add(data, "message", json_str(content));
+    json_object_object_add(data, "edited_at", edited_at ? json_time(edited_at) : NULL);
+    return only ? outbox_emit(db, "message_edited", data, &only, 1, err)
+                : outbox_emit_chat(db, "message_edited", data, t->chat_id, err);
 }
 
 int message_edit(nova_db *db, const edit_react_limits *lim, int64_t user_id, int64_t message_id,
@@ -203,7 +218,7 @@ int message_edit(nova_db *db, const edit_react_limits *lim, int64_t user_id, int
     if (t.recalled || t.sender_id != user_id || user_id == USER_SYSTEM_ID)
         return nova_fail(err, ERR_FORBIDDEN, "only the sender may edit a message");
     if ((rc = message_check_content(content, err))) return rc;
-    if (t.same) return 0;
+    if (t.same) return edited_event(db, message_id, &t, content, t.edited_at, user_id, err);
     double now = nova_now();
     if (lim->edit_window > 0 && now - t.send_time > (double)lim->edit_window)
         return nova_fail(err, ERR_FORBIDDEN, "the edit window of %ld seconds has passed",
@@ -217,12 +232,7 @@ int message_edit(nova_db *db, const edit_react_limits *lim, int64_t user_id, int
     db_bind_text(st, 2, content);
     db_bind_double(st, 3, now);
     if ((rc = db_exec_done(db, st, err))) return rc;
-    json_object *data = json_object_new_object();
-    json_object_object_add(data, "message_id", json_i64(message_id));
-    json_object_object_add(data, "chat_id", json_i64(t.chat_id));
-    json_object_object_add(data, "message", json_str(content));
-    json_object_object_add(data, "edited_at", json_time(now));
-    return outbox_emit_chat(db, "message_edited", data, t.chat_id, err);
+    return edited_event(db, message_id, &t, content, now, 0, err);
 }
 
 /* --- reactions --------------------------------------------------------------- */
@@ -288,8 +298,8 @@ int message_react(nova_db *db, const edit_react_limits *lim, int64_t user_id, in
     int64_t has = 0, count = 0;
     if ((rc = count_of(db, SQL_REACTION_HAS, message_id, user_id, emoji, &has, NULL, err)))
         return rc;
-    if (add == (has > 0)) return 0; /* already so */
-    if (add) {
+    bool noop = add == (has > 0); /* already so: the caller alone hears it */
+    if (!noop && add) {
         int64_t mine = 0, distinct = 0, same = 0;
         if ((rc = count_of(db, SQL_REACTION_MINE, message_id, user_id, NULL, &mine, NULL, err)) ||
             (rc = count_of(db, SQL_REACTION_DISTINCT, message_id, 0, emoji, &distinct, &same, err)))
@@ -301,8 +311,8 @@ int message_react(nova_db *db, const edit_react_limits *lim, int64_t user_id, in
             return nova_fail(err, ERR_CONFLICT, "at most %ld different emojis on a message",
                              lim->react_distinct);
     }
-    if ((rc = exec3(db, add ? SQL_REACTION_ADD : SQL_REACTION_REMOVE, message_id, user_id, emoji,
-                    err)) ||
+    if ((!noop && (rc = exec3(db, add ? SQL_REACTION_ADD : SQL_REACTION_REMOVE, message_id, user_id,
+                              emoji, err))) ||
         (rc = count_of(db, SQL_REACTION_COUNT, message_id, 0, emoji, &count, NULL, err)))
         return rc;
     json_object *data = json_object_new_object();
@@ -311,7 +321,9 @@ int message_react(nova_db *db, const edit_react_limits *lim, int64_t user_id, in
     json_object_object_add(data, "user_id", json_i64(user_id));
     json_object_object_add(data, "emoji", json_str(emoji));
     json_object_object_add(data, "count", json_i64(count));
-    return outbox_emit_chat(db, add ? "reaction_added" : "reaction_removed", data, t.chat_id, err);
+    const char *action = add ? "reaction_added" : "reaction_removed";
+    return noop ? outbox_emit(db, action, data, &user_id, 1, err)
+                : outbox_emit_chat(db, action, data, t.chat_id, err);
 }
 
 int reactions_clear(nova_db *db, int64_t message_id, nova_err *err)

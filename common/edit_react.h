@@ -36,13 +36,15 @@ int emoji_check(const char *s, size_t len, size_t max_bytes, nova_err *err);
  * message that is neither recalled nor a system message, within the edit
  * window and under the edit cap; content as send_message's. Emits
  * message_edited {message_id, chat_id, message, edited_at} to the members.
- * The same text again changes nothing and emits nothing. */
+ * The same text again changes nothing and emits message_edited (with the
+ * current edited_at, null if never edited) to the caller's sockets only. */
 int message_edit(nova_db *db, const edit_react_limits *lim, int64_t user_id, int64_t message_id,
                  const char *content, nova_err *err);
 
 /* react (add) / unreact (!add): caller a member of the message's chat;
  * not a recalled message. Idempotent: a reaction already there (or not
- * there) changes nothing and emits nothing. Otherwise emits
+ * there) changes nothing and emits the same event, with the current count,
+ * to the caller's sockets only. Otherwise emits
  * (emoji_len: its bytes, a NUL among them is refused)
  * reaction_added / reaction_removed {message_id, chat_id, user_id, emoji,
  * count} to the members (count: that emoji's reactions after the change). */

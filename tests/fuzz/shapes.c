@@ -457,7 +457,7 @@ void shape_event_data(const char *action, json_object *d, const char *where)
         want_int(d, "message_id", 1, where);
         want_int(d, "chat_id", 1, where);
         want_string(d, "message", true, where);
-        want_number(d, "edited_at", where);
+        if (field(d, "edited_at")) want_number(d, "edited_at", where); /* null: a no-op, unedited */
     } else if (!strcmp(action, "reaction_added") || !strcmp(action, "reaction_removed")) {
         keys_exactly(d, where, "message_id", "chat_id", "user_id", "emoji", "count", KEYS_END);
         want_int(d, "message_id", 1, where);

@@ -84,14 +84,19 @@ def test_edit_end_to_end(stack, alice, bob, carol, dave):
     assert r["reply_to"]["message"] == "second text ✓"
     assert r["reply_to"]["edited_at"] == d["edited_at"]
     assert r["edited_at"] is None
-    # The same text again: nothing changes, nothing is sent.
+    # The same text again: nothing changes; only the caller's sockets hear
+    # the current state (its answer).
     before = state(stack, m["message_id"])
-    rid = w.sock(alice).request("edit_message", {"message_id": m["message_id"],
-                                                 "content": "second text ✓"})
-    assert w.sock(alice).ping_barrier() == []
+    n = edit(w.sock(alice), m["message_id"], "second text ✓")
+    assert n["data"] == d
     assert state(stack, m["message_id"]) == before
-    assert w.collect()[w.sock(bob)] == []
-    assert rid
+    out = w.collect()
+    assert all(out[w.sock(c)] == [] for c in (bob, carol, dave)), out
+    # Unedited, the same text answers with edited_at null.
+    other = say(alice, cid, "never edited")
+    n = edit(w.sock(alice), other["message_id"], "never edited")
+    assert n["data"]["edited_at"] is None
+    assert message_in(bob, cid, other["message_id"])["edited_at"] is None
     w.close()
 
 
@@ -153,11 +158,12 @@ def test_reactions_end_to_end(stack, alice, bob, carol, dave):
     assert react(w.sock(carol), mid, HEART)["data"]["count"] == 1
     assert react(w.sock(alice), mid, THUMBS)["data"]["count"] == 2
     w.collect()
-    # Idempotent: again changes nothing and sends nothing.
-    w.sock(bob).request("react", {"message_id": mid, "emoji": THUMBS})
-    assert w.sock(bob).ping_barrier() == []
-    w.sock(dave).request("ping")
-    assert all(v == [] for k, v in w.collect().items() if k is not w.sock(dave))
+    # Idempotent: again changes nothing; the caller alone hears the current count.
+    before = state(stack, mid)
+    n = react(w.sock(bob), mid, THUMBS)
+    assert n["data"]["count"] == 2 and n["data"]["user_id"] == uid(bob)
+    assert state(stack, mid) == before
+    assert all(v == [] for v in w.collect().values())
     # Per viewer: me; order: the oldest reaction of each emoji first.
     def view(c):
         return message_in(c, cid, mid)["reactions"]
@@ -172,8 +178,13 @@ def test_reactions_end_to_end(stack, alice, bob, carol, dave):
     n = react(w.sock(bob), mid, THUMBS, add=False)
     assert n["data"] == {"message_id": mid, "chat_id": cid, "user_id": uid(bob),
                          "emoji": THUMBS, "count": 1}
-    w.sock(bob).request("unreact", {"message_id": mid, "emoji": THUMBS})
-    assert w.sock(bob).ping_barrier() == []
+    out = w.collect()
+    assert [e["action"] for e in out[w.sock(alice)]] == ["reaction_removed"], out
+    assert out[w.sock(bob)] == [] and out[w.sock(dave)] == []
+    before = state(stack, mid)
+    assert react(w.sock(bob), mid, THUMBS, add=False)["data"]["count"] == 1
+    assert state(stack, mid) == before
+    assert all(v == [] for v in w.collect().values())
     # bob's was the oldest thumbs-up: the oldest left (alice's) is newer than the heart.
     assert view(bob) == [{"emoji": HEART, "count": 1, "me": False},
                          {"emoji": THUMBS, "count": 1, "me": False}]
