@@ -135,6 +135,7 @@ def main():
     sep(f"A page of the {meta.get('group')}-member group after every member has read it")
     row("GET /api/chat/<group>/messages?limit=50, one request at a time", "ms", "group_page.ms", 1)
     row("  response size", "MiB", "group_page.mib", 2)
+    row("  the same, 5 users' 3 reactions on every message [ext]", "ms", "group_page_reacted.ms", 1)
 
     sep(f"The engine's own commits ({meta.get('engine', 'sqlite')}), one writer, single-row "
         "transactions")

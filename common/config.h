@@ -75,6 +75,13 @@ typedef struct nova_config {
     long rt_batch_ms;      /* a batch takes no more actions after this long */
     long rt_checkpoint_ms; /* WAL checkpoints off the event loop this often; 0: in it */
 
+    /* [ext] edit and react (docs/API.md) */
+    long edit_window;    /* seconds after sending a message may be edited; 0: no limit */
+    long edit_max;       /* edits per message */
+    long react_distinct; /* distinct emojis per message */
+    long react_per_user; /* emojis one user may put on one message */
+    long emoji_bytes;    /* bytes of one emoji */
+
     /* logging */
     long log_level;   /* 0 errors, 1 info, 2 debug */
     char *log_format; /* "text" or "json" */

@@ -8,6 +8,7 @@
 
 #include "access.h"
 #include "attachment.h"
+#include "edit_react.h"
 #include "json_util.h"
 #include "outbox.h"
 #include "user.h"
@@ -76,7 +77,7 @@ static const char SQL_MESSAGE_CHAT_SENDER[] =
     "SELECT chat_id, sender_id, recalled FROM messages WHERE id = ?";
 static const char SQL_MESSAGE_RECALL[] =
     "UPDATE messages SET content = 'Message recalled', sender_id = ?2, reply_to_id = NULL, "
-    "recalled = 1 WHERE id = ?1";
+    "recalled = 1, edited_at = NULL WHERE id = ?1";
 static const char SQL_MESSAGE_HIDE[] =
     "INSERT INTO message_deletions (user_id, message_id) VALUES (?, ?) ON CONFLICT DO NOTHING";
 /* One row written, whatever the length of the chat: the watermark moves to
@@ -118,6 +119,11 @@ static int message_lookup(nova_db *db, int64_t message_id, message_info *m, nova
     return db_fail(db, err);
 }
 
+int message_check_content(const char *content, nova_err *err)
+{
+    return content[0] ? 0 : nova_fail(err, ERR_INVALID, "content must not be empty");
+}
+
 int message_send(nova_db *db, int64_t user_id, int64_t chat_id, const char *content,
                  int64_t reply_to, int64_t *message_id, nova_err *err)
 {
@@ -131,8 +137,7 @@ int message_send_attachment(nova_db *db, int64_t user_id, int64_t chat_id, const
     chat_info chat;
     int rc = access_chat(db, user_id, chat_id, NEED_MEMBER, false, &chat, NULL, err);
     if (rc) return rc;
-    if (!content[0] && !attachment_id)
-        return nova_fail(err, ERR_INVALID, "content must not be empty");
+    if (!attachment_id && (rc = message_check_content(content, err))) return rc;
     if (attachment_id && (rc = attachment_check_unsent(db, user_id, chat_id, attachment_id, err)))
         return rc;
     if (reply_to) {
@@ -189,7 +194,7 @@ int message_recall(nova_db *db, int64_t user_id, int64_t message_id, nova_err *e
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_i64(st, 1, message_id);
     db_bind_i64(st, 2, USER_DELETED_ID);
-    if ((rc = db_exec_done(db, st, err))) return rc;
+    if ((rc = db_exec_done(db, st, err)) || (rc = reactions_clear(db, message_id, err))) return rc;
     if ((rc = attachment_forget_message(db, message_id, err))) return rc;
     return outbox_emit_chat(db, "message_recalled", message_event(message_id), m.chat_id, err);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "attachment.h"
+#include "edit_react.h"
 #include "json_util.h"
 
 static const char SQL_USER_VIEW[] =
@@ -274,7 +275,7 @@ json_object *view_friend_invitation(nova_db *db, int64_t invitation_id, nova_err
 #define MESSAGE_COLUMNS                                                                            \
     "SELECT m.id, m.chat_id, m.content, m.send_time, m.sender_id, coalesce(m.reply_to_id, 0), "   \
     "m.recalled, EXISTS (SELECT 1 FROM message_deletions d WHERE d.user_id = ?1 AND "            \
-    "d.message_id = m.id) FROM messages m "
+    "d.message_id = m.id), m.edited_at FROM messages m "
 static const char SQL_MESSAGE_VIEW[] = MESSAGE_COLUMNS "WHERE m.id = ?2";
 /* The messages of a list of ids (a JSON array), and those replying to one. */
 static const char SQL_MESSAGES_BY_ID[] =
@@ -295,7 +296,8 @@ static const char SQL_CHAT_WATERMARKS[] =
 typedef struct message_row {
     int64_t id, chat_id, sender, reply_to; /* reply_to 0: none */
     double send_time;
-    bool deleted; /* recalled, or deleted by the viewer */
+    double edited_at; /* [ext] 0: never edited */
+    bool deleted;     /* recalled, or deleted by the viewer */
     char *content;
 } message_row;
 
@@ -334,6 +336,7 @@ static int rows_read(nova_db *db, db_stmt *st, message_rows *out, nova_err *err)
         m->sender = db_col_i64(st, 4);
         m->reply_to = db_col_i64(st, 5);
         m->deleted = db_col_i64(st, 6) || db_col_i64(st, 7);
+        m->edited_at = db_col_is_null(st, 8) ? 0 : db_col_double(st, 8);
         out->n++;
     }
     db_done(st);
@@ -399,6 +402,7 @@ static json_object *message_basic(nova_db *db, user_cache *cache, const message_
     json_object_object_add(o, "sender", u);
     json_object_object_add(o, "reply_to_id", m->reply_to ? json_i64(m->reply_to) : NULL);
     json_object_object_add(o, "deleted", json_object_new_boolean(m->deleted));
+    json_object_object_add(o, "edited_at", m->edited_at ? json_time(m->edited_at) : NULL);
     return o;
 }
 
@@ -465,6 +469,8 @@ static int messages_detailed(nova_db *db, user_cache *cache, const watermarks *w
                      &replies, err);
     json_object *files = NULL; /* [ext] attachments: one statement for the page */
     if (!rc) rc = attachment_views_of(db, ids.v, ids.n, &files, err);
+    json_object *reactions = NULL; /* [ext] message id -> [{emoji, count, me}] */
+    if (!rc) rc = view_reactions_of(db, viewer, ids.v, ids.n, &reactions, err);
     for (size_t i = 0; i < page->n && !rc; i++) {
         const message_row *m = &page->v[i];
         json_object *o = message_basic(db, cache, m, err);
@@ -507,8 +513,10 @@ static int messages_detailed(nova_db *db, user_cache *cache, const watermarks *w
             else
                 rc = err->kind;
         }
+        if (!rc) view_reactions_add(o, reactions, m->id);
     }
     json_object_put(files);
+    json_object_put(reactions);
     rows_free(&parents);
     rows_free(&replies);
     idlist_free(&ids);

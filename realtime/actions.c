@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/edit_react.h"
 #include "../common/json_util.h"
 #include "../common/log.h"
 #include "../common/message.h"
@@ -109,6 +110,46 @@ static int act_typing(action_call *a, nova_err *err)
     return 0;
 }
 
+/* [ext] edit_message {message_id, content} (docs/API.md). */
+static int act_edit_message(action_call *a, nova_err *err)
+{
+    int64_t message_id;
+    const char *content;
+    int rc;
+    if ((rc = data_object(a, err)) ||
+        (rc = json_field_int(a->data, "message_id", true, &message_id, NULL, err)) ||
+        (rc = json_field_string(a->data, "content", true, &content, NULL, err)))
+        return rc;
+    edit_react_limits lim = edit_react_limits_of(a->r->cfg);
+    return message_edit(a->r->db, &lim, a->c->user_id, message_id, content, err);
+}
+
+/* [ext] react / unreact {message_id, emoji}. */
+static int react_call(action_call *a, bool add, nova_err *err)
+{
+    int64_t message_id;
+    const char *emoji;
+    int rc;
+    if ((rc = data_object(a, err)) ||
+        (rc = json_field_int(a->data, "message_id", true, &message_id, NULL, err)) ||
+        (rc = json_field_string(a->data, "emoji", true, &emoji, NULL, err)))
+        return rc;
+    json_object *e = json_object_object_get(a->data, "emoji");
+    edit_react_limits lim = edit_react_limits_of(a->r->cfg);
+    return message_react(a->r->db, &lim, a->c->user_id, message_id, emoji,
+                         (size_t)json_object_get_string_len(e), add, err);
+}
+
+static int act_react(action_call *a, nova_err *err)
+{
+    return react_call(a, true, err);
+}
+
+static int act_unreact(action_call *a, nova_err *err)
+{
+    return react_call(a, false, err);
+}
+
 /* The socket actions of API.md §5, each with the transaction it runs in. */
 static const struct {
     const char *name;
@@ -120,6 +161,9 @@ static const struct {
     {"recall_message", act_recall_message, TX_WRITE},
     {"messages_read", act_messages_read, TX_WRITE},
     {"typing", act_typing, TX_WRITE},
+    {"edit_message", act_edit_message, TX_WRITE},
+    {"react", act_react, TX_WRITE},
+    {"unreact", act_unreact, TX_WRITE},
 };
 enum { N_ACTIONS = sizeof actions / sizeof actions[0] };
 _Static_assert((int)N_ACTIONS < (int)RT_ACTION_SLOTS, "rt_metrics has a slot per action and one more");

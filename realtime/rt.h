@@ -77,7 +77,7 @@ typedef struct conn {
 /* What nova-realtime counts for its metrics (metrics.c). Actions are
  * indexed as actions.c lists them (actions_name), the last slot for
  * messages that name no known action. */
-enum { RT_ACTION_SLOTS = 6 };
+enum { RT_ACTION_SLOTS = 9 };
 /* Actions of one socket in the FIFO above which its input is not read. */
 enum { RT_PENDING_PER_SOCKET = 64 };
 enum rt_close_kind {

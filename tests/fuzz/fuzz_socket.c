@@ -193,6 +193,12 @@ static void check_addressing(const event_row *e, const conn *origin, const char 
         chat_id = shape_int(json_object_object_get(data, "message"), "chat_id");
     } else if (!strcmp(e->action, "messages_read")) {
         chat_id = shape_int(data, "chat_id");
+    } else if (!strcmp(e->action, "message_edited") || !strcmp(e->action, "reaction_added") ||
+               !strcmp(e->action, "reaction_removed")) {
+        /* [ext] to the members, or (a call that changed nothing) to the caller only */
+        char self[32];
+        snprintf(self, sizeof self, "[%lld]", (long long)origin->user_id);
+        if (strcmp(e->recipients, self)) chat_id = shape_int(data, "chat_id");
     } else if (!strcmp(e->action, "message_recalled")) {
         static const char sql[] = "SELECT chat_id FROM messages WHERE id = ?";
         sqlite3_stmt *st = world_prepare_lite(world.db, sql);

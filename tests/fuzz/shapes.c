@@ -227,6 +227,35 @@ void shape_friend_invitation(json_object *v, const char *where)
 
 /* --- messages ------------------------------------------------------------ */
 
+/* [ext] edit and react: edited_at null or a time not before send_time
+ * (never on a system message); reactions [{emoji, count >= 1, me}],
+ * each emoji once. */
+static void shape_edited_at(json_object *v, const char *where)
+{
+    json_object *e = field(v, "edited_at");
+    if (!e) return;
+    want_number(v, "edited_at", where);
+    if (json_object_get_double(e) < json_object_get_double(field(v, "send_time")))
+        fuzz_fail("%s: edited before it was sent", where);
+    if (shape_int(field(v, "sender"), "id") == 1)
+        fuzz_fail("%s: a system message with edited_at", where);
+}
+
+static void shape_reactions(json_object *v, const char *where)
+{
+    if (!json_object_is_type(v, json_type_array)) fuzz_fail("%s: not an array", where);
+    for (size_t i = 0, n = json_object_array_length(v); i < n; i++) {
+        json_object *r = json_object_array_get_idx(v, i);
+        keys_exactly(r, where, "emoji", "count", "me", KEYS_END);
+        want_string(r, "emoji", true, where);
+        want_int(r, "count", 1, where);
+        want_bool(r, "me", where);
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(shape_str(json_object_array_get_idx(v, k), "emoji"), shape_str(r, "emoji")))
+                fuzz_fail("%s: emoji %s twice", where, shape_str(r, "emoji"));
+    }
+}
+
 static void message_common(json_object *v, const char *where)
 {
     char w[256];
@@ -250,8 +279,9 @@ static void message_common(json_object *v, const char *where)
 void shape_message_basic(json_object *v, const char *where)
 {
     keys_exactly(v, where, "message_id", "chat_id", "message", "send_time", "sender", "reply_to_id",
-                 "deleted", KEYS_END);
+                 "deleted", "edited_at", KEYS_END);
     message_common(v, where);
+    shape_edited_at(v, where);
 }
 
 void shape_attachment(json_object *v, const char *where)
@@ -273,8 +303,12 @@ void shape_message_detailed(json_object *v, const char *where)
 {
     char w[256];
     keys_exactly(v, where, "message_id", "chat_id", "message", "send_time", "sender", "reply_to_id",
-                 "deleted", "read_users", "reply_to", "replied_by", "attachment", KEYS_END);
+                 "deleted", "read_users", "reply_to", "replied_by", "edited_at", "reactions",
+                 "attachment", KEYS_END);
     message_common(v, where);
+    shape_edited_at(v, where);
+    sub(w, sizeof w, where, "reactions");
+    shape_reactions(field(v, "reactions"), w);
     int64_t id = shape_int(v, "message_id"), chat = shape_int(v, "chat_id");
     json_object *file = field(v, "attachment"); /* [ext] attachments */
     if (file) {
@@ -424,6 +458,10 @@ static const char *const events[] = {
     "chat_invitation_accepted",
     "chat_invitation_declined",
     "chat_invitation_withdrawn",
+    /* [ext] edit and react */
+    "message_edited",
+    "reaction_added",
+    "reaction_removed",
 };
 /* [ext] Presence and typing (docs/API.md) */
 static const char *const ext_events[] = {"presence", "typing"};
@@ -503,6 +541,19 @@ void shape_event_data(const char *action, json_object *d, const char *where)
         want_int(d, "chat_id", 1, where);
         sub(w, sizeof w, where, "user");
         shape_user_basic(field(d, "user"), w);
+    } else if (!strcmp(action, "message_edited")) {
+        keys_exactly(d, where, "message_id", "chat_id", "message", "edited_at", KEYS_END);
+        want_int(d, "message_id", 1, where);
+        want_int(d, "chat_id", 1, where);
+        want_string(d, "message", true, where);
+        if (field(d, "edited_at")) want_number(d, "edited_at", where); /* null: a no-op, unedited */
+    } else if (!strcmp(action, "reaction_added") || !strcmp(action, "reaction_removed")) {
+        keys_exactly(d, where, "message_id", "chat_id", "user_id", "emoji", "count", KEYS_END);
+        want_int(d, "message_id", 1, where);
+        want_int(d, "chat_id", 1, where);
+        want_int(d, "user_id", 3, where);
+        want_string(d, "emoji", true, where);
+        want_int(d, "count", !strcmp(action, "reaction_added") ? 1 : 0, where);
     } else {
         fuzz_fail("%s: unknown notification '%s'", where, action);
     }

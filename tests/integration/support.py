@@ -19,8 +19,10 @@ FRIEND_KEYS = {"friend", "nickname", "group"}
 INVITATION_KEYS = {"id", "sender", "receiver", "comment", "source"}
 MESSAGE_BASIC_KEYS = {
     "message_id", "chat_id", "message", "send_time", "sender", "reply_to_id", "deleted",
+    "edited_at",  # [ext] edit and react
 }
-MESSAGE_DETAILED_KEYS = MESSAGE_BASIC_KEYS | {"read_users", "reply_to", "replied_by"}
+MESSAGE_DETAILED_KEYS = MESSAGE_BASIC_KEYS | {"read_users", "reply_to", "replied_by",
+                                              "reactions"}  # [ext] edit and react
 MESSAGE_DETAILED_KEYS = MESSAGE_DETAILED_KEYS | {"attachment"}  # [ext] attachments
 ATTACHMENT_KEYS = {"attachment_id", "chat_id", "message_id", "name", "size", "mime", "url",
                    "upload_time"}
