@@ -197,6 +197,22 @@ static const option_def options[] = {
      315360000L, CFG_API | CFG_ADMIN,
      "seconds an uploaded file may wait to be sent before nova-admin attachments-gc removes it",
      NULL},
+    /* [ext] search (docs/API.md "[ext] Search") */
+    {"search-max-query", "NOVA_SEARCH_MAX_QUERY", OPT_LONG, OFF(search_max_query), "256", 1, 4096,
+     CFG_API, "longest search query q, bytes", NULL},
+    {"search-max-terms", "NOVA_SEARCH_MAX_TERMS", OPT_LONG, OFF(search_max_terms), "8", 1, 64,
+     CFG_API, "most words in a search query", NULL},
+    {"search-max-limit", "NOVA_SEARCH_MAX_LIMIT", OPT_LONG, OFF(search_max_limit), "50", 1, 1000,
+     CFG_API, "most hits in one page of search results", NULL},
+    {"search-max-offset", "NOVA_SEARCH_MAX_OFFSET", OPT_LONG, OFF(search_max_offset), "1000", 0,
+     100000, CFG_API, "search hits by relevance reachable by paging", NULL},
+    {"search-snippet-words", "NOVA_SEARCH_SNIPPET_WORDS", OPT_LONG, OFF(search_snippet_words), "24",
+     4, 64, CFG_API, "words in the snippet of a search hit", NULL},
+    {"search-chat-tokens", "NOVA_SEARCH_CHAT_TOKENS", OPT_LONG, OFF(search_chat_tokens), "64", 0,
+     10000, CFG_API,
+     "a caller in at most this many chats is searched inside the index; in more, row by row "
+     "(SQLite)",
+     NULL},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

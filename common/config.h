@@ -97,6 +97,13 @@ typedef struct nova_config {
     char *attachment_dir;   /* where uploaded files are stored, by hash */
     long attachment_limit;  /* largest upload, bytes */
     long attachment_expiry; /* seconds an unsent upload is kept */
+    /* [ext] search (docs/API.md "[ext] Search") */
+    long search_max_query;     /* longest q, bytes */
+    long search_max_terms;     /* most words in q */
+    long search_max_limit;     /* largest limit */
+    long search_max_offset;    /* relevance hits reachable by paging */
+    long search_snippet_words; /* words in a snippet */
+    long search_chat_tokens;   /* chats searched inside the index (SQLite) */
 } nova_config;
 
 /* Fill cfg with defaults, then apply NOVA_* environment variables.

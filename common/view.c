@@ -570,6 +570,31 @@ json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t view
     return o;
 }
 
+json_object *view_message_basics(nova_db *db, const int64_t *ids, size_t n, int64_t viewer,
+                                 nova_err *err)
+{
+    user_cache cache = {0};
+    message_rows rows = {0};
+    json_object *list = json_object_new_array();
+    int rc = rows_of(db, SQL_MESSAGES_BY_ID, SQL_MESSAGES_BY_ID_PG, viewer, ids, n, &rows, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        const message_row *m = row_by_id(&rows, ids[i]);
+        json_object *o = m ? message_basic(db, &cache, m, err)
+                           : fail_null(err, ERR_NOT_FOUND, "message", ids[i]);
+        if (o)
+            json_object_array_add(list, o);
+        else
+            rc = err->kind;
+    }
+    rows_free(&rows);
+    user_cache_free(&cache);
+    if (rc) {
+        json_object_put(list);
+        return NULL;
+    }
+    return list;
+}
+
 static const char SQL_MESSAGES_PAGE[] =
     MESSAGE_COLUMNS "WHERE m.chat_id = ?2 AND m.id < ?3 "
                     "AND m.send_time >= ?4 AND m.send_time <= ?5 "

@@ -32,6 +32,11 @@ json_object *view_received_invitation(nova_db *db, int64_t chat_id, int64_t user
 json_object *view_message_basic(nova_db *db, int64_t message_id, int64_t viewer, nova_err *err);
 json_object *view_message_detailed(nova_db *db, int64_t message_id, int64_t viewer, nova_err *err);
 
+/* [ChatMessage.Basic] of the messages ids[n], in that order (one
+ * statement for all); ERR_NOT_FOUND if one does not exist. */
+json_object *view_message_basics(nova_db *db, const int64_t *ids, size_t n, int64_t viewer,
+                                 nova_err *err);
+
 /* Which messages of a chat to list, newest first. */
 typedef struct message_query {
     int64_t before; /* only ids below this; 0: no bound */

@@ -67,6 +67,8 @@ const api_route api_routes[] = {
     /* [ext] attachments */
     {METHOD_POST, "/chat/{id}/attachment", NULL, h_attach_upload, AUTH, WRITE, API_RAW_BODY},
     {METHOD_GET, "/attachment/{id}", NULL, h_attach_download, AUTH, READ, 0},
+    /* [ext] search */
+    {METHOD_GET, "/search", NULL, h_search, AUTH, READ, 0},
 };
 const size_t api_route_count = sizeof api_routes / sizeof api_routes[0];
 

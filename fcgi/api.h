@@ -126,6 +126,8 @@ int h_chat_remove_member(api_call *c, nova_err *err);
 /* Handlers: h_attach.c ([ext] attachments) */
 int h_attach_upload(api_call *c, nova_err *err);
 int h_attach_download(api_call *c, nova_err *err);
+/* h_search.c ([ext] search) */
+int h_search(api_call *c, nova_err *err);
 /* The largest body the adapter reads for this request: body-limit, or
  * attachment-limit for an upload. */
 long api_body_limit(const nova_config *cfg, const char *method, const char *path);
