@@ -29,7 +29,7 @@ WHEN new.recalled = 0 BEGIN
     INSERT INTO message_search (rowid, body, chat) VALUES (new.id, new.content, 'c' || new.chat_id);
 END;
 
-CREATE TRIGGER IF NOT EXISTS message_search_edit AFTER UPDATE OF content ON messages
+CREATE TRIGGER IF NOT EXISTS message_search_edit AFTER UPDATE OF content, chat_id ON messages
 WHEN old.recalled = 0 AND new.recalled = 0 BEGIN
     INSERT INTO message_search (message_search, rowid, body, chat)
         VALUES ('delete', old.id, old.content, 'c' || old.chat_id);
@@ -40,6 +40,13 @@ CREATE TRIGGER IF NOT EXISTS message_search_recall AFTER UPDATE OF recalled ON m
 WHEN old.recalled = 0 AND new.recalled = 1 BEGIN
     INSERT INTO message_search (message_search, rowid, body, chat)
         VALUES ('delete', old.id, old.content, 'c' || old.chat_id);
+END;
+
+-- Nova never takes a recall back, but an operator's fix or an undo may:
+-- the message comes back into the index.
+CREATE TRIGGER IF NOT EXISTS message_search_unrecall AFTER UPDATE OF recalled ON messages
+WHEN old.recalled = 1 AND new.recalled = 0 BEGIN
+    INSERT INTO message_search (rowid, body, chat) VALUES (new.id, new.content, 'c' || new.chat_id);
 END;
 
 CREATE TRIGGER IF NOT EXISTS message_search_delete AFTER DELETE ON messages

@@ -333,6 +333,57 @@ static int64_t query_param(const char *query, const char *name)
     return v;
 }
 
+/* [ext] GET /search: each hit a message the caller may read (a member of
+ * its chat now, not recalled, not deleted for the caller), of the one chat
+ * asked for, matched by a snippet of its own text, newest first when asked. */
+static void check_search(const fuzz_request *r, json_object *d, const char *where)
+{
+    static const char readable[] =
+        "SELECT count(*) FROM messages m JOIN chat_members c ON c.chat_id = m.chat_id "
+        "AND c.user_id = ?2 WHERE m.id = ?1 AND m.recalled = 0 AND NOT EXISTS "
+        "(SELECT 1 FROM message_deletions x WHERE x.user_id = ?2 AND x.message_id = m.id)";
+    json_object *hits = json_object_object_get(d, "hits"), *next = NULL;
+    if (!json_object_is_type(d, json_type_object) || json_object_object_length(d) != 2 ||
+        !json_object_is_type(hits, json_type_array) ||
+        !json_object_object_get_ex(d, "next_cursor", &next) ||
+        (next && !json_object_is_type(next, json_type_string)))
+        fuzz_fail("%s: not {\"hits\": [...], \"next_cursor\": ...}", where);
+    int64_t chat = query_param(r->req.query, "chat_id"), prev = INT64_MAX;
+    bool newest = r->req.query && strstr(r->req.query, "sort=newest");
+    for (size_t i = 0, n = json_object_array_length(hits); i < n; i++) {
+        json_object *hit = json_object_array_get_idx(hits, i), *m = NULL, *snippet = NULL;
+        if (!json_object_is_type(hit, json_type_object) || json_object_object_length(hit) != 2 ||
+            !json_object_object_get_ex(hit, "message", &m) ||
+            !json_object_object_get_ex(hit, "snippet", &snippet) ||
+            !json_object_is_type(snippet, json_type_array) ||
+            !json_object_array_length(snippet))
+            fuzz_fail("%s: a malformed hit", where);
+        shape_message_basic(m, where);
+        int64_t id = shape_int(m, "message_id");
+        if (query_int(readable, id, r->caller, 0) != 1)
+            fuzz_fail("%s: message %lld is not one the caller may read", where, (long long)id);
+        if (chat && shape_int(m, "chat_id") != chat) fuzz_fail("%s: a hit of another chat", where);
+        if (newest && id >= prev) fuzz_fail("%s: hits not newest first", where);
+        prev = id;
+        const char *text = shape_str(m, "message");
+        bool matched = false;
+        for (size_t k = 0, ns = json_object_array_length(snippet); k < ns; k++) {
+            json_object *seg = json_object_array_get_idx(snippet, k);
+            json_object *match = json_object_object_get(seg, "match");
+            const char *t = shape_str(seg, "text");
+            if (json_object_object_length(seg) != 2 || !json_object_is_type(match, json_type_boolean) ||
+                !*t)
+                fuzz_fail("%s: a malformed snippet segment", where);
+            if (json_object_get_boolean(match)) {
+                matched = true;
+                if (!strstr(text, t)) fuzz_fail("%s: a match that is not in the text", where);
+            }
+        }
+        if (!matched && !strstr(text, "\xef\xb7\x90") && !strstr(text, "\xef\xb7\x91"))
+            fuzz_fail("%s: a snippet with no match", where);
+    }
+}
+
 /* A list of ChatMessage.Detailed against the tables: which messages,
  * deleted (recalled, or hidden by the viewer) and read_users (watermarks). */
 static void check_messages(const fuzz_request *r, int64_t chat, json_object *d, bool paged,
@@ -522,6 +573,8 @@ static void check_data(const api_route *route, const int64_t *ids, const fuzz_re
         if (!json_object_is_type(d, json_type_object) || json_object_object_length(d) != 1 ||
             !json_object_is_type(json_object_object_get(d, "joined"), json_type_boolean))
             fuzz_fail("%s: not {\"joined\": bool}", w);
+    } else if (h == h_search) { /* [ext] search */
+        check_search(r, d, w);
     } else if (h == h_attach_upload) { /* [ext] attachments */
         shape_attachment(d, w);
         if (shape_int(d, "chat_id") != ids[0] || field_is_set(d, "message_id"))

@@ -20,7 +20,7 @@
 #include "../../common/db.h"
 
 /* Check every domain invariant; deep adds PRAGMA integrity_check and the
- * FTS5 integrity check of the user name index. */
+ * FTS5 integrity checks of the user name and message search indexes. */
 void inv_check_db(nova_db *db, bool deep);
 
 /* A hash of the whole database content (every table, every row), except
