@@ -78,10 +78,12 @@ PASSWORD = "secret1"
 
 FULL = dict(history=[10, 100, 1000, 10000, 100000, 1000000], chats=[1, 10, 100, 1000],
             groups=[2, 10, 100, 1000, 10000], retained=[1000, 10000, 100000, 1000000],
-            missed=[10, 100, 1000, 10000, 100000], sockets=[1000, 10000, 100000])
+            missed=[10, 100, 1000, 10000, 100000], sockets=[1000, 10000, 100000],
+            search=[1000, 10000, 100000, 1000000])
 QUICK = dict(history=[10, 100, 1000], chats=[1, 10], groups=[2, 10], retained=[100, 1000],
-             missed=[10, 100], sockets=[40, 100])
-CURVES = ["history", "chats", "fanout", "resume", "delivery"]
+             missed=[10, 100], sockets=[40, 100], search=[1000, 3000])
+CURVES = ["history", "chats", "fanout", "search", "resume", "delivery"]
+SEARCH_OWN = 20000  # [ext] search: most messages in the searcher's own chats
 PAIRS = 16          # sender/receiver pairs of the delivery curve
 RATE = 100          # msg/s of the delivery curve
 OWN_EVENTS = 10     # the resuming user's events among the retained ones
@@ -440,6 +442,87 @@ def curve_history(d, out, sizes, repeat):
          [(2, "GET messages?limit=50, newest page"), (4, "GET messages?limit=50, middle page"),
           (6, "GET /api/chat/<id>, all unread"), (8, "GET /api/chat/<id>, all read")],
          linear_ref=6)
+
+
+def curve_search(d, out, sizes, repeat, chats=10, others=40):
+    """[ext] Search time vs messages in the database: a searcher in `chats`
+    groups, which hold the first SEARCH_OWN messages of each size (then no
+    more), and `others` groups of other users, which hold the rest: every
+    message says "note <i> topic<i % 100> plan", so that "topic7" matches
+    1 % of the messages, "plan" all of them, "zzqx" none. Relevance ranks
+    every match in the searcher's chats (the chat tokens keep the others'
+    out inside the index); newest stops after the page. One more searcher
+    in more chats than NOVA_SEARCH_CHAT_TOKENS is filtered row by row over
+    every match in the database."""
+    me = d.register(1)[0]
+    other = d.register(2)
+    many = d.register(1)[0]  # in 510 chats: over the default 500 tokens
+    con = d.sql()
+    mine = [d.add_group(con, f"search-mine-{k}", [me] + other) for k in range(chats)]
+    theirs = [d.add_group(con, f"search-theirs-{k}", other) for k in range(others)]
+    for k in range(500):
+        d.add_group(con, f"search-many-{k}", [many] + other[:1])
+    con.close()
+    tok = d.users[me][2]
+    tok_many = d.users[many][2]
+    senders = [d.users[i][0] for i in other]
+    # the many-chats searcher also reads the searcher's chats
+    con = d.sql()
+    now = time.time()
+    for c in mine:
+        con.execute("INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (?, ?, ?)",
+                    (c, d.users[many][0], now))
+        con.execute("INSERT INTO chat_relations (chat_id, user_id, last_read_id) VALUES (?, ?, 0)",
+                    (c, d.users[many][0]))
+    con.close()
+    have = 0
+    rows = []
+    for n in sizes:
+        con = d.sql()
+        con.execute("BEGIN IMMEDIATE")
+        t0 = time.time()
+        rowsql = ("INSERT INTO messages (chat_id, sender_id, content, send_time) "
+                  "VALUES (?, ?, ?, ?)")
+        batch = []
+        for i in range(have, n):
+            group = mine[i % chats] if i < SEARCH_OWN else theirs[i % others]
+            batch.append((group, senders[i % 2], f"note {i} topic{i % 100} plan", t0 + i * 1e-5))
+            if len(batch) == 10000:
+                con.executemany(rowsql, batch)
+                batch = []
+        con.executemany(rowsql, batch)
+        for c in mine + theirs:
+            d.recount(con, c)
+        con.execute("COMMIT")
+        con.close()
+        d.checkpoint()
+        have = n
+        own = min(n, SEARCH_OWN)
+        reps = max(3, repeat if n < 100000 else repeat // 2)
+        res = []
+        for q, sort, want in [("topic7", "relevance", own // 100), ("plan", "relevance", own),
+                              ("plan", "newest", own), ("zzqx", "relevance", 0)]:
+            p50, _, page = timed_get(d.stack.port, f"/api/search?q={q}&sort={sort}&limit=20",
+                                     tok, reps)
+            got = len(page["data"]["hits"])
+            assert got == min(20, want), (q, got, want)
+            res.append(p50)
+        many50, _, page = timed_get(d.stack.port, "/api/search?q=topic7&limit=20", tok_many, reps)
+        assert len(page["data"]["hits"]) == min(20, own // 100), len(page["data"]["hits"])
+        rows.append((n, *res, many50))
+        say(f"search over {n} messages ({own} in the searcher's chats): topic7 {res[0]:.2f} ms, "
+            f"plan {res[1]:.2f} ms, plan newest {res[2]:.2f} ms, no match {res[3]:.2f} ms, "
+            f"topic7 by a searcher in 510 chats {many50:.2f} ms")
+    write_dat(out, "search", ["messages", "rare_p50_ms", "every_p50_ms", "every_newest_p50_ms",
+                              "none_p50_ms", "rare_many_chats_p50_ms"], rows,
+              [f"GET /api/search?q=...&limit=20 through nginx, one request at a time; the searcher's "
+               f"{chats} chats hold min(messages, {SEARCH_OWN}), other users' chats the rest",
+               "rare: topic7 (1 % of the messages); every: plan (all of them); none: zzqx;",
+               "many chats: a searcher in 510 chats (over NOVA_SEARCH_CHAT_TOKENS: row by row)"])
+    plot(out, "search", "Search vs messages in the database",
+         "messages in the database", "ms per request (median)",
+         [(2, "q=topic7 (1 %), relevance"), (3, "q=plan (every message), relevance"),
+          (4, "q=plan, newest"), (5, "no match"), (6, "q=topic7, searcher in 510 chats (row by row)")])
 
 
 def curve_chats(d, out, sizes, repeat, per_chat=20, read=10):
@@ -809,6 +892,8 @@ def main():
             curve_fanout(d, out, sizes["groups"], pool, 3 if a.quick else 9)
         if "delivery" in only:
             curve_delivery(d, out, sizes["sockets"], pool, 3 if a.quick else 8, hard)
+        if "search" in only:
+            curve_search(d, out, sizes["search"], repeat)
         if "resume" in only:  # last: the biggest fill
             curve_resume(d, out, sizes["retained"], sizes["missed"], 3 if a.quick else 5, pool)
         d.check()

@@ -208,7 +208,7 @@ static const option_def options[] = {
      100000, CFG_API, "search hits by relevance reachable by paging", NULL},
     {"search-snippet-words", "NOVA_SEARCH_SNIPPET_WORDS", OPT_LONG, OFF(search_snippet_words), "24",
      4, 64, CFG_API, "words in the snippet of a search hit", NULL},
-    {"search-chat-tokens", "NOVA_SEARCH_CHAT_TOKENS", OPT_LONG, OFF(search_chat_tokens), "64", 0,
+    {"search-chat-tokens", "NOVA_SEARCH_CHAT_TOKENS", OPT_LONG, OFF(search_chat_tokens), "500", 0,
      10000, CFG_API,
      "a caller in at most this many chats is searched inside the index; in more, row by row "
      "(SQLite)",

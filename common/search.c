@@ -379,10 +379,15 @@ int search_messages(nova_db *db, int64_t viewer, const search_query *q, json_obj
     bool in_index = true;
     struct printbuf *expr = printbuf_new();
     json_object *hits = json_object_new_array(), *next = NULL;
-    if (db->kind == DB_POSTGRES)
+    /* words: the words alone, for the snippets (no chat to check there) */
+    struct printbuf *words = printbuf_new();
+    if (db->kind == DB_POSTGRES) {
         ts_expression(expr, terms, n_terms);
-    else if (!(rc = chat_tokens(db, viewer, q->chat_id, &chats, &in_index, err)))
+        ts_expression(words, terms, n_terms);
+    } else if (!(rc = chat_tokens(db, viewer, q->chat_id, &chats, &in_index, err))) {
         fts_expression(expr, terms, n_terms, in_index ? &chats : NULL);
+        fts_expression(words, terms, n_terms, NULL);
+    }
     if (rc || (db->kind != DB_POSTGRES && in_index && !chats.n)) goto done; /* in no chat */
 
     db_stmt *st = newest ? db_prepare_for(db, SQL_HITS_NEWEST, SQL_HITS_NEWEST_PG)
@@ -424,7 +429,7 @@ int search_messages(nova_db *db, int64_t viewer, const search_query *q, json_obj
     if (ids.n && !basics) rc = err->kind;
     for (size_t i = 0; i < ids.n && !rc; i++) {
         json_object *snippet = NULL;
-        if ((rc = snippet_of(db, ids.v[i], expr->buf, &snippet, err))) break;
+        if ((rc = snippet_of(db, ids.v[i], words->buf, &snippet, err))) break;
         json_object *hit = json_object_new_object();
         json_object_object_add(hit, "message",
                                json_object_get(json_object_array_get_idx(basics, i)));
@@ -434,6 +439,7 @@ int search_messages(nova_db *db, int64_t viewer, const search_query *q, json_obj
     json_object_put(basics);
 done:
     printbuf_free(expr);
+    printbuf_free(words);
     idlist_free(&chats);
     idlist_free(&ids);
     if (rc) {
