@@ -3,7 +3,7 @@
 
     curves.py --build DIR --out DIR [--quick] [--only NAME,...] [--keep]
               [--history N,...] [--chats N,...] [--groups N,...]
-              [--retained N,...] [--missed N,...] [--sockets N,...]
+              [--retained N,...] [--missed N,...] [--sockets N,...] [--search N,...]
 
 Starts its own stack the way scripts/bench does (nginx from
 scripts/lib/render-nginx, nova-api --workers 4, nova-realtime, a fresh
@@ -22,6 +22,9 @@ measures one curve per cost:
             ?last_event_id=N until the last missed event, vs events in the
             outbox after N (few of them the user's), and vs events missed
   delivery  delivery latency p50/p99 at --rate msg/s vs sockets open
+  search    [ext] GET /api/search (a rare word, a word in every message,
+            newest first, no match, a searcher in more chats than the
+            index filters) vs messages in the database
 
 Each curve writes OUT/NAME.dat (a '#' header naming the columns, one row
 per size) and OUT/NAME.png (gnuplot), plus OUT/NAME.gp, the gnuplot input,

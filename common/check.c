@@ -144,6 +144,18 @@ static const char SQL_RECIPIENTS_PG[] =
     "(" NARROW_PG " EXCEPT SELECT event_id, user_id FROM outbox_recipients) "
     "UNION ALL (SELECT event_id, user_id FROM outbox_recipients EXCEPT " NARROW_PG ") LIMIT 1";
 
+/* [ext] search (schema 010): SQLite's FTS5 index holds one row (in its
+ * docsize table) per message that is not recalled, and no other. The
+ * PostgreSQL index is the server's own, kept on every write. */
+static const char RULE_SEARCH[] = "the search index holds exactly the messages not recalled";
+static const char SQL_SEARCH_ROWS[] =
+    "SELECT * FROM (SELECT id, 'not indexed' FROM messages WHERE recalled = 0 "
+    "EXCEPT SELECT id, 'not indexed' FROM message_search_docsize) "
+    "UNION ALL SELECT * FROM (SELECT id, 'indexed, but recalled or gone' FROM "
+    "message_search_docsize EXCEPT SELECT id, 'indexed, but recalled or gone' FROM messages "
+    "WHERE recalled = 0) LIMIT 1";
+static const char SQL_SEARCH_ROWS_PG[] = "SELECT NULL, NULL WHERE false";
+
 static const char SQL_PROFILES[] =
     "SELECT id, user_name, email, phone, avatar_url FROM users WHERE is_system = 0";
 static const char SQL_FOREIGN_KEYS[] = "PRAGMA foreign_key_check";
@@ -184,6 +196,8 @@ static int run_rules(nova_db *db, check_report_fn report, void *ctx)
         failed += run_rule(db_prepare(db, rules[i].sql), rules[i].rule, report, ctx);
     failed += run_rule(db_prepare_for(db, SQL_RECIPIENTS_SQLITE, SQL_RECIPIENTS_PG),
                        RULE_RECIPIENTS, report, ctx);
+    failed += run_rule(db_prepare_for(db, SQL_SEARCH_ROWS, SQL_SEARCH_ROWS_PG), RULE_SEARCH,
+                       report, ctx);
     return failed + run_rule(db_prepare_for(db, SQL_SEQUENCE_SQLITE, SQL_SEQUENCE_PG),
                              RULE_SEQUENCE, report, ctx);
 }

@@ -13,9 +13,9 @@ import pytest
 from conftest import BUILD, ROOT
 
 SIZES = {"history": [10, 60], "chats": [1, 3], "groups": [2, 5], "retained": [40, 80],
-         "missed": [10, 20], "sockets": [40]}
+         "missed": [10, 20], "sockets": [40], "search": [300, 1200]}
 FILES = {"history": 2, "chats": 2, "fanout": 2, "resume_retained": 2, "resume_missed": 2,
-         "delivery": 1}
+         "delivery": 1, "search": 2}
 
 
 @pytest.mark.sqlite_only
