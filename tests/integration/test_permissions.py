@@ -44,6 +44,10 @@ ROLE_NAMES = {
 FRIENDSHIPS = (("O", "A"), ("O", "M"), ("O", "N"), ("F", "O"), ("M", "I"), ("F", "I"),
                ("S", "Z"))  # (inviter, accepter): the accepter owns the private chat
 G_MEMBERS = ("O", "A", "M", "N")
+# The world's messages: (sender, chat, its members).
+MESSAGES = (("O", "G", G_MEMBERS), ("A", "G", G_MEMBERS), ("M", "G", G_MEMBERS),
+            ("N", "G", G_MEMBERS), ("O", "P", ("O", "F")), ("F", "P", ("O", "F")),
+            ("Z", "H", ("S", "Z")))
 
 
 def friends_of(role):
@@ -133,10 +137,7 @@ class World:
             cl.ok("PATCH", f"/friend/{self.ids[friend]}", {"nickname": nick, "group_id": self.ids[key]})
 
         # One message per relevant sender.
-        for sender, chat, members in (("O", "G", G_MEMBERS), ("A", "G", G_MEMBERS),
-                                      ("M", "G", G_MEMBERS), ("N", "G", G_MEMBERS),
-                                      ("O", "P", ("O", "F")), ("F", "P", ("O", "F")),
-                                      ("Z", "H", ("S", "Z"))):
+        for sender, chat, members in MESSAGES:
             text = self.secret(f"msg.{chat}.{sender}", f"sec{tag}msg{chat.lower()}{sender.lower()}",
                                sender, members)
             self.ids[f"m{chat}_{sender}"] = self.say(sender, chat, text)
@@ -189,7 +190,7 @@ class World:
         return obj
 
     def path(self, template):
-        return template.format(**{"U": UNKNOWN, **self.ids})
+        return template.format(**{"U": UNKNOWN, "tag": self.tag, **self.ids})
 
     def sock(self, role):
         if role not in self.socks:
@@ -314,6 +315,7 @@ ROUTES = [
     ("POST", "/chat/{G}/{N}/admin", True),
     ("POST", "/chat/{G}/set_owner", {"chat_owner": "$N"}),
     ("DELETE", "/chat/{G}/{N}", NOBODY),
+    ("GET", "/search?q=sec{tag}msg*", NOBODY),  # [ext] search
 ]
 # register and login need no session (§4): a taken name is 409, a wrong password 403.
 OPEN_ROUTES = [
@@ -481,6 +483,18 @@ def friend_of(target, nickname_key=None):
 def relation_of(chat):
     def check(w, role, data):
         assert data["chat"]["chat_id"] == w.ids[chat], data
+    return check
+
+
+def search_finds(*chats):
+    """[ext] search: the hits are exactly the world's messages of the
+    caller's chats (of `chats` only, when given), each a Basic view."""
+    def check(w, role, data):
+        want = sorted(w.ids[f"m{chat}_{sender}"] for sender, chat, members in MESSAGES
+                      if role in members and (not chats or chat in chats))
+        got = sorted(h["message"]["message_id"] for h in data["hits"])
+        assert got == want, data
+        assert data["next_cursor"] is None, data
     return check
 
 
@@ -655,6 +669,18 @@ REST_ROWS = (
        R("DELETE", "/chat/{G}/{F}", "O", 400),    # not a member
        R("DELETE", "/chat/{U}/{N}", "O", 400),
        R("DELETE", "/chat/{P}/{F}", "O", 400)]    # private
+    # [ext] search: every message a caller may read, no other (the words
+    # are the secrets' common prefix)
+    + [R("GET", "/search?q=sec{tag}msg*&limit=50", a, 200, check=search_finds()) for a in ROLES]
+    + [R("GET", "/search?q=sec{tag}msg*&chat_id={G}", a, 200, check=search_finds("G"))
+       for a in G_MEMBERS]
+    + rows_for("GET", "/search?q=sec{tag}msg*&chat_id={G}", G_OUTSIDERS, 403)
+    + [R("GET", "/search?q=sec{tag}msg*&chat_id={P}", a, 200, check=search_finds("P"))
+       for a in ("O", "F")]
+    + rows_for("GET", "/search?q=sec{tag}msg*&chat_id={P}", ("A", "S"), 403)
+    + rows_for("GET", "/search?q=sec{tag}msg*&chat_id={H}", ("O", "F"), 403)
+    + [R("GET", "/search?q=sec{tag}msg*&chat_id={U}", "O", 404),
+       R("GET", "/search?q=a*", "O", 400)]
 )
 
 
