@@ -108,7 +108,7 @@ def test_the_migration_indexes_the_messages_already_there(stack, alice, bob, car
     stack.stop()
     w = stack.writer().begin()
     if stack.pg_name:
-        w.execute("DROP INDEX messages_search")
+        w.execute("ALTER TABLE messages DROP COLUMN search_words")  # and its index
         w.execute("DROP TEXT SEARCH CONFIGURATION nova_search")
         w.execute("UPDATE nova_schema SET version = 9")
     else:
