@@ -315,7 +315,15 @@ ROUTES = [
     ("POST", "/chat/{G}/{N}/admin", True),
     ("POST", "/chat/{G}/set_owner", {"chat_owner": "$N"}),
     ("DELETE", "/chat/{G}/{N}", NOBODY),
-    ("GET", "/search?q=sec{tag}msg*", NOBODY),  # [ext] search
+    # the extensions (docs/API.md): search, attachments, the invitee's side
+    # of the consent flow (404 with a session in the default flow; 403
+    # without one, as everywhere)
+    ("GET", "/search?q=sec{tag}msg*", NOBODY),
+    ("POST", "/chat/{G}/attachment?name=x.txt", NOBODY),
+    ("GET", "/attachment/1", NOBODY),
+    ("GET", "/chat/invitation", NOBODY),
+    ("POST", "/chat/invitation/{G}", NOBODY),
+    ("DELETE", "/chat/invitation/{G}", NOBODY),
 ]
 # register and login need no session (§4): a taken name is 409, a wrong password 403.
 OPEN_ROUTES = [
