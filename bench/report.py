@@ -62,6 +62,14 @@ def main():
         "req/s", "rest.messages.rps", 0)
     row("GET /api/chat/<id>/messages?limit=50", "p99 ms", "rest.messages.p99_ms", 2)
     row("GET messages / trivial", "ratio", "rest.messages_ratio", 3, "per run, then median")
+    row("GET /api/search?q=bench&limit=20 (the word in every message of that chat) [ext]",
+        "req/s", "rest.search.rps", 0)
+    row("GET /api/search", "p99 ms", "rest.search.p99_ms", 2)
+    row("GET search / trivial", "ratio", "rest.search_ratio", 3, "per run, then median")
+    row("GET /api/attachment/<id>, 256 KiB (X-Accel-Redirect) [ext]", "req/s",
+        "rest.attachment.rps", 0)
+    row("the same file as a static file of the same nginx", "req/s", "rest.static.rps", 0)
+    row("GET attachment / static file", "ratio", "rest.attachment_ratio", 2, "per run, then median")
     row("CPU per request: nova-api worker, GET /api/user", "us", "rest.user.backend_us", 0)
     row("CPU per request: trivial responder worker", "us", "rest.trivial.backend_us", 0)
     row("CPU per request: nova-api worker, GET messages", "us", "rest.messages.backend_us", 0)
