@@ -37,19 +37,40 @@ static unsigned next_code_point(const unsigned char **p)
     return c;
 }
 
-/* Could the tokenizer find a word in s[len]? ASCII letters and digits, and
- * every code point beyond ASCII but the common punctuation blocks (Latin-1
- * signs, General Punctuation, CJK symbols). */
+/* Is c a letter or a digit to the tokenizer (unicode61 keeps the letters,
+ * numbers and private-use characters; PostgreSQL's parser much the same)?
+ * ASCII letters and digits, and every code point beyond ASCII but the
+ * blocks of punctuation, symbols, arrows, shapes, emoji, variation
+ * selectors and tags, less the digits and letters within them. */
+static bool word_char(unsigned c)
+{
+    if (c < 0x80) return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+    if (c <= 0xbf) return c == 0xaa || c == 0xb2 || c == 0xb3 || c == 0xb5 || c == 0xb9 ||
+                          c == 0xba || (c >= 0xbc && c <= 0xbe);
+    if (c == 0xd7 || c == 0xf7) return false;
+    if (c >= 0x2000 && c <= 0x2bff)
+        return (c >= 0x2070 && c <= 0x209f) || (c >= 0x2150 && c <= 0x218f) ||
+               (c >= 0x2460 && c <= 0x24ff) || (c >= 0x2776 && c <= 0x2793);
+    if (c >= 0x2e00 && c <= 0x2e7f) return false;
+    if (c >= 0x3000 && c <= 0x303f)
+        return (c >= 0x3005 && c <= 0x3007) || (c >= 0x3021 && c <= 0x3029) ||
+               (c >= 0x3031 && c <= 0x3035) || (c >= 0x3038 && c <= 0x303c);
+    if ((c >= 0xfe00 && c <= 0xfe1f) || (c >= 0xfe30 && c <= 0xfe6f)) return false;
+    if ((c >= 0xff01 && c <= 0xff0f) || (c >= 0xff1a && c <= 0xff20) ||
+        (c >= 0xff3b && c <= 0xff40) || (c >= 0xff5b && c <= 0xff65) ||
+        (c >= 0xfff0 && c <= 0xffff))
+        return false;
+    if (c >= 0x1f000 && c <= 0x1faff) return c >= 0x1f100 && c <= 0x1f10c;
+    if (c >= 0xe0000 && c <= 0xe007f) return false;
+    return true;
+}
+
+/* Could the tokenizer find a word in s[len]? */
 static bool has_word(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        unsigned c = next_code_point(&p);
-        if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return true;
-        if (c >= 0x80 && !(c >= 0xa0 && c <= 0xbf) && !(c >= 0x2000 && c <= 0x206f) &&
-            !(c >= 0x3000 && c <= 0x303f) && c != 0xd7 && c != 0xf7)
-            return true;
-    }
+    while (p < end)
+        if (word_char(next_code_point(&p))) return true;
     return false;
 }
 
@@ -69,9 +90,11 @@ static int parse_terms(const nova_config *cfg, const char *q, term *terms, size_
     if (strlen(q) > (size_t)cfg->search_max_query)
         return nova_fail(err, ERR_INVALID, "q is longer than %ld bytes", cfg->search_max_query);
     if (utf8_length(q) < 0) return nova_fail(err, ERR_INVALID, "q is not UTF-8");
-    for (const char *p = q; *p; p++)
-        if ((unsigned char)*p < 0x20 && !strchr("\t\n\r", *p))
+    for (const unsigned char *p = (const unsigned char *)q; *p;) {
+        unsigned c = next_code_point(&p);
+        if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
             return nova_fail(err, ERR_INVALID, "q holds a control character");
+    }
     *n = 0;
     for (const char *p = q; *p;) {
         p += strspn(p, " \t\n\r");
@@ -128,13 +151,31 @@ static void fts_expression(struct printbuf *pb, const term *terms, size_t n, con
     printbuf_strappend(pb, ")");
 }
 
-/* The tsquery text: 'a' & 'b':* (each quoted lexeme goes through the
- * configuration's parser: punctuation inside makes a phrase). */
+/* The tsquery text: 'a' & 'e' <-> 'mail' & 'b':*. Each word is cut into
+ * its runs of letters and digits, as nova_search_text cuts the messages
+ * (PostgreSQL's parser would keep e-mail, 3.14 or an address whole), and
+ * a word of several runs becomes a phrase of them. */
 static void ts_expression(struct printbuf *pb, const term *terms, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (i) printbuf_strappend(pb, " & ");
-        append_quoted(pb, terms[i].s, terms[i].len, '\'');
+        const unsigned char *p = (const unsigned char *)terms[i].s, *end = p + terms[i].len;
+        bool first = true;
+        while (p < end) {
+            const unsigned char *run = p, *q = p;
+            while (q < end) {
+                const unsigned char *c = q;
+                if (!word_char(next_code_point(&c))) break;
+                q = c;
+            }
+            if (q > run) {
+                if (!first) printbuf_strappend(pb, " <-> ");
+                append_quoted(pb, (const char *)run, (size_t)(q - run), '\'');
+                first = false;
+            }
+            p = q;
+            if (p < end) next_code_point(&p); /* the separator */
+        }
         if (terms[i].prefix) printbuf_strappend(pb, ":*");
     }
 }
@@ -153,7 +194,7 @@ static int parse_cursor(const char *cursor, bool newest, int64_t max_offset, int
             return nova_fail(err, ERR_INVALID, "cursor is not one of this search's");
         v = v * 10 + (*p - '0');
     }
-    if (!newest && v > max_offset)
+    if (!newest && v >= max_offset)
         return nova_fail(err, ERR_INVALID, "cursor is not one of this search's");
     *out = v;
     return 0;
@@ -193,22 +234,77 @@ static const char SQL_HITS_NEWEST_PG[] =
     "WHERE m.chat_id = c.chat_id AND " PG_MATCH "ORDER BY m.id DESC LIMIT ?5) x "
     "WHERE " PG_CHATS " ORDER BY x.id DESC LIMIT ?5 OFFSET ?6";
 
-/* The snippet of one hit, with the markers ?1 and ?2 around matched words,
- * and its text. PostgreSQL: ?1 is the whole options string of ts_headline
- * and ?2 unused but bound. */
-static const char SQL_SNIPPET[] =
-    "SELECT snippet(message_search, 0, ?1, ?2, '', ?3), body FROM message_search "
-    "WHERE message_search MATCH ?4 AND rowid = ?5";
-static const char SQL_SNIPPET_PG[] =
-    "SELECT ts_headline('nova_search', content, to_tsquery('nova_search', ?4), ?1 || ?2 || ?3), "
-    "content FROM messages WHERE id = ?5";
+/* The text of one hit with every matched word between the markers ?1 and
+ * ?2, and the text itself. SQLite: highlight() over the text. PostgreSQL:
+ * ts_headline over the text as the index reads it (nova_search_text: one
+ * space for every character that is no letter or digit, so that code
+ * point i is code point i of the text, and no marker can be in it), with
+ * HighlightAll (the whole text, not a fragment of its own choosing). The
+ * window of the snippet is cut here, alike for both engines. */
+static const char SQL_MARKED[] =
+    "SELECT highlight(message_search, 0, ?1, ?2), body FROM message_search "
+    "WHERE message_search MATCH ?3 AND rowid = ?4";
+static const char SQL_MARKED_PG[] =
+    "SELECT ts_headline('nova_search', nova_search_text(content), to_tsquery('nova_search', ?3), "
+    "'HighlightAll=true, StartSel=' || ?1 || ', StopSel=' || ?2), content FROM messages "
+    "WHERE id = ?4";
 
-/* Marker pairs, tried in order: the first that the text does not hold. */
+/* Marker pairs, tried in order: the first that the text does not hold
+ * (PostgreSQL's marked text holds no control character at all). */
 static const char *const MARKERS[][2] = {
     {"\x01", "\x02"},
     {"\xef\xb7\x90", "\xef\xb7\x91"}, /* U+FDD0, U+FDD1: noncharacters */
 };
 #define N_MARKERS (sizeof MARKERS / sizeof MARKERS[0])
+
+/* Byte spans [start, end) of the text that matched. */
+typedef struct spans {
+    size_t *v; /* start, end, start, end... */
+    size_t n, cap;
+} spans;
+
+static bool spans_push(spans *sp, size_t start, size_t end)
+{
+    if (sp->n + 2 > sp->cap) {
+        size_t cap = sp->cap ? sp->cap * 2 : 16;
+        size_t *grown = realloc(sp->v, cap * sizeof *grown);
+        if (!grown) return false;
+        sp->v = grown;
+        sp->cap = cap;
+    }
+    sp->v[sp->n++] = start;
+    sp->v[sp->n++] = end;
+    return true;
+}
+
+/* The matched spans of text from its marked form. by_code_point: the
+ * marked text is another text of as many code points (PostgreSQL's), so
+ * positions carry over by code point; else it is text itself, marked. */
+static bool match_spans(const char *marked, const char *text, const char *open,
+                        const char *close, bool by_code_point, spans *out)
+{
+    size_t lo = strlen(open), lc = strlen(close), plain = 0, start = 0;
+    const unsigned char *tp = (const unsigned char *)text; /* by_code_point: the same place */
+    bool in = false;
+    for (const unsigned char *p = (const unsigned char *)marked; *p;) {
+        size_t here = by_code_point ? (size_t)((const char *)tp - text) : plain;
+        if (!in && !strncmp((const char *)p, open, lo)) {
+            p += lo;
+            in = true;
+            start = here;
+        } else if (in && !strncmp((const char *)p, close, lc)) {
+            p += lc;
+            in = false;
+            if (!spans_push(out, start, here)) return false;
+        } else {
+            const unsigned char *q = p;
+            next_code_point(&p);
+            plain += (size_t)(p - q);
+            if (*tp) next_code_point(&tp);
+        }
+    }
+    return !in || spans_push(out, start, strlen(text));
+}
 
 static void add_segment(json_object *list, const char *s, size_t len, bool match)
 {
@@ -220,118 +316,114 @@ static void add_segment(json_object *list, const char *s, size_t len, bool match
 }
 
 #define ELLIPSIS "\xe2\x80\xa6"
+#define SPACE " \t\n\r\f\v"
 
-/* Drop the markers from marked[len] into out (a new printbuf). */
-static struct printbuf *unmarked(const char *marked, size_t len, const char *open,
-                                 const char *close)
+/* The snippet of text (docs/API.md "The answer"): the `words` consecutive
+ * words (runs of non-space) that overlap the most matched spans, the
+ * earliest of them, as segments, with "…" where it does not reach an end
+ * of the text. */
+static json_object *snippet_segments(const char *text, const spans *sp, long words)
 {
-    size_t lo = strlen(open), lc = strlen(close);
-    struct printbuf *out = printbuf_new();
-    for (const char *p = marked, *end = marked + len; p < end;) {
-        if ((size_t)(end - p) >= lo && !memcmp(p, open, lo))
-            p += lo;
-        else if ((size_t)(end - p) >= lc && !memcmp(p, close, lc))
-            p += lc;
-        else
-            printbuf_memappend(out, p++, 1);
+    size_t n = 0, cap = 0, *w = NULL; /* word i: [w[2i], w[2i+1]) */
+    for (size_t i = strspn(text, SPACE); text[i]; i += strspn(text + i, SPACE)) {
+        size_t len = strcspn(text + i, SPACE);
+        if (2 * n + 2 > cap) {
+            size_t grown_cap = cap ? cap * 2 : 64;
+            size_t *grown = realloc(w, grown_cap * sizeof *grown);
+            if (!grown) break;
+            w = grown;
+            cap = grown_cap;
+        }
+        w[2 * n] = i;
+        w[2 * n + 1] = i + len;
+        n++;
+        i += len;
     }
-    return out;
-}
-
-/* The segments of a marked snippet of text (docs/API.md "The answer"):
- * whitespace at its ends trimmed, "…" where it does not reach an end of
- * the text. */
-static json_object *segments(const char *marked, const char *text, const char *open,
-                             const char *close)
-{
-    size_t lo = strlen(open), lc = strlen(close);
-    const char *s = marked, *end = marked + strlen(marked);
-    while (s < end && strchr(" \t\n\r", *s))
-        s++;
-    while (end > s && strchr(" \t\n\r", end[-1]))
-        end--;
-    struct printbuf *plain = unmarked(s, (size_t)(end - s), open, close);
-    size_t len = (size_t)plain->bpos, tlen = strlen(text);
-    bool lead = len > tlen || memcmp(text, plain->buf, len);
-    bool trail = len > tlen || memcmp(text + tlen - len, plain->buf, len);
-    printbuf_free(plain);
-
     json_object *list = json_object_new_array();
-    struct printbuf *cur = printbuf_new();
-    bool in_match = false;
-    if (lead) printbuf_strappend(cur, ELLIPSIS);
-    for (const char *p = s; p < end;) {
-        if (!in_match && (size_t)(end - p) >= lo && !memcmp(p, open, lo)) {
-            add_segment(list, cur->buf, (size_t)cur->bpos, false);
-            printbuf_reset(cur);
-            in_match = true;
-            p += lo;
-        } else if (in_match && (size_t)(end - p) >= lc && !memcmp(p, close, lc)) {
-            add_segment(list, cur->buf, (size_t)cur->bpos, true);
-            printbuf_reset(cur);
-            in_match = false;
-            p += lc;
-        } else {
-            printbuf_memappend(cur, p++, 1);
+    if (!n) {
+        free(w);
+        return list;
+    }
+    /* hit[i]: word i overlaps a match; the best window by a sliding sum */
+    size_t best = 0, best_count = 0, count = 0, window = (size_t)words < n ? (size_t)words : n;
+    bool *hit = calloc(n, sizeof *hit);
+    for (size_t i = 0, k = 0; hit && i < n; i++) {
+        while (k < sp->n && sp->v[k + 1] <= w[2 * i])
+            k += 2;
+        hit[i] = k < sp->n && sp->v[k] < w[2 * i + 1];
+    }
+    for (size_t i = 0; hit && i < n; i++) {
+        count += hit[i];
+        if (i >= window) count -= hit[i - window];
+        if (i + 1 >= window && count > best_count) {
+            best_count = count;
+            best = i + 1 - window;
         }
     }
-    if (in_match) {
-        add_segment(list, cur->buf, (size_t)cur->bpos, true);
+    /* Some context before the first match, if the end gives nothing up. */
+    for (size_t back = window / 4; hit && back && best && hit[best] && !hit[best + window - 1];
+         back--)
+        best--;
+    free(hit);
+    size_t from = w[2 * best], to = w[2 * (best + window - 1) + 1];
+    free(w);
+
+    struct printbuf *cur = printbuf_new();
+    if (best) printbuf_strappend(cur, ELLIPSIS);
+    size_t at = from;
+    for (size_t k = 0; k < sp->n; k += 2) {
+        size_t s = sp->v[k] > from ? sp->v[k] : from, e = sp->v[k + 1] < to ? sp->v[k + 1] : to;
+        if (s >= e) continue;
+        printbuf_memappend(cur, text + at, (int)(s - at));
+        add_segment(list, cur->buf, (size_t)cur->bpos, false);
         printbuf_reset(cur);
+        add_segment(list, text + s, e - s, true);
+        at = e;
     }
-    if (trail) printbuf_strappend(cur, ELLIPSIS);
+    printbuf_memappend(cur, text + at, (int)(to - at));
+    if (text[to + strspn(text + to, SPACE)]) printbuf_strappend(cur, ELLIPSIS);
     add_segment(list, cur->buf, (size_t)cur->bpos, false);
     printbuf_free(cur);
     return list;
 }
 
-/* The snippet of hit id: the first marker pair its text does not hold;
- * the whole text unmarked when it holds them all. */
+/* The snippet of hit id: marked with the first marker pair its text does
+ * not hold; unmarked when it holds them all. */
 static int snippet_of(nova_db *db, int64_t id, const char *expr, json_object **out, nova_err *err)
 {
-    const nova_config *cfg = db->cfg;
+    bool pg = db->kind == DB_POSTGRES;
     for (size_t k = 0; k <= N_MARKERS; k++) {
-        const char *open = k < N_MARKERS ? MARKERS[k][0] : "\x01";
-        const char *close = k < N_MARKERS ? MARKERS[k][1] : "\x02";
-        db_stmt *st = db_prepare_for(db, SQL_SNIPPET, SQL_SNIPPET_PG);
+        const char *open = MARKERS[k < N_MARKERS ? k : 0][0];
+        const char *close = MARKERS[k < N_MARKERS ? k : 0][1];
+        db_stmt *st = db_prepare_for(db, SQL_MARKED, SQL_MARKED_PG);
         if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
-        char opts[96];
-        if (db->kind == DB_POSTGRES) {
-            /* ts_headline's options: ?1 || ?2 || ?3 */
-            snprintf(opts, sizeof opts, "\", MaxWords=%ld, MinWords=%ld, ShortWord=0",
-                     cfg->search_snippet_words, cfg->search_snippet_words / 2);
-            char start[24], stop[24];
-            snprintf(start, sizeof start, "StartSel=\"%s\", ", open);
-            snprintf(stop, sizeof stop, "StopSel=\"%s", close);
-            db_bind_text(st, 1, start);
-            db_bind_text(st, 2, stop);
-            db_bind_text(st, 3, opts);
-        } else {
-            db_bind_text(st, 1, open);
-            db_bind_text(st, 2, close);
-            db_bind_i64(st, 3, cfg->search_snippet_words);
-        }
-        db_bind_text(st, 4, expr);
-        db_bind_i64(st, 5, id);
+        db_bind_text(st, 1, open);
+        db_bind_text(st, 2, close);
+        db_bind_text(st, 3, expr);
+        db_bind_i64(st, 4, id);
         int rc = db_step(st);
         if (rc != DB_ROW) {
             db_done(st);
-            if (rc == DB_DONE) return nova_fail(err, ERR_NOT_FOUND, "message %lld not found",
-                                                (long long)id);
+            if (rc == DB_DONE)
+                return nova_fail(err, ERR_NOT_FOUND, "message %lld not found", (long long)id);
             return db_fail(db, err);
         }
         const char *marked = db_col_text(st, 0), *text = db_col_text(st, 1);
         if (!marked) marked = "";
         if (!text) text = "";
-        if (k == N_MARKERS) {
-            /* every pair is in the text: no highlight at all */
-            *out = json_object_new_array();
-            add_segment(*out, text, strlen(text), false);
-        } else if (!strstr(text, open) && !strstr(text, close)) {
-            *out = segments(marked, text, open, close);
-        }
+        spans sp = {0};
+        bool done = true, ok = true;
+        if (k == N_MARKERS) /* every pair is in the text: no highlight at all */
+            ;
+        else if (pg || (!strstr(text, open) && !strstr(text, close)))
+            ok = match_spans(marked, text, open, close, pg, &sp);
+        else
+            done = false;
+        if (done && ok) *out = snippet_segments(text, &sp, db->cfg->search_snippet_words);
+        free(sp.v);
         db_done(st);
-        if (*out) return 0;
+        if (!ok) return nova_fail(err, ERR_INTERNAL, "out of memory");
+        if (done) return 0;
     }
     return nova_fail(err, ERR_INTERNAL, "internal error");
 }
@@ -369,7 +461,9 @@ int search_messages(nova_db *db, int64_t viewer, const search_query *q, json_obj
     bool newest = q->sort && !strcmp(q->sort, "newest");
     if (q->sort && !newest && strcmp(q->sort, "relevance"))
         return nova_fail(err, ERR_INVALID, "sort must be relevance or newest");
-    int64_t limit = q->limit ? q->limit : 20;
+    int64_t limit = q->limit           ? q->limit
+                    : cfg->search_max_limit < 20 ? cfg->search_max_limit
+                                                 : 20;
     if (limit < 1 || limit > cfg->search_max_limit)
         return nova_fail(err, ERR_INVALID, "limit must be 1 to %ld", cfg->search_max_limit);
     int64_t from = 0; /* newest: below this id (0: none); relevance: the offset */
@@ -406,6 +500,9 @@ int search_messages(nova_db *db, int64_t viewer, const search_query *q, json_obj
     db_bind_i64(st, 2, newest && from ? from : INT64_MAX);
     db_bind_i64(st, 3, viewer);
     db_bind_i64(st, 4, db->kind == DB_POSTGRES ? q->chat_id : !in_index);
+    /* Relevance: no page reaches past max_offset results, but the first. */
+    if (!newest && from && limit > cfg->search_max_offset - from)
+        limit = cfg->search_max_offset - from;
     db_bind_i64(st, 5, limit + 1);
     db_bind_i64(st, 6, newest ? 0 : from);
     while ((rc = db_step(st)) == DB_ROW)
