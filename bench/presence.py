@@ -55,6 +55,10 @@ def main():
     group = int(open(f"{a.data}/group.txt").read().split()[0])
     n = min(a.online, len(users) - 1)
     owner_id, owner_token = users[0]
+    # The owner's sockets of the runs before (react.py...) may have closed
+    # less than the grace period ago: it is still online, and its first
+    # connect here would change nothing. Wait it out.
+    time.sleep(a.grace + 0.5)
     members = [sock(a.port, users[i][1]) for i in range(1, n + 1)]
     for ws in members:
         wait_for(ws, lambda m: m["action"] == "presence_snapshot")
