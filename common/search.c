@@ -74,12 +74,14 @@ static bool has_word(const char *s, size_t len)
     return false;
 }
 
-static long code_points(const char *s, size_t len)
+/* Letters and digits at the end of s[len], in code points (the prefix of
+ * a word ending in '*': "a-*" is the prefix "a"). */
+static long last_run(const char *s, size_t len)
 {
-    long n = 0;
-    for (size_t i = 0; i < len; i++)
-        n += ((unsigned char)s[i] & 0xc0) != 0x80;
-    return n;
+    long run = 0;
+    for (const unsigned char *p = (const unsigned char *)s, *end = p + len; p < end;)
+        run = word_char(next_code_point(&p)) ? run + 1 : 0;
+    return run;
 }
 
 /* Split q into its words (docs/API.md "What matches"). */
@@ -108,11 +110,13 @@ static int parse_terms(const nova_config *cfg, const char *q, term *terms, size_
         }
         if (!has_word(t.s, t.len)) {
             if (t.prefix)
-                return nova_fail(err, ERR_INVALID, "a word ending in * needs 2 characters before it");
+                return nova_fail(err, ERR_INVALID,
+                                 "a word ending in * needs 2 letters or digits right before it");
             continue;
         }
-        if (t.prefix && code_points(t.s, t.len) < 2)
-            return nova_fail(err, ERR_INVALID, "a word ending in * needs 2 characters before it");
+        if (t.prefix && last_run(t.s, t.len) < 2)
+            return nova_fail(err, ERR_INVALID,
+                             "a word ending in * needs 2 letters or digits right before it");
         if (*n == (size_t)cfg->search_max_terms)
             return nova_fail(err, ERR_INVALID, "q has more than %ld words", cfg->search_max_terms);
         terms[(*n)++] = t;
