@@ -149,6 +149,14 @@ static const option_def options[] = {
      "WAL checkpoints of nova-realtime's writes run in a thread this often (ms); 0: in the "
      "event loop (SQLite's automatic checkpoint)",
      NULL},
+    {"rt-echo-first", "NOVA_RT_ECHO_FIRST", OPT_LONG, OFF(rt_echo_first), "16", 0, 1000000,
+     CFG_REALTIME,
+     "an event with this many recipients or more reaches the socket that caused it before the "
+     "others are written (0: never)",
+     NULL},
+    {"rt-echo-wait-us", "NOVA_RT_ECHO_WAIT_US", OPT_LONG, OFF(rt_echo_wait_us), "2000", 0,
+     1000000, CFG_REALTIME,
+     "the other recipients wait at most this long for that socket's write (microseconds)", NULL},
     {"edit-window", "NOVA_EDIT_WINDOW", OPT_LONG, OFF(edit_window), "172800", 0, 315360000,
      CFG_REALTIME, "seconds after sending during which a message may be edited; 0: no limit", NULL},
     {"edit-max", "NOVA_EDIT_MAX", OPT_LONG, OFF(edit_max), "20", 1, 100000, CFG_REALTIME,

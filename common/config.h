@@ -74,6 +74,8 @@ typedef struct nova_config {
     long rt_batch_max;     /* actions committed in one transaction (group commit) */
     long rt_batch_ms;      /* a batch takes no more actions after this long */
     long rt_checkpoint_ms; /* WAL checkpoints off the event loop this often; 0: in it */
+    long rt_echo_first;    /* recipients from which the origin's echo goes out first */
+    long rt_echo_wait_us;  /* the others wait at most this long for it */
 
     /* [ext] edit and react (docs/API.md) */
     long edit_window;    /* seconds after sending a message may be edited; 0: no limit */

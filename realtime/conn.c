@@ -206,7 +206,58 @@ void conn_release(conn *c)
     c->inflight = NULL;
 }
 
+/* Hold c's wake-up until rt_release_held; false when it cannot be held
+ * (no wsi, no memory): then it is woken at once. */
+static bool hold_wake(rt *r, conn *c)
+{
+    if (!c->wsi) return false;
+    if (c->wake_held) return true;
+    if (r->n_held == r->cap_held) {
+        size_t cap = r->cap_held ? r->cap_held * 2 : 256;
+        conn **grown = realloc(r->held, cap * sizeof *grown);
+        if (!grown) return false;
+        r->held = grown;
+        r->cap_held = cap;
+    }
+    r->held[r->n_held++] = c;
+    c->wake_held = true;
+    return true;
+}
+
+void rt_release_held(rt *r)
+{
+    for (size_t i = 0; i < r->n_held; i++) {
+        r->held[i]->wake_held = false;
+        conn_want_write(r->held[i]);
+    }
+    r->n_held = 0;
+    lws_sul_cancel(&r->held_timer);
+}
+
+void rt_forget_held(rt *r, conn *c)
+{
+    if (!c->wake_held) return;
+    for (size_t i = 0; i < r->n_held; i++)
+        if (r->held[i] == c) {
+            r->held[i] = r->held[--r->n_held];
+            break;
+        }
+    c->wake_held = false;
+}
+
+static void send_queued(rt *r, conn *c, packet *p, bool held);
+
 void conn_send(rt *r, conn *c, packet *p)
+{
+    send_queued(r, c, p, false);
+}
+
+void conn_send_held(rt *r, conn *c, packet *p)
+{
+    send_queued(r, c, p, true);
+}
+
+static void send_queued(rt *r, conn *c, packet *p, bool held)
 {
     if (!p || c->close_when_drained) return;
     queued *q = malloc(sizeof *q);
@@ -226,7 +277,7 @@ void conn_send(rt *r, conn *c, packet *p)
     }
     if (c->over_since && conn_judge(r, c, rt_now())) return;
     conn_update_rx(r, c);
-    conn_want_write(c);
+    if (!held || !hold_wake(r, c)) conn_want_write(c);
 }
 
 void conn_send_packet(rt *r, conn *c, const packet_fields *f)
@@ -266,6 +317,10 @@ int conn_write_next(rt *r, conn *c)
         packet_unref(q->pkt); /* lws copied what it could not send */
     free(q);
     if (n < 0) return -1;
+    if (c->releases_held) { /* the echo is out: now the others */
+        c->releases_held = false;
+        rt_release_held(r);
+    }
     c->last_progress = rt_now();
     if (c->queued_bytes <= (size_t)r->cfg->ws_max_queue) c->over_since = 0;
     conn_update_rx(r, c);

@@ -267,6 +267,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         rt_metrics_closed(r, c);
         presence_closed(r, c);
         rt_unregister(r, c);
+        rt_forget_held(r, c);
         actions_forget(r, c);
         guard_close(c->fd);
         conn_release(c);
@@ -648,6 +649,7 @@ static int run(nova_config *cfg)
         unlink(cfg->wake_socket);
     }
     rt_registry_free(&r);
+    free(r.held);
     db_close(r.db);
     log_info("stopped");
     return 0;

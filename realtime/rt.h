@@ -58,6 +58,10 @@ typedef struct conn {
     double over_since;
     size_t over_bytes;
     bool rx_paused; /* its input is not read (lws rx flow control) */
+    /* Echo first (tail.c): this socket's wake-up waits until the origin of
+     * the event it was queued waits for has written (wake_held), or this
+     * socket is such an origin (releases_held). */
+    bool wake_held, releases_held;
     int pending;    /* its actions waiting in the daemon's FIFO (actions.c) */
     uint64_t blocked_walk; /* the FIFO pass that found a write of it waiting */
     int fd;         /* its connection's descriptor (guard.c), or -1 */
@@ -136,6 +140,11 @@ typedef struct rt {
     uint64_t walks; /* run_lockfree's passes over the FIFO (conn.blocked_walk) */
     rt_metrics metrics;
     struct presence_rt *presence; /* presence.c's state, NULL without it */
+    /* Echo first (tail.c): the sockets whose wake-up waits for an origin's
+     * write, and the timer that wakes them anyway. */
+    conn **held;
+    size_t n_held, cap_held;
+    lws_sorted_usec_list_t held_timer;
 } rt;
 
 /* conn.c: registry, queues, packets */
@@ -175,6 +184,12 @@ bool rt_origin_is(const rt *r, const conn *c, const char *origin);
 /* Queue p (takes a reference) and ask for a writable callback. A socket
  * whose queue would exceed the limit is marked to be closed instead. */
 void conn_send(rt *r, conn *c, packet *p);
+/* The same, but the writable callback waits for rt_release_held (the
+ * origin's echo goes out first: tail.c), or queues at once without a wsi. */
+void conn_send_held(rt *r, conn *c, packet *p);
+/* Wake every held socket; forget a closing one. */
+void rt_release_held(rt *r);
+void rt_forget_held(rt *r, conn *c);
 /* Build a packet (packet_make) and queue it. */
 void conn_send_packet(rt *r, conn *c, const packet_fields *f);
 /* Send an error packet {"action":"error",...}. */

@@ -17,9 +17,36 @@
 #include "../common/presence.h"
 #include "rt.h"
 
+/* Echo first: the socket that caused an event gets it before the other
+ * recipients' sockets are even asked to be written. lws writes the sockets
+ * that are writable in the order of its descriptor table, not in the
+ * order they were queued, so that at 10 000 members the sender's echo
+ * waited behind most of the group (docs/BENCHMARKS.md, finding C). With
+ * rt_echo_first recipients or more, the others' frames are queued at once
+ * (each socket's order is kept) but their wake-ups wait for the origin's
+ * write, or rt_echo_wait_us at most (an origin that cannot take it). */
+static void held_tick(lws_sorted_usec_list_t *sul)
+{
+    rt_release_held(lws_container_of(sul, rt, held_timer));
+}
+
+static bool echo_first(const rt *r, const outbox_event *ev)
+{
+    if (!ev->request_id || !r->cfg->rt_echo_first || !ev->origin) return false;
+    size_t n = strlen(r->name);
+    if (strncmp(ev->origin, r->name, n) || ev->origin[n] != '#') return false; /* not ours */
+    long count = 0;
+    const char *p = ev->recipients;
+    int64_t user_id;
+    while (count < r->cfg->rt_echo_first && outbox_next_recipient(&p, &user_id))
+        count++;
+    return count >= r->cfg->rt_echo_first;
+}
+
 /* Deliver one event to the live sockets it is addressed to. */
 static void deliver(rt *r, const outbox_event *ev)
 {
+    bool hold = echo_first(r, ev);
     bool closes = outbox_event_ends_session(ev);
     /* Ephemeral events are never replayed: a replaying socket gets them
      * live; presence events only reach the sockets that asked for them. */
@@ -40,13 +67,19 @@ static void deliver(rt *r, const outbox_event *ev)
                                                     .request_id = origin ? ev->request_id : 0,
                                                     .event_id = ev->id,
                                                     .data = ev->data});
-            conn_send(r, c, *pkt);
+            if (origin && hold) c->releases_held = true;
+            if (hold && !origin)
+                conn_send_held(r, c, *pkt);
+            else
+                conn_send(r, c, *pkt);
             r->metrics.deliveries++;
             if (closes) conn_close_after_drain(c, CLOSE_LOGGED_OUT, NULL);
         }
     }
     packet_unref(plain);
     packet_unref(own);
+    if (hold && r->n_held && lws_dll2_is_detached(&r->held_timer.list))
+        lws_sul_schedule(r->ctx, 0, &r->held_timer, held_tick, (lws_usec_t)r->cfg->rt_echo_wait_us);
     metrics_observe(&r->metrics.delivery_delay, nova_now() - ev->created_at);
     log_debug("event %lld %s delivered", (long long)ev->id, ev->action);
 }
