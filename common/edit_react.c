@@ -10,6 +10,7 @@
 #include "message.h"
 #include "outbox.h"
 #include "user.h"
+#include "validate.h"
 
 edit_react_limits edit_react_limits_of(const nova_config *cfg)
 {
@@ -217,7 +218,7 @@ int message_edit(nova_db *db, const edit_react_limits *lim, int64_t user_id, int
     if (rc) return rc;
     if (t.recalled || t.sender_id != user_id || user_id == USER_SYSTEM_ID)
         return nova_fail(err, ERR_FORBIDDEN, "only the sender may edit a message");
-    if ((rc = message_check_content(content, err))) return rc;
+    if ((rc = validate_message_content(content, err))) return rc;
     if (t.same) return edited_event(db, message_id, &t, content, t.edited_at, user_id, err);
     double now = nova_now();
     if (lim->edit_window > 0 && now - t.send_time > (double)lim->edit_window)
@@ -332,68 +333,4 @@ int reactions_clear(nova_db *db, int64_t message_id, nova_err *err)
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_i64(st, 1, message_id);
     return db_exec_done(db, st, err);
-}
-
-/* --- the views ------------------------------------------------------------------ */
-
-static const char SQL_REACTIONS_OF[] =
-    "SELECT message_id, emoji, count(*), max(CASE WHEN user_id = ?1 THEN 1 ELSE 0 END) "
-    "FROM message_reactions WHERE message_id IN (SELECT value FROM json_each(?2)) "
-    "GROUP BY message_id, emoji ORDER BY message_id, min(seq)";
-static const char SQL_REACTIONS_OF_PG[] =
-    "SELECT message_id, emoji, count(*), max(CASE WHEN user_id = ?1 THEN 1 ELSE 0 END) "
-    "FROM message_reactions WHERE message_id IN "
-    "(SELECT value::bigint FROM json_array_elements_text(?2::json)) "
-    "GROUP BY message_id, emoji ORDER BY message_id, min(seq)";
-
-int view_reactions_of(nova_db *db, int64_t viewer, const int64_t *ids, size_t n, json_object **out,
-                      nova_err *err)
-{
-    *out = json_object_new_object();
-    if (!n) return 0;
-    char *list = malloc(n * 21 + 3), *p = list;
-    if (!list) return nova_fail(err, ERR_INTERNAL, "out of memory");
-    *p++ = '[';
-    for (size_t i = 0; i < n; i++)
-        p += sprintf(p, "%s%lld", i ? "," : "", (long long)ids[i]);
-    *p++ = ']';
-    *p = '\0';
-    db_stmt *st = db_prepare_for(db, SQL_REACTIONS_OF, SQL_REACTIONS_OF_PG);
-    if (!st) {
-        free(list);
-        return nova_fail(err, ERR_INTERNAL, "internal error");
-    }
-    db_bind_i64(st, 1, viewer);
-    db_bind_text(st, 2, list);
-    int rc;
-    while ((rc = db_step(st)) == DB_ROW) {
-        char key[24];
-        snprintf(key, sizeof key, "%lld", (long long)db_col_i64(st, 0));
-        json_object *arr;
-        if (!json_object_object_get_ex(*out, key, &arr)) {
-            arr = json_object_new_array();
-            json_object_object_add(*out, key, arr);
-        }
-        const char *emoji = db_col_text(st, 1);
-        json_object *r = json_object_new_object();
-        json_object_object_add(r, "emoji", json_str(emoji ? emoji : ""));
-        json_object_object_add(r, "count", json_i64(db_col_i64(st, 2)));
-        json_object_object_add(r, "me", json_object_new_boolean(db_col_i64(st, 3) != 0));
-        json_object_array_add(arr, r);
-    }
-    db_done(st);
-    free(list);
-    return rc == DB_DONE ? 0 : db_fail(db, err);
-}
-
-void view_reactions_add(json_object *o, json_object *map, int64_t message_id)
-{
-    char key[24];
-    snprintf(key, sizeof key, "%lld", (long long)message_id);
-    json_object *arr = NULL;
-    if (map && json_object_object_get_ex(map, key, &arr))
-        json_object_get(arr);
-    else
-        arr = json_object_new_array();
-    json_object_object_add(o, "reactions", arr);
 }

@@ -54,16 +54,4 @@ int message_react(nova_db *db, const edit_react_limits *lim, int64_t user_id, in
 /* Remove every reaction of a message (its recall). */
 int reactions_clear(nova_db *db, int64_t message_id, nova_err *err);
 
-/* --- for the message views (view.c) --- */
-
-/* The reactions of a set of messages, in ONE statement: *out becomes an
- * object mapping each message id (decimal text) to its
- * [{emoji, count, me}] (me: viewer among the reactors; viewer 0: false),
- * emojis in the order of their oldest reaction still there. */
-int view_reactions_of(nova_db *db, int64_t viewer, const int64_t *ids, size_t n, json_object **out,
-                      nova_err *err);
-
-/* Add "reactions" (that message's array from map, or []) to o. */
-void view_reactions_add(json_object *o, json_object *map, int64_t message_id);
-
 #endif

@@ -12,6 +12,7 @@
 #include "json_util.h"
 #include "outbox.h"
 #include "user.h"
+#include "validate.h"
 #include "view.h"
 
 /* Raised before the insert, so that on PostgreSQL the chat's row lock
@@ -119,11 +120,6 @@ static int message_lookup(nova_db *db, int64_t message_id, message_info *m, nova
     return db_fail(db, err);
 }
 
-int message_check_content(const char *content, nova_err *err)
-{
-    return content[0] ? 0 : nova_fail(err, ERR_INVALID, "content must not be empty");
-}
-
 int message_send(nova_db *db, int64_t user_id, int64_t chat_id, const char *content,
                  int64_t reply_to, int64_t *message_id, nova_err *err)
 {
@@ -137,7 +133,7 @@ int message_send_attachment(nova_db *db, int64_t user_id, int64_t chat_id, const
     chat_info chat;
     int rc = access_chat(db, user_id, chat_id, NEED_MEMBER, false, &chat, NULL, err);
     if (rc) return rc;
-    if (!attachment_id && (rc = message_check_content(content, err))) return rc;
+    if (!attachment_id && (rc = validate_message_content(content, err))) return rc;
     if (attachment_id && (rc = attachment_check_unsent(db, user_id, chat_id, attachment_id, err)))
         return rc;
     if (reply_to) {

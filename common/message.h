@@ -19,10 +19,6 @@ int message_post(nova_db *db, int64_t chat_id, int64_t sender_id, const char *co
 int message_post_system(nova_db *db, int64_t chat_id, nova_err *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* send_message's rule for content (non-empty), shared by edit_message:
- * 0 or ERR_INVALID. */
-int message_check_content(const char *content, nova_err *err);
-
 /* The socket action send_message: caller must be a member, content
  * non-empty, reply_to (0: none) a message of the same chat. Posts, then
  * marks the chat read for the sender (messages_read). */

@@ -118,6 +118,11 @@ int validate_avatar_url(const char *s, nova_err *err)
                      "avatar_url must be empty, a data:image URL or an http(s) URL");
 }
 
+int validate_message_content(const char *content, nova_err *err)
+{
+    return content[0] ? 0 : nova_fail(err, ERR_INVALID, "content must not be empty");
+}
+
 int validate_length(const char *s, const char *field, long min, long max, nova_err *err)
 {
     long n = utf8_length(s);

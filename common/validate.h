@@ -17,6 +17,9 @@ int validate_email(const char *s, nova_err *err);
 int validate_phone(const char *s, nova_err *err);
 int validate_avatar_url(const char *s, nova_err *err);
 
+/* A message's content (send_message, edit_message): not empty. */
+int validate_message_content(const char *content, nova_err *err);
+
 /* A string of min..max code points (friend group names, nicknames,
  * invitation comments, chat names). */
 int validate_length(const char *s, const char *field, long min, long max, nova_err *err);

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "attachment.h"
-#include "edit_react.h"
 #include "json_util.h"
 
 static const char SQL_USER_VIEW[] =
@@ -447,6 +446,67 @@ static void watermarks_free(watermarks *w)
     idlist_free(&w->marks);
 }
 
+/* [ext] The reactions of a set of messages, in ONE statement: an object
+ * mapping each message id (decimal text) to its [{emoji, count, me}] (me:
+ * viewer among the reactors; viewer 0: false), emojis in the order of
+ * their oldest reaction still there. */
+static const char SQL_REACTIONS_OF[] =
+    "SELECT message_id, emoji, count(*), max(CASE WHEN user_id = ?1 THEN 1 ELSE 0 END) "
+    "FROM message_reactions WHERE message_id IN (SELECT value FROM json_each(?2)) "
+    "GROUP BY message_id, emoji ORDER BY message_id, min(seq)";
+static const char SQL_REACTIONS_OF_PG[] =
+    "SELECT message_id, emoji, count(*), max(CASE WHEN user_id = ?1 THEN 1 ELSE 0 END) "
+    "FROM message_reactions WHERE message_id IN "
+    "(SELECT value::bigint FROM json_array_elements_text(?2::json)) "
+    "GROUP BY message_id, emoji ORDER BY message_id, min(seq)";
+
+static int reactions_of(nova_db *db, int64_t viewer, const int64_t *ids, size_t n,
+                        json_object **out, nova_err *err)
+{
+    *out = json_object_new_object();
+    if (!n) return 0;
+    char *list = ids_json(ids, n);
+    if (!list) return nova_fail(err, ERR_INTERNAL, "out of memory");
+    db_stmt *st = db_prepare_for(db, SQL_REACTIONS_OF, SQL_REACTIONS_OF_PG);
+    if (!st) {
+        free(list);
+        return nova_fail(err, ERR_INTERNAL, "internal error");
+    }
+    db_bind_i64(st, 1, viewer);
+    db_bind_text(st, 2, list);
+    int rc;
+    while ((rc = db_step(st)) == DB_ROW) {
+        char key[24];
+        snprintf(key, sizeof key, "%lld", (long long)db_col_i64(st, 0));
+        json_object *arr;
+        if (!json_object_object_get_ex(*out, key, &arr)) {
+            arr = json_object_new_array();
+            json_object_object_add(*out, key, arr);
+        }
+        json_object *r = json_object_new_object();
+        json_object_object_add(r, "emoji", json_str(col_text(st, 1)));
+        json_object_object_add(r, "count", json_i64(db_col_i64(st, 2)));
+        json_object_object_add(r, "me", json_object_new_boolean(db_col_i64(st, 3) != 0));
+        json_object_array_add(arr, r);
+    }
+    db_done(st);
+    free(list);
+    return rc == DB_DONE ? 0 : db_fail(db, err);
+}
+
+/* Add "reactions" (that message's array from map, or []) to o. */
+static void reactions_add(json_object *o, json_object *map, int64_t message_id)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)message_id);
+    json_object *arr = NULL;
+    if (map && json_object_object_get_ex(map, key, &arr))
+        json_object_get(arr);
+    else
+        arr = json_object_new_array();
+    json_object_object_add(o, "reactions", arr);
+}
+
 /* ChatMessage.Detailed of every row of page (in its order) into list: the
  * messages they reply to and the replies to them are read in one
  * statement each for the whole page, not one per message. */
@@ -470,7 +530,7 @@ static int messages_detailed(nova_db *db, user_cache *cache, const watermarks *w
     json_object *files = NULL; /* [ext] attachments: one statement for the page */
     if (!rc) rc = attachment_views_of(db, ids.v, ids.n, &files, err);
     json_object *reactions = NULL; /* [ext] message id -> [{emoji, count, me}] */
-    if (!rc) rc = view_reactions_of(db, viewer, ids.v, ids.n, &reactions, err);
+    if (!rc) rc = reactions_of(db, viewer, ids.v, ids.n, &reactions, err);
     for (size_t i = 0; i < page->n && !rc; i++) {
         const message_row *m = &page->v[i];
         json_object *o = message_basic(db, cache, m, err);
@@ -513,7 +573,7 @@ static int messages_detailed(nova_db *db, user_cache *cache, const watermarks *w
             else
                 rc = err->kind;
         }
-        if (!rc) view_reactions_add(o, reactions, m->id);
+        if (!rc) reactions_add(o, reactions, m->id);
     }
     json_object_put(files);
     json_object_put(reactions);
