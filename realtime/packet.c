@@ -68,11 +68,13 @@ void rt_origin_format(const rt *r, const conn *c, char *out, size_t size)
     snprintf(out, size, "%s#%llu", r->name, (unsigned long long)c->id);
 }
 
-bool rt_origin_is(const rt *r, const conn *c, const char *origin)
+bool rt_origin_socket(const rt *r, const char *origin, uint64_t *id)
 {
     size_t n = strlen(r->name);
     if (!origin || strncmp(origin, r->name, n) || origin[n] != '#') return false;
     char *end;
-    unsigned long long id = strtoull(origin + n + 1, &end, 10);
-    return !*end && id == c->id;
+    unsigned long long v = strtoull(origin + n + 1, &end, 10);
+    if (*end) return false;
+    *id = v;
+    return true;
 }

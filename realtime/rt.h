@@ -177,9 +177,10 @@ typedef struct packet_fields {
 packet *packet_make(const packet_fields *f);
 
 /* The origin tag of events caused by socket c ("<daemon>#<socket id>"),
- * and whether a tag names c: the one format and its one match. */
+ * and, when a tag names a socket of this daemon, that socket's id in *id:
+ * the one format and its one reading. */
 void rt_origin_format(const rt *r, const conn *c, char *out, size_t size);
-bool rt_origin_is(const rt *r, const conn *c, const char *origin);
+bool rt_origin_socket(const rt *r, const char *origin, uint64_t *id);
 
 /* Queue p (takes a reference) and ask for a writable callback. A socket
  * whose queue would exceed the limit is marked to be closed instead. */

@@ -30,11 +30,9 @@ static void held_tick(lws_sorted_usec_list_t *sul)
     rt_release_held(lws_container_of(sul, rt, held_timer));
 }
 
+/* Has ev at least rt_echo_first recipients? */
 static bool echo_first(const rt *r, const outbox_event *ev)
 {
-    if (!ev->request_id || !r->cfg->rt_echo_first || !ev->origin) return false;
-    size_t n = strlen(r->name);
-    if (strncmp(ev->origin, r->name, n) || ev->origin[n] != '#') return false; /* not ours */
     long count = 0;
     const char *p = ev->recipients;
     int64_t user_id;
@@ -46,7 +44,11 @@ static bool echo_first(const rt *r, const outbox_event *ev)
 /* Deliver one event to the live sockets it is addressed to. */
 static void deliver(rt *r, const outbox_event *ev)
 {
-    bool hold = echo_first(r, ev);
+    /* The socket that caused it, when it is one of ours: it sees its
+     * request_id; every other 0. */
+    uint64_t origin_id = 0;
+    bool has_origin = ev->request_id && rt_origin_socket(r, ev->origin, &origin_id);
+    bool hold = has_origin && r->cfg->rt_echo_first && echo_first(r, ev);
     bool closes = outbox_event_ends_session(ev);
     /* Ephemeral events are never replayed: a replaying socket gets them
      * live; presence events only reach the sockets that asked for them. */
@@ -59,8 +61,7 @@ static void deliver(rt *r, const outbox_event *ev)
             if ((c->replaying && !ephemeral) || (ev->session_id && c->session_id != ev->session_id))
                 continue;
             if (presence && !c->presence) continue;
-            /* The socket that caused it sees its request_id; every other 0. */
-            bool origin = ev->request_id && rt_origin_is(r, c, ev->origin);
+            bool origin = has_origin && c->id == origin_id;
             packet **pkt = origin ? &own : &plain;
             if (!*pkt)
                 *pkt = packet_make(&(packet_fields){.action = ev->action,
