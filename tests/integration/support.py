@@ -748,6 +748,32 @@ def recall(client, message_id, delete=None, sock=None):
     return rid, seen, msg
 
 
+def act(sock, action, data, expect):
+    """Run a successful socket action whose answer on this socket is
+    `expect` (with its request_id); return that answer."""
+    rid = sock.request(action, data)
+    seen, msg = wait_for(sock, lambda m: m.get("action") == expect and m.get("request_id") == rid,
+                         rid)
+    assert msg["action"] == expect, msg
+    check_note(msg, expect, request_id=rid)
+    return msg
+
+
+def edit_message(sock, message_id, content):
+    """[ext] edit_message on sock; its message_edited answer."""
+    return act(sock, "edit_message", {"message_id": message_id, "content": content},
+               "message_edited")
+
+
+def edit_as(client, message_id, content):
+    """The same through a short-lived socket of client."""
+    sock = client.socket()
+    try:
+        return edit_message(sock, message_id, content)
+    finally:
+        sock.close()
+
+
 def action_error(sock, action, data):
     """Send an action that must fail; return the error packet (code 400,
     the request's request_id). Anything else that arrives first is

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import outbox_max
 from support import (
-    action_error, befriend_all, check_note, leave, make_group, message_in, messages, recall,
-    say, uid, wait_for, Watch,
+    act, action_error, befriend_all, check_note, edit_message as edit, leave, make_group,
+    message_in, messages, recall, say, uid, Watch,
 )
 
 THUMBS = "\U0001F44D"
@@ -33,23 +33,9 @@ def trio(alice, bob, carol):
     return make_group(alice, [bob, carol])["chat_id"]
 
 
-def do(sock, action, data, expect):
-    """Run a successful action that emits `expect` to the caller; return it."""
-    rid = sock.request(action, data)
-    seen, msg = wait_for(sock, lambda m: m.get("action") == expect and m.get("request_id") == rid,
-                         rid)
-    assert msg["action"] == expect, msg
-    check_note(msg, expect, request_id=rid)
-    return msg
-
-
-def edit(sock, mid, content):
-    return do(sock, "edit_message", {"message_id": mid, "content": content}, "message_edited")
-
-
 def react(sock, mid, emoji, add=True):
-    return do(sock, "react" if add else "unreact", {"message_id": mid, "emoji": emoji},
-              "reaction_added" if add else "reaction_removed")
+    return act(sock, "react" if add else "unreact", {"message_id": mid, "emoji": emoji},
+               "reaction_added" if add else "reaction_removed")
 
 
 def state(stack, mid):
@@ -345,7 +331,7 @@ def test_permission_matrix(stack, alice, bob, carol, dave, erin, action, actor):
     if actor in ALLOWED[action]:
         expect = {"edit_message": "message_edited", "react": "reaction_added",
                   "unreact": "reaction_removed"}[action]
-        do(sock, action, data, expect)
+        act(sock, action, data, expect)
         assert state(stack, mid) != before
     else:
         action_error(sock, action, data)

@@ -26,8 +26,8 @@ import pytest
 from conftest import Stack, fail
 from support import (
     DELETED_ID, SYSTEM_ID, UNKNOWN, Watch, basic_of, befriend, befriend_all, check_message_basic,
-    check_note, leave, make_group, messages, name, recall, remove_member, say, send_message,
-    table_counts, uid, wait_for,
+    edit_as as edit, leave, make_group, messages, name, recall, remove_member, say, send_message,
+    table_counts, uid,
 )
 
 ELLIPSIS = "\u2026"
@@ -148,24 +148,6 @@ def bad(client, p, status=400):
     """A refused search: the status, a JSON error envelope (fail checks the
     Content-Type and the envelope)."""
     return fail(client.get(p), status)
-
-
-def do(sock, action, data, expect):
-    """A successful socket action whose answer is `expect` on this socket."""
-    rid = sock.request(action, data)
-    seen, msg = wait_for(sock, lambda m: m.get("action") == expect and m.get("request_id") == rid,
-                         rid)
-    assert msg["action"] == expect, msg
-    check_note(msg, expect, request_id=rid)
-    return msg
-
-
-def edit(client, mid, content):
-    s = client.socket()
-    try:
-        return do(s, "edit_message", {"message_id": mid, "content": content}, "message_edited")
-    finally:
-        s.close()
 
 
 def history(client, chat_id):

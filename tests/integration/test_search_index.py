@@ -8,23 +8,13 @@ import urllib.parse
 
 import pytest
 
-from support import befriend_all, make_group, private_chat_id, recall, say, uid, wait_for
+from support import befriend_all, edit_as, make_group, private_chat_id, recall, say, uid
 
 
 def hits(client, q, **params):
     r = client.get("/search?" + urllib.parse.urlencode(dict(q=q, **params)))
     assert r.status_code == 200, (r.status_code, r.text)
     return [h["message"]["message_id"] for h in r.json()["data"]["hits"]]
-
-
-def edit(client, message_id, content):
-    sock = client.socket()
-    try:
-        rid = sock.request("edit_message", {"message_id": message_id, "content": content})
-        _, msg = wait_for(sock, lambda m: m.get("request_id") == rid, rid)
-        assert msg.get("action") == "message_edited", msg
-    finally:
-        sock.close()
 
 
 def check(stack):
@@ -50,7 +40,7 @@ def lifecycle(stack, alice, bob, carol):
     private = private_chat_id(stack, alice, bob)
     kept = say(alice, group, "quokka kept")["message_id"]
     edited = say(bob, group, "quokka before")["message_id"]
-    edit(bob, edited, "wombat after")
+    edit_as(bob, edited, "wombat after")
     recalled = say(carol, group, "quokka recalled")["message_id"]
     recall(carol, recalled)
     hidden = say(carol, group, "quokka hidden")["message_id"]
