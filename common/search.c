@@ -45,8 +45,9 @@ static unsigned next_code_point(const unsigned char **p)
 static bool word_char(unsigned c)
 {
     if (c < 0x80) return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
-    if (c <= 0xbf) return c == 0xaa || c == 0xb2 || c == 0xb3 || c == 0xb5 || c == 0xb9 ||
-                          c == 0xba || (c >= 0xbc && c <= 0xbe);
+    if (c <= 0xbf)
+        return c == 0xaa || c == 0xb2 || c == 0xb3 || c == 0xb5 || c == 0xb9 || c == 0xba ||
+               (c >= 0xbc && c <= 0xbe);
     if (c == 0xd7 || c == 0xf7) return false;
     if (c >= 0x2000 && c <= 0x2bff)
         return (c >= 0x2070 && c <= 0x209f) || (c >= 0x2150 && c <= 0x218f) ||
@@ -85,8 +86,7 @@ static long last_run(const char *s, size_t len)
 }
 
 /* Split q into its words (docs/API.md "What matches"). */
-static int parse_terms(const nova_config *cfg, const char *q, term *terms, size_t *n,
-                       nova_err *err)
+static int parse_terms(const nova_config *cfg, const char *q, term *terms, size_t *n, nova_err *err)
 {
     if (!q || !*q) return nova_fail(err, ERR_INVALID, "the query parameter q is required");
     if (strlen(q) > (size_t)cfg->search_max_query)
@@ -215,14 +215,14 @@ static const char SQL_MEMBER_CHATS[] =
  * or the words' GIN index, as the planner finds cheaper: a word in every
  * message stops after a page per chat), then merged. */
 #define SQLITE_HITS                                                                                \
-    "SELECT rowid FROM message_search WHERE message_search MATCH ?1 AND rowid < ?2 "              \
-    "AND NOT EXISTS (SELECT 1 FROM message_deletions d WHERE d.user_id = ?3 "                     \
-    "AND d.message_id = message_search.rowid) "                                                   \
-    "AND (?4 = 0 OR (SELECT m.chat_id FROM messages m WHERE m.id = message_search.rowid) IN "     \
+    "SELECT rowid FROM message_search WHERE message_search MATCH ?1 AND rowid < ?2 "               \
+    "AND NOT EXISTS (SELECT 1 FROM message_deletions d WHERE d.user_id = ?3 "                      \
+    "AND d.message_id = message_search.rowid) "                                                    \
+    "AND (?4 = 0 OR (SELECT m.chat_id FROM messages m WHERE m.id = message_search.rowid) IN "      \
     "(SELECT c.chat_id FROM chat_members c WHERE c.user_id = ?3)) "
 #define PG_MATCH                                                                                   \
     "m.recalled = 0 AND m.search_words @@ to_tsquery('nova_search', ?1) AND m.id < ?2 "            \
-    "AND NOT EXISTS (SELECT 1 FROM message_deletions d WHERE d.user_id = ?3 "                     \
+    "AND NOT EXISTS (SELECT 1 FROM message_deletions d WHERE d.user_id = ?3 "                      \
     "AND d.message_id = m.id) "
 #define PG_CHATS "c.user_id = ?3 AND (?4::bigint = 0 OR c.chat_id = ?4::bigint)"
 static const char SQL_HITS_RELEVANT[] =
@@ -256,8 +256,9 @@ static const char SQL_MARKED_PG[] =
 /* Marker pairs, tried in order: the first that the text does not hold
  * (PostgreSQL's marked text holds no control character at all). */
 static const char *const MARKERS[][2] = {
+    /* C0 controls, then U+FDD0 and U+FDD1 (noncharacters) */
     {"\x01", "\x02"},
-    {"\xef\xb7\x90", "\xef\xb7\x91"}, /* U+FDD0, U+FDD1: noncharacters */
+    {"\xef\xb7\x90", "\xef\xb7\x91"},
 };
 #define N_MARKERS (sizeof MARKERS / sizeof MARKERS[0])
 
@@ -284,8 +285,8 @@ static bool spans_push(spans *sp, size_t start, size_t end)
 /* The matched spans of text from its marked form. by_code_point: the
  * marked text is another text of as many code points (PostgreSQL's), so
  * positions carry over by code point; else it is text itself, marked. */
-static bool match_spans(const char *marked, const char *text, const char *open,
-                        const char *close, bool by_code_point, spans *out)
+static bool match_spans(const char *marked, const char *text, const char *open, const char *close,
+                        bool by_code_point, spans *out)
 {
     size_t lo = strlen(open), lc = strlen(close), plain = 0, start = 0;
     const unsigned char *tp = (const unsigned char *)text; /* by_code_point: the same place */
@@ -432,14 +433,15 @@ static int snippet_of(nova_db *db, int64_t id, const char *expr, json_object **o
     return nova_fail(err, ERR_INTERNAL, "internal error");
 }
 
-/* The viewer's chats in *chats, or none (NULL) when there are more than
- * the index is asked to filter: then each hit's chat is checked. */
-static int chat_tokens(nova_db *db, int64_t viewer, int64_t chat_id, idlist *chats, bool *all,
+/* The viewer's chats (or the one asked for) in *chats; *in_index false
+ * when there are more than the index is asked to filter: then each hit's
+ * chat is checked row by row. */
+static int chat_tokens(nova_db *db, int64_t viewer, int64_t chat_id, idlist *chats, bool *in_index,
                        nova_err *err)
 {
-    *all = true;
-    if (chat_id) return idlist_push(chats, chat_id) ? nova_fail(err, ERR_INTERNAL, "out of memory")
-                                                    : 0;
+    *in_index = true;
+    if (chat_id)
+        return idlist_push(chats, chat_id) ? nova_fail(err, ERR_INTERNAL, "out of memory") : 0;
     db_stmt *st = db_prepare(db, SQL_MEMBER_CHATS);
     if (!st) return nova_fail(err, ERR_INTERNAL, "internal error");
     db_bind_i64(st, 1, viewer);
@@ -450,7 +452,7 @@ static int chat_tokens(nova_db *db, int64_t viewer, int64_t chat_id, idlist *cha
     db_done(st);
     if (rc == DB_ROW) return nova_fail(err, ERR_INTERNAL, "out of memory");
     if (rc != DB_DONE) return db_fail(db, err);
-    if (chats->n > (size_t)db->cfg->search_chat_tokens) *all = false;
+    if (chats->n > (size_t)db->cfg->search_chat_tokens) *in_index = false;
     return 0;
 }
 
@@ -465,9 +467,7 @@ int search_messages(nova_db *db, int64_t viewer, const search_query *q, json_obj
     bool newest = q->sort && !strcmp(q->sort, "newest");
     if (q->sort && !newest && strcmp(q->sort, "relevance"))
         return nova_fail(err, ERR_INVALID, "sort must be relevance or newest");
-    int64_t limit = q->limit           ? q->limit
-                    : cfg->search_max_limit < 20 ? cfg->search_max_limit
-                                                 : 20;
+    int64_t limit = q->limit ? q->limit : cfg->search_max_limit < 20 ? cfg->search_max_limit : 20;
     if (limit < 1 || limit > cfg->search_max_limit)
         return nova_fail(err, ERR_INVALID, "limit must be 1 to %ld", cfg->search_max_limit);
     int64_t from = 0; /* newest: below this id (0: none); relevance: the offset */
